@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what the project needs at run time that cargo does not fetch: ONNX Runtime's
+# shared library, taken from the onnxruntime wheel on PyPI, into the git-ignored .ort/lib.
+# Idempotent: does nothing when the library is already there.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+version=1.32.0
+lib="$root/.ort/lib/libonnxruntime.so"
+if [ -f "$lib.$version" ] && [ -L "$lib" ]; then
+  exit 0
+fi
+python=$(command -v python3 || command -v python || true)
+[ -n "$python" ] || { echo "setup: python3 with pip is needed to fetch the onnxruntime wheel" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+echo "setup: fetching onnxruntime==$version from PyPI" >&2
+"$python" -m pip download --quiet --no-deps --only-binary=:all: \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+  --python-version 3.11 --implementation cp -d "$tmp" "onnxruntime==$version"
+wheel=$(ls "$tmp"/onnxruntime-*.whl)
+mkdir -p "$root/.ort/lib"
+"$python" - "$wheel" "$root/.ort/lib" "$version" <<'PY'
+import sys, zipfile, os
+wheel, dest, version = sys.argv[1:]
+name = f"onnxruntime/capi/libonnxruntime.so.{version}"
+with zipfile.ZipFile(wheel) as z:
+    data = z.read(name)
+tmp = os.path.join(dest, f".libonnxruntime.so.{version}.partial")
+with open(tmp, "wb") as f:
+    f.write(data)
+os.replace(tmp, os.path.join(dest, f"libonnxruntime.so.{version}"))
+PY
+ln -sfn "libonnxruntime.so.$version" "$lib"
+echo "setup: installed $lib -> libonnxruntime.so.$version" >&2

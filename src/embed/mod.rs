@@ -1,0 +1,10 @@
+//! Embedding images with the artefact: the ONNX Runtime set-up, the artefact's metadata
+//! contract and the session that runs it.
+
+pub mod metadata;
+pub mod runtime;
+pub mod session;
+
+pub use metadata::ArtefactMetadata;
+pub use runtime::{Device, ExecutionProviderKind, RuntimeOptions};
+pub use session::{EmbedError, EmbeddingSession};

@@ -1,0 +1,127 @@
+//! `EmbeddingSession`: one artefact (`model.onnx`) loaded into ONNX Runtime, mapping a batch
+//! of preprocessed uint8 RGB crops to L2-normalised embeddings.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array2, ArrayView4};
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use super::metadata::{ArtefactMetadata, MetadataError};
+use super::runtime::{open_session, ExecutionProviderKind, RuntimeError, RuntimeOptions};
+
+pub const INPUT_NAME: &str = "image";
+pub const OUTPUT_NAME: &str = "embedding";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("{path}: {source}")]
+    Metadata {
+        path: PathBuf,
+        #[source]
+        source: MetadataError,
+    },
+    #[error("{path}: not a handmatch artefact: {reason}")]
+    Artefact { path: PathBuf, reason: String },
+    #[error("input batch has shape {found:?}, expected [N, {size}, {size}, 3]")]
+    InputShape { found: Vec<usize>, size: u32 },
+    #[error("inference failed: {0}")]
+    Inference(#[from] ort::Error),
+}
+
+pub struct EmbeddingSession {
+    session: Session,
+    metadata: ArtefactMetadata,
+    provider: ExecutionProviderKind,
+    path: PathBuf,
+}
+
+impl EmbeddingSession {
+    pub fn open(path: &Path, opts: &RuntimeOptions) -> Result<Self, EmbedError> {
+        if !path.is_file() {
+            return Err(EmbedError::Artefact {
+                path: path.into(),
+                reason: "file not found".into(),
+            });
+        }
+        let (session, provider) = open_session(path, opts)?;
+        let metadata = read_metadata(&session).map_err(|source| EmbedError::Metadata {
+            path: path.into(),
+            source,
+        })?;
+        let has = |list: &[ort::value::Outlet], name: &str| list.iter().any(|o| o.name() == name);
+        if !has(session.inputs(), INPUT_NAME) || !has(session.outputs(), OUTPUT_NAME) {
+            return Err(EmbedError::Artefact {
+                path: path.into(),
+                reason: format!("expected input `{INPUT_NAME}` and output `{OUTPUT_NAME}`"),
+            });
+        }
+        tracing::info!(
+            model_id = %metadata.model_id,
+            backbone = %metadata.backbone,
+            provider = %provider,
+            "loaded {}",
+            path.display()
+        );
+        Ok(Self {
+            session,
+            metadata,
+            provider,
+            path: path.into(),
+        })
+    }
+
+    pub fn metadata(&self) -> &ArtefactMetadata {
+        &self.metadata
+    }
+
+    pub fn provider(&self) -> ExecutionProviderKind {
+        self.provider
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Embeds a batch `[N, S, S, 3]` of RGB crops; returns `[N, E]`.
+    pub fn embed(&mut self, images: ArrayView4<'_, u8>) -> Result<Array2<f32>, EmbedError> {
+        let s = self.metadata.input_size as usize;
+        let shape = images.shape();
+        if shape[1] != s || shape[2] != s || shape[3] != 3 || shape[0] == 0 {
+            return Err(EmbedError::InputShape {
+                found: shape.to_vec(),
+                size: self.metadata.input_size,
+            });
+        }
+        let images = images.as_standard_layout();
+        let outputs = self
+            .session
+            .run(ort::inputs![INPUT_NAME => TensorRef::from_array_view(images.view())?])?;
+        let out = outputs[OUTPUT_NAME].try_extract_array::<f32>()?;
+        let n = shape[0];
+        let e = self.metadata.embedding_dim;
+        Ok(out
+            .to_shape((n, e))
+            .map_err(|_| EmbedError::Artefact {
+                path: self.path.clone(),
+                reason: format!("output has shape {:?}, expected [{n}, {e}]", out.shape()),
+            })?
+            .to_owned())
+    }
+}
+
+fn read_metadata(session: &Session) -> Result<ArtefactMetadata, MetadataError> {
+    let meta = session
+        .metadata()
+        .map_err(|_| MetadataError::Missing { key: "metadata_props" })?;
+    let props: HashMap<String, String> = meta
+        .custom_keys()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|k| meta.custom(&k).map(|v| (k, v)))
+        .collect();
+    ArtefactMetadata::from_props(&props)
+}

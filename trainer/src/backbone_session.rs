@@ -1,0 +1,37 @@
+//! Running an exported backbone (`pixel_values` → `features`) through ONNX Runtime: used
+//! for feature extraction and for proving the exporter against the reference outputs.
+
+use std::path::Path;
+
+use handmatch::embed::runtime::{open_session, RuntimeError, RuntimeOptions};
+use ndarray::{Array2, ArrayView4};
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use crate::artefact::{FEATURES_NAME, PIXELS_NAME};
+
+pub struct BackboneSession {
+    session: Session,
+}
+
+impl BackboneSession {
+    pub fn open(path: &Path, opts: &RuntimeOptions) -> Result<Self, RuntimeError> {
+        let (session, _) = open_session(path, opts)?;
+        Ok(Self { session })
+    }
+
+    /// `[N, 3, S, S]` normalised pixels → `[N, D]` features.
+    pub fn run(&mut self, pixels: ArrayView4<'_, f32>) -> Result<Array2<f32>, ort::Error> {
+        let pixels = pixels.as_standard_layout();
+        let out = self
+            .session
+            .run(ort::inputs![PIXELS_NAME => TensorRef::from_array_view(pixels.view())?])?;
+        let features = out[FEATURES_NAME].try_extract_array::<f32>()?;
+        let n = features.shape()[0];
+        let d = features.len() / n.max(1);
+        Ok(features
+            .to_shape((n, d))
+            .expect("features are [N, D]")
+            .to_owned())
+    }
+}

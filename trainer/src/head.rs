@@ -1,0 +1,240 @@
+//! The projection head: Linear → BatchNorm → ReLU → (Dropout) → Linear → L2-normalise.
+//! Stored as safetensors with the names below; in the graph the BatchNorm (eval mode) is
+//! folded into the first Linear and Dropout is the identity.
+
+use std::path::Path;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal, Uniform};
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+
+use crate::atomic_file::AtomicFile;
+use crate::error::{ExportError, Result};
+use crate::onnx::graph::Attr;
+use crate::onnx::GraphBuilder;
+use crate::tensor::{BatchNorm, Tensor};
+
+/// The reference study's hidden width.
+pub const DEFAULT_HIDDEN: usize = 512;
+/// PyTorch's and candle's BatchNorm1d default.
+pub const BN_EPS: f32 = 1e-5;
+
+pub mod names {
+    pub const FC1_WEIGHT: &str = "fc1.weight";
+    pub const FC1_BIAS: &str = "fc1.bias";
+    pub const BN_WEIGHT: &str = "bn.weight";
+    pub const BN_BIAS: &str = "bn.bias";
+    pub const BN_MEAN: &str = "bn.running_mean";
+    pub const BN_VAR: &str = "bn.running_var";
+    pub const FC2_WEIGHT: &str = "fc2.weight";
+    pub const FC2_BIAS: &str = "fc2.bias";
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectionHead {
+    pub fc1_weight: Tensor,
+    pub fc1_bias: Tensor,
+    pub bn_weight: Tensor,
+    pub bn_bias: Tensor,
+    pub bn_mean: Tensor,
+    pub bn_var: Tensor,
+    pub fc2_weight: Tensor,
+    pub fc2_bias: Tensor,
+}
+
+impl ProjectionHead {
+    pub fn input_dim(&self) -> usize {
+        self.fc1_weight.shape[1]
+    }
+
+    pub fn hidden_dim(&self) -> usize {
+        self.fc1_weight.shape[0]
+    }
+
+    pub fn embedding_dim(&self) -> usize {
+        self.fc2_weight.shape[0]
+    }
+
+    /// A freshly initialised head (PyTorch's Linear init, random BatchNorm statistics so
+    /// the folding is exercised), for tests, benchmarks and the demo before training.
+    pub fn random(input_dim: usize, hidden: usize, embedding_dim: usize, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut linear = |out: usize, inp: usize| {
+            let bound = 1.0 / (inp as f32).sqrt();
+            let u = Uniform::new_inclusive(-bound, bound).unwrap();
+            let w = (0..out * inp).map(|_| u.sample(&mut rng)).collect();
+            let b = (0..out).map(|_| u.sample(&mut rng)).collect();
+            (Tensor::new(vec![out, inp], w), Tensor::new(vec![out], b))
+        };
+        let (fc1_weight, fc1_bias) = linear(hidden, input_dim);
+        let (fc2_weight, fc2_bias) = linear(embedding_dim, hidden);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+        let n = Normal::new(0.0f32, 0.1).unwrap();
+        let mut vec = |offset: f32| Tensor::new(vec![hidden], (0..hidden).map(|_| offset + n.sample(&mut rng)).collect());
+        let bn_weight = vec(1.0);
+        let bn_bias = vec(0.0);
+        let bn_mean = vec(0.0);
+        let bn_var = Tensor::new(vec![hidden], vec(1.0).data.iter().map(|v| v.abs().max(0.1)).collect());
+        Self {
+            fc1_weight,
+            fc1_bias,
+            bn_weight,
+            bn_bias,
+            bn_mean,
+            bn_var,
+            fc2_weight,
+            fc2_bias,
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(ExportError::io(path))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| ExportError::Safetensors {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        let get = |name: &str, shape: Option<&[usize]>| -> Result<Tensor> {
+            let view = st.tensor(name).map_err(|_| ExportError::MissingTensor {
+                dir: path.into(),
+                name: name.into(),
+            })?;
+            if view.dtype() != Dtype::F32 {
+                return Err(ExportError::TensorDtype {
+                    dir: path.into(),
+                    name: name.into(),
+                    dtype: format!("{:?}", view.dtype()),
+                });
+            }
+            if let Some(shape) = shape.filter(|s| *s != view.shape()) {
+                return Err(ExportError::TensorShape {
+                    dir: path.into(),
+                    name: name.into(),
+                    expected: shape.to_vec(),
+                    found: view.shape().to_vec(),
+                });
+            }
+            let data = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            Ok(Tensor::new(view.shape().to_vec(), data))
+        };
+        let fc1_weight = get(names::FC1_WEIGHT, None)?;
+        if fc1_weight.shape.len() != 2 {
+            return Err(ExportError::TensorShape {
+                dir: path.into(),
+                name: names::FC1_WEIGHT.into(),
+                expected: vec![DEFAULT_HIDDEN, 0],
+                found: fc1_weight.shape.clone(),
+            });
+        }
+        let hidden = fc1_weight.shape[0];
+        let fc2_weight = get(names::FC2_WEIGHT, None)?;
+        if fc2_weight.shape.len() != 2 || fc2_weight.shape[1] != hidden {
+            return Err(ExportError::TensorShape {
+                dir: path.into(),
+                name: names::FC2_WEIGHT.into(),
+                expected: vec![fc2_weight.shape[0], hidden],
+                found: fc2_weight.shape.clone(),
+            });
+        }
+        let e = fc2_weight.shape[0];
+        Ok(Self {
+            fc1_bias: get(names::FC1_BIAS, Some(&[hidden]))?,
+            bn_weight: get(names::BN_WEIGHT, Some(&[hidden]))?,
+            bn_bias: get(names::BN_BIAS, Some(&[hidden]))?,
+            bn_mean: get(names::BN_MEAN, Some(&[hidden]))?,
+            bn_var: get(names::BN_VAR, Some(&[hidden]))?,
+            fc2_bias: get(names::FC2_BIAS, Some(&[e]))?,
+            fc1_weight,
+            fc2_weight,
+        })
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let tensors = [
+            (names::FC1_WEIGHT, &self.fc1_weight),
+            (names::FC1_BIAS, &self.fc1_bias),
+            (names::BN_WEIGHT, &self.bn_weight),
+            (names::BN_BIAS, &self.bn_bias),
+            (names::BN_MEAN, &self.bn_mean),
+            (names::BN_VAR, &self.bn_var),
+            (names::FC2_WEIGHT, &self.fc2_weight),
+            (names::FC2_BIAS, &self.fc2_bias),
+        ];
+        write_safetensors(path, &tensors)
+    }
+
+    fn batch_norm(&self) -> BatchNorm<'_> {
+        BatchNorm {
+            weight: &self.bn_weight,
+            bias: &self.bn_bias,
+            running_mean: &self.bn_mean,
+            running_var: &self.bn_var,
+            eps: BN_EPS,
+        }
+    }
+
+    /// Adds the head to `g` after `features [N, D]`; returns the L2-normalised `[N, E]`.
+    pub fn build(&self, g: &mut GraphBuilder, features: &str) -> String {
+        let (w1, b1) = self.batch_norm().fold_into(&self.fc1_weight, Some(&self.fc1_bias));
+        let h = g.linear(features, "head.fc1_bn", &w1, Some(&b1));
+        let h = g.op("Relu", &[&h], vec![]);
+        let e = g.linear(&h, "head.fc2", &self.fc2_weight, Some(&self.fc2_bias));
+        l2_normalize(g, &e)
+    }
+
+    /// The same function on the CPU, for tests: `features` is `[N, D]` row-major.
+    pub fn forward(&self, features: &[f32]) -> Vec<f32> {
+        let (w1, b1) = self.batch_norm().fold_into(&self.fc1_weight, Some(&self.fc1_bias));
+        let d = self.input_dim();
+        let mut out = Vec::new();
+        for x in features.chunks(d) {
+            let h: Vec<f32> = (0..self.hidden_dim())
+                .map(|o| (dot(&w1.data[o * d..(o + 1) * d], x) + b1.data[o]).max(0.0))
+                .collect();
+            let hd = h.len();
+            let e: Vec<f32> = (0..self.embedding_dim())
+                .map(|o| dot(&self.fc2_weight.data[o * hd..(o + 1) * hd], &h) + self.fc2_bias.data[o])
+                .collect();
+            let norm = dot(&e, &e).sqrt().max(1e-12);
+            out.extend(e.iter().map(|v| v / norm));
+        }
+        out
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `x / max(‖x‖₂, 1e-12)` along the last axis, as `torch.nn.functional.normalize`.
+pub fn l2_normalize(g: &mut GraphBuilder, x: &str) -> String {
+    let norm = g.op(
+        "ReduceL2",
+        &[x],
+        vec![("axes", Attr::Ints(vec![-1])), ("keepdims", Attr::Int(1))],
+    );
+    let eps = g.const_f32("eps", &[], vec![1e-12]);
+    let safe = g.op("Max", &[&norm, &eps], vec![]);
+    g.op("Div", &[x, &safe], vec![])
+}
+
+/// Writes named f32 tensors as a safetensors file, atomically.
+pub fn write_safetensors(path: &Path, tensors: &[(&str, &Tensor)]) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, t)| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, t), b)| (name.to_string(), TensorView::new(Dtype::F32, t.shape.clone(), b).unwrap()));
+    let out = safetensors::serialize(views, None).map_err(|e| ExportError::Safetensors {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    AtomicFile::write(path, &out).map_err(ExportError::io(path))
+}

@@ -1,0 +1,203 @@
+//! A minimal builder for ONNX graphs made of standard operators.
+//!
+//! Every helper returns the name of the value it produced, so that architectures read like
+//! the forward pass they reproduce.
+
+use super::proto::{
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
+    AttributeProto, GraphProto, NodeProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto,
+};
+use crate::tensor::Tensor;
+
+/// One dimension of a graph input or output.
+#[derive(Debug, Clone)]
+pub enum Dim {
+    Fixed(usize),
+    Named(&'static str),
+}
+
+/// The attribute values the operators here need.
+pub enum Attr {
+    Int(i64),
+    Ints(Vec<i64>),
+    Float(f32),
+}
+
+#[derive(Default)]
+pub struct GraphBuilder {
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+    inputs: Vec<ValueInfoProto>,
+    outputs: Vec<ValueInfoProto>,
+    next_id: usize,
+}
+
+impl GraphBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn fresh(&mut self, hint: &str) -> String {
+        self.next_id += 1;
+        format!("{hint}_{}", self.next_id)
+    }
+
+    pub fn input(&mut self, name: &str, elem: DataType, dims: &[Dim]) -> String {
+        self.inputs.push(value_info(name, elem, dims));
+        name.to_string()
+    }
+
+    /// Declares `value` as a graph output under `name` (an Identity renames it).
+    pub fn output(&mut self, value: &str, name: &str, elem: DataType, dims: &[Dim]) {
+        self.push_node("Identity", &[value], vec![name.to_string()], vec![]);
+        self.outputs.push(value_info(name, elem, dims));
+    }
+
+    /// Adds a float initializer named after the checkpoint tensor it came from.
+    pub fn weight(&mut self, name: &str, tensor: &Tensor) -> String {
+        let name = if self.initializers.iter().any(|t| t.name.as_deref() == Some(name)) {
+            self.fresh(name)
+        } else {
+            name.to_string()
+        };
+        let raw: Vec<u8> = tensor.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializers.push(TensorProto {
+            name: Some(name.clone()),
+            dims: tensor.shape.iter().map(|&d| d as i64).collect(),
+            data_type: Some(DataType::Float as i32),
+            raw_data: Some(raw),
+            ..Default::default()
+        });
+        name
+    }
+
+    pub fn const_i64(&mut self, hint: &str, values: &[i64]) -> String {
+        let name = self.fresh(hint);
+        self.initializers.push(TensorProto {
+            name: Some(name.clone()),
+            dims: vec![values.len() as i64],
+            data_type: Some(DataType::Int64 as i32),
+            raw_data: Some(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ..Default::default()
+        });
+        name
+    }
+
+    pub fn const_f32(&mut self, hint: &str, shape: &[usize], values: Vec<f32>) -> String {
+        let name = self.fresh(hint);
+        self.weight(&name, &Tensor::new(shape.to_vec(), values))
+    }
+
+    fn push_node(&mut self, op: &str, inputs: &[&str], outputs: Vec<String>, attrs: Vec<(&str, Attr)>) {
+        self.nodes.push(NodeProto {
+            op_type: Some(op.to_string()),
+            name: Some(format!("{op}_{}", self.nodes.len())),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs,
+            attribute: attrs.into_iter().map(|(n, a)| attribute(n, a)).collect(),
+            ..Default::default()
+        });
+    }
+
+    /// A node with one output.
+    pub fn op(&mut self, op: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
+        let out = self.fresh(&op.to_lowercase());
+        self.push_node(op, inputs, vec![out.clone()], attrs);
+        out
+    }
+
+    /// A node with `n` outputs.
+    pub fn op_n(&mut self, op: &str, inputs: &[&str], n: usize, attrs: Vec<(&str, Attr)>) -> Vec<String> {
+        let outs: Vec<String> = (0..n).map(|_| self.fresh(&op.to_lowercase())).collect();
+        self.push_node(op, inputs, outs.clone(), attrs);
+        outs
+    }
+
+    pub fn add(&mut self, a: &str, b: &str) -> String {
+        self.op("Add", &[a, b], vec![])
+    }
+
+    pub fn mul(&mut self, a: &str, b: &str) -> String {
+        self.op("Mul", &[a, b], vec![])
+    }
+
+    pub fn reshape(&mut self, x: &str, shape: &[i64]) -> String {
+        let s = self.const_i64("shape", shape);
+        self.op("Reshape", &[x, &s], vec![])
+    }
+
+    pub fn transpose(&mut self, x: &str, perm: &[i64]) -> String {
+        self.op("Transpose", &[x], vec![("perm", Attr::Ints(perm.to_vec()))])
+    }
+
+    /// `x · Wᵀ + b` for a PyTorch Linear weight `[out, in]`; the transpose is done here, once.
+    pub fn linear(&mut self, x: &str, name: &str, weight: &Tensor, bias: Option<&Tensor>) -> String {
+        let w = self.weight(&format!("{name}.weight_t"), &weight.transposed_2d());
+        let y = self.op("MatMul", &[x, &w], vec![]);
+        match bias {
+            Some(b) => {
+                let b = self.weight(&format!("{name}.bias"), b);
+                self.add(&y, &b)
+            }
+            None => y,
+        }
+    }
+
+    pub fn finish(self, name: &str) -> GraphProto {
+        GraphProto {
+            name: Some(name.to_string()),
+            node: self.nodes,
+            initializer: self.initializers,
+            input: self.inputs,
+            output: self.outputs,
+            ..Default::default()
+        }
+    }
+}
+
+fn attribute(name: &str, attr: Attr) -> AttributeProto {
+    let mut a = AttributeProto {
+        name: Some(name.to_string()),
+        ..Default::default()
+    };
+    match attr {
+        Attr::Int(v) => {
+            a.r#type = Some(AttributeType::Int as i32);
+            a.i = Some(v);
+        }
+        Attr::Ints(v) => {
+            a.r#type = Some(AttributeType::Ints as i32);
+            a.ints = v;
+        }
+        Attr::Float(v) => {
+            a.r#type = Some(AttributeType::Float as i32);
+            a.f = Some(v);
+        }
+    }
+    a
+}
+
+fn value_info(name: &str, elem: DataType, dims: &[Dim]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| tensor_shape_proto::Dimension {
+            value: Some(match d {
+                Dim::Fixed(n) => tensor_shape_proto::dimension::Value::DimValue(*n as i64),
+                Dim::Named(s) => tensor_shape_proto::dimension::Value::DimParam(s.to_string()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: Some(name.to_string()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(elem as i32),
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
