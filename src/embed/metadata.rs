@@ -67,7 +67,10 @@ impl ArtefactMetadata {
             (keys::MODEL_ID.into(), self.model_id.clone()),
             (keys::BACKBONE.into(), self.backbone.clone()),
             (keys::INPUT_SIZE.into(), self.input_size.to_string()),
-            (keys::RESIZE_SHORT_SIDE.into(), self.resize_short_side.to_string()),
+            (
+                keys::RESIZE_SHORT_SIDE.into(),
+                self.resize_short_side.to_string(),
+            ),
             (keys::MEAN.into(), list(&self.mean)),
             (keys::STD.into(), list(&self.std)),
             (keys::EMBEDDING_DIM.into(), self.embedding_dim.to_string()),
@@ -78,7 +81,12 @@ impl ArtefactMetadata {
     }
 
     pub fn from_props(props: &HashMap<String, String>) -> Result<Self, MetadataError> {
-        let get = |key: &'static str| props.get(key).cloned().ok_or(MetadataError::Missing { key });
+        let get = |key: &'static str| {
+            props
+                .get(key)
+                .cloned()
+                .ok_or(MetadataError::Missing { key })
+        };
         let invalid = |key: &'static str, value: &str, reason: String| MetadataError::Invalid {
             key,
             value: value.to_string(),
@@ -86,7 +94,11 @@ impl ArtefactMetadata {
         };
         let format = get(keys::FORMAT)?;
         if format != FORMAT_VERSION {
-            return Err(invalid(keys::FORMAT, &format, format!("this build reads format {FORMAT_VERSION}")));
+            return Err(invalid(
+                keys::FORMAT,
+                &format,
+                format!("this build reads format {FORMAT_VERSION}"),
+            ));
         }
         let number = |key: &'static str| -> Result<u64, MetadataError> {
             let v = get(key)?;
@@ -102,11 +114,16 @@ impl ArtefactMetadata {
                 .map(|p| p.trim().parse::<f32>())
                 .collect::<Result<_, _>>()
                 .map_err(|e| invalid(key, &v, e.to_string()))?;
-            <[f32; 3]>::try_from(parts).map_err(|_| invalid(key, &v, "expected three numbers".into()))
+            <[f32; 3]>::try_from(parts)
+                .map_err(|_| invalid(key, &v, "expected three numbers".into()))
         };
         let std = triple(keys::STD)?;
         if std.iter().any(|s| *s <= 0.0) {
-            return Err(invalid(keys::STD, &get(keys::STD)?, "must be positive".into()));
+            return Err(invalid(
+                keys::STD,
+                &get(keys::STD)?,
+                "must be positive".into(),
+            ));
         }
         let training_text = get(keys::TRAINING)?;
         Ok(Self {
@@ -155,10 +172,14 @@ mod tests {
     fn names_the_bad_key() {
         let mut props: HashMap<_, _> = sample().to_props().into_iter().collect();
         props.insert(keys::STD.into(), "0.2,0.2".into());
-        let err = ArtefactMetadata::from_props(&props).unwrap_err().to_string();
+        let err = ArtefactMetadata::from_props(&props)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`std`"), "{err}");
         props.remove(keys::MODEL_ID);
-        let err = ArtefactMetadata::from_props(&props).unwrap_err().to_string();
+        let err = ArtefactMetadata::from_props(&props)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("model_id") || err.contains("std"), "{err}");
     }
 

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use ort::ep::ExecutionProvider;
 use ort::environment::Environment;
+use ort::ep::ExecutionProvider;
 use ort::session::{builder::GraphOptimizationLevel, Session};
 
 /// The environment variable `ort` and our binaries read the library path from.
@@ -28,7 +28,17 @@ pub enum RuntimeError {
 }
 
 /// Which hardware runs the graph.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Device {
     /// CUDA when the library supports it and a GPU answers, else the CPU.
@@ -119,14 +129,19 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Opens `model` with the options' device and threads; returns the provider really in use.
-pub fn open_session(model: &Path, opts: &RuntimeOptions) -> Result<(Session, ExecutionProviderKind), RuntimeError> {
+pub fn open_session(
+    model: &Path,
+    opts: &RuntimeOptions,
+) -> Result<(Session, ExecutionProviderKind), RuntimeError> {
     let env = environment(opts.library.as_deref())?;
     let builder = || -> Result<_, RuntimeError> {
         let mut b = Session::builder(env)?
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(ort::Error::from)?;
         if opts.intra_threads > 0 {
-            b = b.with_intra_threads(opts.intra_threads).map_err(ort::Error::from)?;
+            b = b
+                .with_intra_threads(opts.intra_threads)
+                .map_err(ort::Error::from)?;
         }
         Ok(b)
     };

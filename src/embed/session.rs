@@ -114,9 +114,9 @@ impl EmbeddingSession {
 }
 
 fn read_metadata(session: &Session) -> Result<ArtefactMetadata, MetadataError> {
-    let meta = session
-        .metadata()
-        .map_err(|_| MetadataError::Missing { key: "metadata_props" })?;
+    let meta = session.metadata().map_err(|_| MetadataError::Missing {
+        key: "metadata_props",
+    })?;
     let props: HashMap<String, String> = meta
         .custom_keys()
         .unwrap_or_default()

@@ -20,8 +20,12 @@ pub const FEATURES_NAME: &str = "features";
 
 /// Where the head comes from.
 pub enum HeadSource {
-    Trained(ProjectionHead),
-    Random { hidden: usize, embedding_dim: usize, seed: u64 },
+    Trained(Box<ProjectionHead>),
+    Random {
+        hidden: usize,
+        embedding_dim: usize,
+        seed: u64,
+    },
 }
 
 fn check_size(image_size: usize) -> Result<()> {
@@ -39,9 +43,18 @@ pub fn backbone_model(ckpt: &Checkpoint, image_size: usize) -> Result<ModelFile>
     check_size(image_size)?;
     let mut g = GraphBuilder::new();
     let s = Dim::Fixed(image_size);
-    let x = g.input(PIXELS_NAME, DataType::Float, &[Dim::Named("batch"), Dim::Fixed(3), s.clone(), s]);
+    let x = g.input(
+        PIXELS_NAME,
+        DataType::Float,
+        &[Dim::Named("batch"), Dim::Fixed(3), s.clone(), s],
+    );
     let features = backbone::build(&mut g, ckpt, &x, image_size)?;
-    g.output(&features.value, FEATURES_NAME, DataType::Float, &[Dim::Named("batch"), Dim::Fixed(features.dim)]);
+    g.output(
+        &features.value,
+        FEATURES_NAME,
+        DataType::Float,
+        &[Dim::Named("batch"), Dim::Fixed(features.dim)],
+    );
     let mut model = ModelFile::new(g.finish("handmatch_backbone"));
     let id = model.model_id();
     model.metadata = vec![
@@ -49,7 +62,10 @@ pub fn backbone_model(ckpt: &Checkpoint, image_size: usize) -> Result<ModelFile>
         (keys::BACKBONE.into(), features.description),
         (keys::INPUT_SIZE.into(), image_size.to_string()),
         ("feature_dim".into(), features.dim.to_string()),
-        (keys::TRAINER_VERSION.into(), env!("CARGO_PKG_VERSION").into()),
+        (
+            keys::TRAINER_VERSION.into(),
+            env!("CARGO_PKG_VERSION").into(),
+        ),
     ];
     Ok(model)
 }
@@ -65,18 +81,38 @@ pub fn artefact_model(
     let (mean, std) = (IMAGENET_MEAN, IMAGENET_STD);
     let mut g = GraphBuilder::new();
     let s = Dim::Fixed(image_size);
-    let image = g.input(INPUT_NAME, DataType::Uint8, &[Dim::Named("batch"), s.clone(), s, Dim::Fixed(3)]);
+    let image = g.input(
+        INPUT_NAME,
+        DataType::Uint8,
+        &[Dim::Named("batch"), s.clone(), s, Dim::Fixed(3)],
+    );
     // (x/255 − mean)/std = x·(1/(255·std)) − mean/std, per channel, after NHWC → NCHW.
-    let x = g.op("Cast", &[&image], vec![("to", Attr::Int(DataType::Float as i64))]);
+    let x = g.op(
+        "Cast",
+        &[&image],
+        vec![("to", Attr::Int(DataType::Float as i64))],
+    );
     let x = g.transpose(&x, &[0, 3, 1, 2]);
-    let scale = g.const_f32("norm_scale", &[1, 3, 1, 1], std.iter().map(|s| 1.0 / (255.0 * s)).collect());
-    let shift = g.const_f32("norm_shift", &[1, 3, 1, 1], mean.iter().zip(&std).map(|(m, s)| -m / s).collect());
+    let scale = g.const_f32(
+        "norm_scale",
+        &[1, 3, 1, 1],
+        std.iter().map(|s| 1.0 / (255.0 * s)).collect(),
+    );
+    let shift = g.const_f32(
+        "norm_shift",
+        &[1, 3, 1, 1],
+        mean.iter().zip(&std).map(|(m, s)| -m / s).collect(),
+    );
     let x = g.mul(&x, &scale);
     let pixels = g.add(&x, &shift);
     let features = backbone::build(&mut g, ckpt, &pixels, image_size)?;
     let head = match head {
-        HeadSource::Trained(h) => h,
-        HeadSource::Random { hidden, embedding_dim, seed } => {
+        HeadSource::Trained(h) => *h,
+        HeadSource::Random {
+            hidden,
+            embedding_dim,
+            seed,
+        } => {
             if embedding_dim == 0 || hidden == 0 {
                 return Err(ExportError::Argument {
                     field: "embedding-dim".into(),
@@ -98,7 +134,12 @@ pub fn artefact_model(
     }
     let embedding = head.build(&mut g, &features.value);
     let e = head.embedding_dim();
-    g.output(&embedding, OUTPUT_NAME, DataType::Float, &[Dim::Named("batch"), Dim::Fixed(e)]);
+    g.output(
+        &embedding,
+        OUTPUT_NAME,
+        DataType::Float,
+        &[Dim::Named("batch"), Dim::Fixed(e)],
+    );
     let mut model = ModelFile::new(g.finish("handmatch_artefact"));
     let metadata = ArtefactMetadata {
         model_id: model.model_id(),

@@ -24,10 +24,11 @@ impl Checkpoint {
     pub fn open(dir: &Path) -> Result<Self> {
         let config_path = dir.join("config.json");
         let text = std::fs::read_to_string(&config_path).map_err(ExportError::io(&config_path))?;
-        let config: serde_json::Value = serde_json::from_str(&text).map_err(|source| ExportError::Json {
-            path: config_path.clone(),
-            source,
-        })?;
+        let config: serde_json::Value =
+            serde_json::from_str(&text).map_err(|source| ExportError::Json {
+                path: config_path.clone(),
+                source,
+            })?;
         let mut ckpt = Self {
             dir: dir.to_path_buf(),
             config_path,
@@ -51,7 +52,10 @@ impl Checkpoint {
             let shape = view.shape().to_vec();
             let data = view.data();
             let values: Vec<f32> = match view.dtype() {
-                Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
+                Dtype::F32 => data
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                    .collect(),
                 Dtype::F64 => data
                     .chunks_exact(8)
                     .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
@@ -117,17 +121,19 @@ impl Checkpoint {
 
     /// The tensor `name`, which must have exactly `shape`.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<&Tensor> {
-        let t = self.lookup(name).ok_or_else(|| match self.other.get(name) {
-            Some(dtype) => ExportError::TensorDtype {
-                dir: self.dir.clone(),
-                name: name.into(),
-                dtype: dtype.clone(),
-            },
-            None => ExportError::MissingTensor {
-                dir: self.dir.clone(),
-                name: name.into(),
-            },
-        })?;
+        let t = self
+            .lookup(name)
+            .ok_or_else(|| match self.other.get(name) {
+                Some(dtype) => ExportError::TensorDtype {
+                    dir: self.dir.clone(),
+                    name: name.into(),
+                    dtype: dtype.clone(),
+                },
+                None => ExportError::MissingTensor {
+                    dir: self.dir.clone(),
+                    name: name.into(),
+                },
+            })?;
         if t.shape != shape {
             return Err(ExportError::TensorShape {
                 dir: self.dir.clone(),
@@ -161,10 +167,11 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
             "no model.safetensors (nor model.safetensors.index.json) in the checkpoint folder",
         ),
     })?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|source| ExportError::Json {
-        path: index.clone(),
-        source,
-    })?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|source| ExportError::Json {
+            path: index.clone(),
+            source,
+        })?;
     let map = json
         .get("weight_map")
         .and_then(|m| m.as_object())

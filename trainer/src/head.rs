@@ -71,11 +71,19 @@ impl ProjectionHead {
         let (fc2_weight, fc2_bias) = linear(embedding_dim, hidden);
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
         let n = Normal::new(0.0f32, 0.1).unwrap();
-        let mut vec = |offset: f32| Tensor::new(vec![hidden], (0..hidden).map(|_| offset + n.sample(&mut rng)).collect());
+        let mut vec = |offset: f32| {
+            Tensor::new(
+                vec![hidden],
+                (0..hidden).map(|_| offset + n.sample(&mut rng)).collect(),
+            )
+        };
         let bn_weight = vec(1.0);
         let bn_bias = vec(0.0);
         let bn_mean = vec(0.0);
-        let bn_var = Tensor::new(vec![hidden], vec(1.0).data.iter().map(|v| v.abs().max(0.1)).collect());
+        let bn_var = Tensor::new(
+            vec![hidden],
+            vec(1.0).data.iter().map(|v| v.abs().max(0.1)).collect(),
+        );
         Self {
             fc1_weight,
             fc1_bias,
@@ -179,7 +187,9 @@ impl ProjectionHead {
 
     /// Adds the head to `g` after `features [N, D]`; returns the L2-normalised `[N, E]`.
     pub fn build(&self, g: &mut GraphBuilder, features: &str) -> String {
-        let (w1, b1) = self.batch_norm().fold_into(&self.fc1_weight, Some(&self.fc1_bias));
+        let (w1, b1) = self
+            .batch_norm()
+            .fold_into(&self.fc1_weight, Some(&self.fc1_bias));
         let h = g.linear(features, "head.fc1_bn", &w1, Some(&b1));
         let h = g.op("Relu", &[&h], vec![]);
         let e = g.linear(&h, "head.fc2", &self.fc2_weight, Some(&self.fc2_bias));
@@ -188,7 +198,9 @@ impl ProjectionHead {
 
     /// The same function on the CPU, for tests: `features` is `[N, D]` row-major.
     pub fn forward(&self, features: &[f32]) -> Vec<f32> {
-        let (w1, b1) = self.batch_norm().fold_into(&self.fc1_weight, Some(&self.fc1_bias));
+        let (w1, b1) = self
+            .batch_norm()
+            .fold_into(&self.fc1_weight, Some(&self.fc1_bias));
         let d = self.input_dim();
         let mut out = Vec::new();
         for x in features.chunks(d) {
@@ -197,7 +209,9 @@ impl ProjectionHead {
                 .collect();
             let hd = h.len();
             let e: Vec<f32> = (0..self.embedding_dim())
-                .map(|o| dot(&self.fc2_weight.data[o * hd..(o + 1) * hd], &h) + self.fc2_bias.data[o])
+                .map(|o| {
+                    dot(&self.fc2_weight.data[o * hd..(o + 1) * hd], &h) + self.fc2_bias.data[o]
+                })
                 .collect();
             let norm = dot(&e, &e).sqrt().max(1e-12);
             out.extend(e.iter().map(|v| v / norm));
@@ -228,10 +242,12 @@ pub fn write_safetensors(path: &Path, tensors: &[(&str, &Tensor)]) -> Result<()>
         .iter()
         .map(|(_, t)| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
         .collect();
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((name, t), b)| (name.to_string(), TensorView::new(Dtype::F32, t.shape.clone(), b).unwrap()));
+    let views = tensors.iter().zip(&bytes).map(|((name, t), b)| {
+        (
+            name.to_string(),
+            TensorView::new(Dtype::F32, t.shape.clone(), b).unwrap(),
+        )
+    });
     let out = safetensors::serialize(views, None).map_err(|e| ExportError::Safetensors {
         path: path.into(),
         reason: e.to_string(),

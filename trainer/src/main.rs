@@ -11,7 +11,11 @@ use handmatch_trainer::head::{ProjectionHead, DEFAULT_HIDDEN};
 use handmatch_trainer::random_init::{self, Arch};
 
 #[derive(Parser)]
-#[command(name = "handmatch-train", version, about = "Build, train and evaluate handmatch model artefacts")]
+#[command(
+    name = "handmatch-train",
+    version,
+    about = "Build, train and evaluate handmatch model artefacts"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -46,7 +50,11 @@ struct ExportArgs {
     #[arg(long, env = "HANDMATCH_IMAGE_SIZE", default_value_t = 224)]
     image_size: usize,
     /// A trained head (safetensors written by `fit`).
-    #[arg(long, conflicts_with = "random_head", required_unless_present = "random_head")]
+    #[arg(
+        long,
+        conflicts_with = "random_head",
+        required_unless_present = "random_head"
+    )]
     head: Option<PathBuf>,
     /// Use a random head instead (tests, benchmarks, the demo before training).
     #[arg(long)]
@@ -85,13 +93,15 @@ fn main() -> anyhow::Result<()> {
             let ckpt = Checkpoint::open(&a.hf_dir)?;
             let model = backbone_model(&ckpt, a.image_size)?;
             let id = model.model_id();
-            model.save(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
+            model
+                .save(&a.out)
+                .with_context(|| format!("writing {}", a.out.display()))?;
             println!("wrote {} (model_id {id})", a.out.display());
         }
         Command::Export(a) => {
             let ckpt = Checkpoint::open(&a.hf_dir)?;
             let head = match &a.head {
-                Some(path) => HeadSource::Trained(ProjectionHead::load(path)?),
+                Some(path) => HeadSource::Trained(Box::new(ProjectionHead::load(path)?)),
                 None => HeadSource::Random {
                     hidden: a.head_hidden,
                     embedding_dim: a.embedding_dim,
@@ -99,7 +109,9 @@ fn main() -> anyhow::Result<()> {
                 },
             };
             let (model, meta) = artefact_model(&ckpt, a.image_size, head, serde_json::json!({}))?;
-            model.save(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
+            model
+                .save(&a.out)
+                .with_context(|| format!("writing {}", a.out.display()))?;
             println!(
                 "wrote {} (model_id {}, {}, {}px → {}-d)",
                 a.out.display(),
@@ -111,7 +123,11 @@ fn main() -> anyhow::Result<()> {
         }
         Command::InitRandom(a) => {
             random_init::write(a.arch, a.seed, &a.out)?;
-            println!("wrote a random {:?} checkpoint to {}", a.arch, a.out.display());
+            println!(
+                "wrote a random {:?} checkpoint to {}",
+                a.arch,
+                a.out.display()
+            );
         }
     }
     Ok(())

@@ -71,7 +71,9 @@ struct Init {
 impl Init {
     fn normal(&mut self, name: String, shape: &[usize], std: f32) {
         let n = Normal::new(0.0f32, std).unwrap();
-        let data = (0..shape.iter().product()).map(|_| n.sample(&mut self.rng)).collect();
+        let data = (0..shape.iter().product())
+            .map(|_| n.sample(&mut self.rng))
+            .collect();
         self.tensors.push((name, Tensor::new(shape.to_vec(), data)));
     }
 
@@ -108,16 +110,33 @@ fn dinov2(init: &mut Init, cfg: &Dinov2Config) {
     let std = 0.02;
     init.normal("embeddings.cls_token".into(), &[1, 1, h], std);
     init.fill("embeddings.mask_token".into(), &[1, h], 0.0);
-    init.normal("embeddings.position_embeddings".into(), &[1, grid * grid + 1, h], std);
-    init.normal("embeddings.patch_embeddings.projection.weight".into(), &[h, 3, p, p], std);
-    init.fill("embeddings.patch_embeddings.projection.bias".into(), &[h], 0.0);
+    init.normal(
+        "embeddings.position_embeddings".into(),
+        &[1, grid * grid + 1, h],
+        std,
+    );
+    init.normal(
+        "embeddings.patch_embeddings.projection.weight".into(),
+        &[h, 3, p, p],
+        std,
+    );
+    init.fill(
+        "embeddings.patch_embeddings.projection.bias".into(),
+        &[h],
+        0.0,
+    );
     for i in 0..cfg.num_hidden_layers {
         let l = format!("encoder.layer.{i}");
         for norm in ["norm1", "norm2"] {
             init.fill(format!("{l}.{norm}.weight"), &[h], 1.0);
             init.fill(format!("{l}.{norm}.bias"), &[h], 0.0);
         }
-        for proj in ["attention.attention.query", "attention.attention.key", "attention.attention.value", "attention.output.dense"] {
+        for proj in [
+            "attention.attention.query",
+            "attention.attention.key",
+            "attention.attention.value",
+            "attention.output.dense",
+        ] {
             init.normal(format!("{l}.{proj}.weight"), &[h, h], std);
             init.fill(format!("{l}.{proj}.bias"), &[h], 0.0);
         }
@@ -146,7 +165,11 @@ fn resnet(init: &mut Init, cfg: &serde_json::Value) {
     let bottleneck = cfg["layer_type"] == "bottleneck";
     let conv = |init: &mut Init, prefix: &str, cin: usize, cout: usize, k: usize| {
         let std = (2.0 / (cout * k * k) as f32).sqrt();
-        init.normal(format!("{prefix}.convolution.weight"), &[cout, cin, k, k], std);
+        init.normal(
+            format!("{prefix}.convolution.weight"),
+            &[cout, cin, k, k],
+            std,
+        );
         init.fill(format!("{prefix}.normalization.weight"), &[cout], 1.0);
         init.fill(format!("{prefix}.normalization.bias"), &[cout], 0.0);
         init.fill(format!("{prefix}.normalization.running_mean"), &[cout], 0.0);

@@ -67,7 +67,10 @@ impl Tensor {
     }
 
     pub fn scaled(&self, factor: f32) -> Tensor {
-        Tensor::new(self.shape.clone(), self.data.iter().map(|v| v * factor).collect())
+        Tensor::new(
+            self.shape.clone(),
+            self.data.iter().map(|v| v * factor).collect(),
+        )
     }
 }
 
@@ -85,7 +88,8 @@ impl BatchNorm<'_> {
     pub fn scale_shift(&self) -> (Vec<f32>, Vec<f32>) {
         let scale: Vec<f32> = (0..self.weight.len())
             .map(|c| {
-                (self.weight.data[c] as f64 / (self.running_var.data[c] as f64 + self.eps as f64).sqrt())
+                (self.weight.data[c] as f64
+                    / (self.running_var.data[c] as f64 + self.eps as f64).sqrt())
                     as f32
             })
             .collect();
@@ -108,7 +112,10 @@ impl BatchNorm<'_> {
         let b = (0..out_ch)
             .map(|o| bias.map_or(0.0, |b| b.data[o]) * scale[o] + shift[o])
             .collect();
-        (Tensor::new(weight.shape.clone(), w), Tensor::new(vec![out_ch], b))
+        (
+            Tensor::new(weight.shape.clone(), w),
+            Tensor::new(vec![out_ch], b),
+        )
     }
 }
 

@@ -76,31 +76,48 @@ impl Dinov2Config {
     /// Width of each SwiGLU half, as transformers computes it.
     pub fn swiglu_hidden(&self) -> usize {
         let h = self.mlp_hidden();
-        ((h as f64 * 2.0 / 3.0) as usize + 7) / 8 * 8
+        ((h as f64 * 2.0 / 3.0) as usize).div_ceil(8) * 8
     }
 }
 
-pub fn build(g: &mut GraphBuilder, ckpt: &Checkpoint, pixels: &str, image_size: usize) -> Result<Features> {
+pub fn build(
+    g: &mut GraphBuilder,
+    ckpt: &Checkpoint,
+    pixels: &str,
+    image_size: usize,
+) -> Result<Features> {
     let cfg: Dinov2Config = ckpt.config()?;
     let h = cfg.hidden_size;
     if cfg.num_channels != 3 {
-        return Err(ckpt.config_error("num_channels", format!("{} (RGB input needs 3)", cfg.num_channels)));
+        return Err(ckpt.config_error(
+            "num_channels",
+            format!("{} (RGB input needs 3)", cfg.num_channels),
+        ));
     }
     if cfg.num_attention_heads == 0 || h % cfg.num_attention_heads != 0 {
         return Err(ckpt.config_error(
             "num_attention_heads",
-            format!("{} does not divide hidden_size {h}", cfg.num_attention_heads),
+            format!(
+                "{} does not divide hidden_size {h}",
+                cfg.num_attention_heads
+            ),
         ));
     }
     let p = cfg.patch_size;
     if p == 0 || image_size == 0 || image_size % p != 0 {
-        return Err(ExportError::ImageSize { size: image_size, patch: p });
+        return Err(ExportError::ImageSize {
+            size: image_size,
+            patch: p,
+        });
     }
     let grid = image_size / p;
     let eps = cfg.layer_norm_eps as f32;
 
     // Patch embedding: Conv(stride = kernel = patch) → [N, H, g, g] → [N, g², H].
-    let w = ckpt.get("embeddings.patch_embeddings.projection.weight", &[h, 3, p, p])?;
+    let w = ckpt.get(
+        "embeddings.patch_embeddings.projection.weight",
+        &[h, 3, p, p],
+    )?;
     let b = ckpt.get("embeddings.patch_embeddings.projection.bias", &[h])?;
     let w = g.weight("embeddings.patch_embeddings.projection.weight", w);
     let b = g.weight("embeddings.patch_embeddings.projection.bias", b);
@@ -108,7 +125,10 @@ pub fn build(g: &mut GraphBuilder, ckpt: &Checkpoint, pixels: &str, image_size: 
     let conv = g.op(
         "Conv",
         &[pixels, &w, &b],
-        vec![("kernel_shape", Attr::Ints(vec![p, p])), ("strides", Attr::Ints(vec![p, p]))],
+        vec![
+            ("kernel_shape", Attr::Ints(vec![p, p])),
+            ("strides", Attr::Ints(vec![p, p])),
+        ],
     );
     let flat = g.reshape(&conv, &[0, h as i64, -1]);
     let patches = g.transpose(&flat, &[0, 2, 1]);
@@ -120,7 +140,10 @@ pub fn build(g: &mut GraphBuilder, ckpt: &Checkpoint, pixels: &str, image_size: 
         vec![1, 1, h],
         cls.data.iter().zip(&cls_pos).map(|(a, b)| a + b).collect(),
     );
-    let patch_pos = g.weight("embeddings.position_embeddings.patches", &Tensor::new(vec![1, grid * grid, h], patch_pos));
+    let patch_pos = g.weight(
+        "embeddings.position_embeddings.patches",
+        &Tensor::new(vec![1, grid * grid, h], patch_pos),
+    );
     let patches = g.add(&patches, &patch_pos);
     let cls_token = g.weight("embeddings.cls_token_with_position", &cls_with_pos);
     let shape = g.op("Shape", &[&patches], vec![]);
@@ -130,7 +153,11 @@ pub fn build(g: &mut GraphBuilder, ckpt: &Checkpoint, pixels: &str, image_size: 
     let tail = g.const_i64("tail", &[1, h as i64]);
     let cls_shape = g.op("Concat", &[&batch, &tail], vec![("axis", Attr::Int(0))]);
     let cls_batch = g.op("Expand", &[&cls_token, &cls_shape], vec![]);
-    let mut x = g.op("Concat", &[&cls_batch, &patches], vec![("axis", Attr::Int(1))]);
+    let mut x = g.op(
+        "Concat",
+        &[&cls_batch, &patches],
+        vec![("axis", Attr::Int(1))],
+    );
 
     for i in 0..cfg.num_hidden_layers {
         x = block(g, ckpt, &cfg, &x, i, eps)?;
@@ -147,17 +174,28 @@ pub fn build(g: &mut GraphBuilder, ckpt: &Checkpoint, pixels: &str, image_size: 
             cfg.num_hidden_layers,
             cfg.num_attention_heads,
             cfg.patch_size,
-            if cfg.use_swiglu_ffn { "swiglu" } else { cfg.hidden_act.as_str() }
+            if cfg.use_swiglu_ffn {
+                "swiglu"
+            } else {
+                cfg.hidden_act.as_str()
+            }
         ),
     })
 }
 
 /// Returns the CLS position `[H]` and the patch positions `[g², H]` for a `grid x grid`
 /// input, interpolated as `Dinov2Embeddings.interpolate_pos_encoding` does.
-fn position_embeddings(ckpt: &Checkpoint, cfg: &Dinov2Config, grid: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+fn position_embeddings(
+    ckpt: &Checkpoint,
+    cfg: &Dinov2Config,
+    grid: usize,
+) -> Result<(Vec<f32>, Vec<f32>)> {
     let h = cfg.hidden_size;
     let native = cfg.image_size / cfg.patch_size;
-    let pos = ckpt.get("embeddings.position_embeddings", &[1, native * native + 1, h])?;
+    let pos = ckpt.get(
+        "embeddings.position_embeddings",
+        &[1, native * native + 1, h],
+    )?;
     let cls = pos.data[..h].to_vec();
     let patches = &pos.data[h..];
     if native == grid {
@@ -207,7 +245,14 @@ fn attention_names(ckpt: &Checkpoint, layer: &str) -> AttentionNames {
     }
 }
 
-fn block(g: &mut GraphBuilder, ckpt: &Checkpoint, cfg: &Dinov2Config, x: &str, i: usize, eps: f32) -> Result<String> {
+fn block(
+    g: &mut GraphBuilder,
+    ckpt: &Checkpoint,
+    cfg: &Dinov2Config,
+    x: &str,
+    i: usize,
+    eps: f32,
+) -> Result<String> {
     let h = cfg.hidden_size;
     let layer = format!("encoder.layer.{i}");
     let n1 = layer_norm(g, x, ckpt, &format!("{layer}.norm1"), h, eps)?;
@@ -232,7 +277,13 @@ fn block(g: &mut GraphBuilder, ckpt: &Checkpoint, cfg: &Dinov2Config, x: &str, i
     Ok(g.add(&x, &scaled))
 }
 
-fn attention(g: &mut GraphBuilder, ckpt: &Checkpoint, cfg: &Dinov2Config, x: &str, layer: &str) -> Result<String> {
+fn attention(
+    g: &mut GraphBuilder,
+    ckpt: &Checkpoint,
+    cfg: &Dinov2Config,
+    x: &str,
+    layer: &str,
+) -> Result<String> {
     let h = cfg.hidden_size;
     let heads = cfg.num_attention_heads;
     let head_dim = h / heads;
@@ -246,7 +297,9 @@ fn attention(g: &mut GraphBuilder, ckpt: &Checkpoint, cfg: &Dinov2Config, x: &st
     };
     // The 1/√d score scale is folded into the query projection; q, k and v share one MatMul.
     let scale = (head_dim as f32).powf(-0.5);
-    let wq = ckpt.get(&format!("{}.weight", names.q), &[h, h])?.scaled(scale);
+    let wq = ckpt
+        .get(&format!("{}.weight", names.q), &[h, h])?
+        .scaled(scale);
     let bq = bias(&names.q)?.scaled(scale);
     let wk = ckpt.get(&format!("{}.weight", names.k), &[h, h])?;
     let bk = bias(&names.k)?;
@@ -274,7 +327,13 @@ fn attention(g: &mut GraphBuilder, ckpt: &Checkpoint, cfg: &Dinov2Config, x: &st
     Ok(g.linear(&ctx, &names.o, wo, Some(bo)))
 }
 
-fn mlp(g: &mut GraphBuilder, ckpt: &Checkpoint, cfg: &Dinov2Config, x: &str, layer: &str) -> Result<String> {
+fn mlp(
+    g: &mut GraphBuilder,
+    ckpt: &Checkpoint,
+    cfg: &Dinov2Config,
+    x: &str,
+    layer: &str,
+) -> Result<String> {
     let h = cfg.hidden_size;
     let m = cfg.mlp_hidden();
     let fc1 = format!("{layer}.mlp.fc1");
@@ -295,14 +354,22 @@ fn mlp(g: &mut GraphBuilder, ckpt: &Checkpoint, cfg: &Dinov2Config, x: &str, lay
 }
 
 /// `down(silu(gate(x)) · up(x))`; gate and up run as one MatMul.
-fn swiglu(g: &mut GraphBuilder, ckpt: &Checkpoint, cfg: &Dinov2Config, x: &str, layer: &str) -> Result<String> {
+fn swiglu(
+    g: &mut GraphBuilder,
+    ckpt: &Checkpoint,
+    cfg: &Dinov2Config,
+    x: &str,
+    layer: &str,
+) -> Result<String> {
     let h = cfg.hidden_size;
     let f = cfg.swiglu_hidden();
     let mlp = format!("{layer}.mlp");
     let (w_in, b_in, out) = if ckpt.has(&format!("{mlp}.weights_in.weight")) {
         (
-            ckpt.get(&format!("{mlp}.weights_in.weight"), &[2 * f, h])?.clone(),
-            ckpt.get(&format!("{mlp}.weights_in.bias"), &[2 * f])?.clone(),
+            ckpt.get(&format!("{mlp}.weights_in.weight"), &[2 * f, h])?
+                .clone(),
+            ckpt.get(&format!("{mlp}.weights_in.bias"), &[2 * f])?
+                .clone(),
             format!("{mlp}.weights_out"),
         )
     } else {

@@ -20,7 +20,12 @@ pub struct Features {
 }
 
 /// Adds the checkpoint's backbone to `g`, reading `pixels` at `image_size`.
-pub fn build(g: &mut GraphBuilder, ckpt: &Checkpoint, pixels: &str, image_size: usize) -> Result<Features> {
+pub fn build(
+    g: &mut GraphBuilder,
+    ckpt: &Checkpoint,
+    pixels: &str,
+    image_size: usize,
+) -> Result<Features> {
     match ckpt.model_type()? {
         "dinov2" => dinov2::build(g, ckpt, pixels, image_size),
         "resnet" => resnet::build(g, ckpt, pixels, image_size),
@@ -32,7 +37,13 @@ pub fn build(g: &mut GraphBuilder, ckpt: &Checkpoint, pixels: &str, image_size: 
 }
 
 /// The activations transformers' `ACT2FN` maps these names to.
-pub fn activation(g: &mut GraphBuilder, x: &str, name: &str, ckpt: &Checkpoint, field: &str) -> Result<String> {
+pub fn activation(
+    g: &mut GraphBuilder,
+    x: &str,
+    name: &str,
+    ckpt: &Checkpoint,
+    field: &str,
+) -> Result<String> {
     Ok(match name {
         "gelu" => {
             // 0.5·x·(1 + erf(x/√2)): the exact form, which ONNX Runtime fuses into one Gelu.
@@ -75,9 +86,22 @@ pub fn activation(g: &mut GraphBuilder, x: &str, name: &str, ckpt: &Checkpoint, 
     })
 }
 
-pub fn layer_norm(g: &mut GraphBuilder, x: &str, ckpt: &Checkpoint, prefix: &str, dim: usize, eps: f32) -> Result<String> {
-    let w = g.weight(&format!("{prefix}.weight"), ckpt.get(&format!("{prefix}.weight"), &[dim])?);
-    let b = g.weight(&format!("{prefix}.bias"), ckpt.get(&format!("{prefix}.bias"), &[dim])?);
+pub fn layer_norm(
+    g: &mut GraphBuilder,
+    x: &str,
+    ckpt: &Checkpoint,
+    prefix: &str,
+    dim: usize,
+    eps: f32,
+) -> Result<String> {
+    let w = g.weight(
+        &format!("{prefix}.weight"),
+        ckpt.get(&format!("{prefix}.weight"), &[dim])?,
+    );
+    let b = g.weight(
+        &format!("{prefix}.bias"),
+        ckpt.get(&format!("{prefix}.bias"), &[dim])?,
+    );
     Ok(g.op(
         "LayerNormalization",
         &[x, &w, &b],

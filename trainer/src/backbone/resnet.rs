@@ -60,25 +60,55 @@ struct Ctx<'a> {
     act: &'a str,
 }
 
-pub fn build(g: &mut GraphBuilder, ckpt: &Checkpoint, pixels: &str, _image_size: usize) -> Result<Features> {
+pub fn build(
+    g: &mut GraphBuilder,
+    ckpt: &Checkpoint,
+    pixels: &str,
+    _image_size: usize,
+) -> Result<Features> {
     let cfg: ResNetConfig = ckpt.config()?;
     if cfg.num_channels != 3 {
-        return Err(ckpt.config_error("num_channels", format!("{} (RGB input needs 3)", cfg.num_channels)));
+        return Err(ckpt.config_error(
+            "num_channels",
+            format!("{} (RGB input needs 3)", cfg.num_channels),
+        ));
     }
     if cfg.hidden_sizes.len() != cfg.depths.len() || cfg.depths.is_empty() {
         return Err(ckpt.config_error(
             "depths",
-            format!("{} stages but {} hidden_sizes", cfg.depths.len(), cfg.hidden_sizes.len()),
+            format!(
+                "{} stages but {} hidden_sizes",
+                cfg.depths.len(),
+                cfg.hidden_sizes.len()
+            ),
         ));
     }
     let bottleneck = match cfg.layer_type.as_str() {
         "bottleneck" => true,
         "basic" => false,
-        other => return Err(ckpt.config_error("layer_type", format!("`{other}` (expected basic or bottleneck)"))),
+        other => {
+            return Err(ckpt.config_error(
+                "layer_type",
+                format!("`{other}` (expected basic or bottleneck)"),
+            ))
+        }
     };
-    let cx = Ctx { ckpt, act: &cfg.hidden_act };
+    let cx = Ctx {
+        ckpt,
+        act: &cfg.hidden_act,
+    };
 
-    let x = conv_bn(g, &cx, pixels, "embedder.embedder", cfg.num_channels, cfg.embedding_size, 7, 2, true)?;
+    let x = conv_bn(
+        g,
+        &cx,
+        pixels,
+        "embedder.embedder",
+        cfg.num_channels,
+        cfg.embedding_size,
+        7,
+        2,
+        true,
+    )?;
     let mut x = g.op(
         "MaxPool",
         &[&x],
@@ -90,12 +120,29 @@ pub fn build(g: &mut GraphBuilder, ckpt: &Checkpoint, pixels: &str, _image_size:
     );
     let mut in_ch = cfg.embedding_size;
     for (s, (&out_ch, &depth)) in cfg.hidden_sizes.iter().zip(&cfg.depths).enumerate() {
-        let stage_stride = if s == 0 && !cfg.downsample_in_first_stage { 1 } else { 2 };
+        let stage_stride = if s == 0 && !cfg.downsample_in_first_stage {
+            1
+        } else {
+            2
+        };
         for l in 0..depth {
-            let (cin, stride) = if l == 0 { (in_ch, stage_stride) } else { (out_ch, 1) };
+            let (cin, stride) = if l == 0 {
+                (in_ch, stage_stride)
+            } else {
+                (out_ch, 1)
+            };
             let prefix = format!("encoder.stages.{s}.layers.{l}");
             x = if bottleneck {
-                bottleneck_layer(g, &cx, &x, &prefix, cin, out_ch, stride, cfg.downsample_in_bottleneck)?
+                bottleneck_layer(
+                    g,
+                    &cx,
+                    &x,
+                    &prefix,
+                    cin,
+                    out_ch,
+                    stride,
+                    cfg.downsample_in_bottleneck,
+                )?
             } else {
                 basic_layer(g, &cx, &x, &prefix, cin, out_ch, stride)?
             };
@@ -107,7 +154,10 @@ pub fn build(g: &mut GraphBuilder, ckpt: &Checkpoint, pixels: &str, _image_size:
     Ok(Features {
         value: features,
         dim: in_ch,
-        description: format!("resnet({},depths={:?},widths={:?})", cfg.layer_type, cfg.depths, cfg.hidden_sizes),
+        description: format!(
+            "resnet({},depths={:?},widths={:?})",
+            cfg.layer_type, cfg.depths, cfg.hidden_sizes
+        ),
     })
 }
 
@@ -154,18 +204,64 @@ fn conv_bn(
     }
 }
 
-fn shortcut(g: &mut GraphBuilder, cx: &Ctx, x: &str, prefix: &str, cin: usize, cout: usize, stride: usize) -> Result<String> {
+fn shortcut(
+    g: &mut GraphBuilder,
+    cx: &Ctx,
+    x: &str,
+    prefix: &str,
+    cin: usize,
+    cout: usize,
+    stride: usize,
+) -> Result<String> {
     if cin != cout || stride != 1 {
-        conv_bn(g, cx, x, &format!("{prefix}.shortcut"), cin, cout, 1, stride, false)
+        conv_bn(
+            g,
+            cx,
+            x,
+            &format!("{prefix}.shortcut"),
+            cin,
+            cout,
+            1,
+            stride,
+            false,
+        )
     } else {
         Ok(x.to_string())
     }
 }
 
-fn basic_layer(g: &mut GraphBuilder, cx: &Ctx, x: &str, prefix: &str, cin: usize, cout: usize, stride: usize) -> Result<String> {
+fn basic_layer(
+    g: &mut GraphBuilder,
+    cx: &Ctx,
+    x: &str,
+    prefix: &str,
+    cin: usize,
+    cout: usize,
+    stride: usize,
+) -> Result<String> {
     let residual = shortcut(g, cx, x, prefix, cin, cout, stride)?;
-    let y = conv_bn(g, cx, x, &format!("{prefix}.layer.0"), cin, cout, 3, stride, true)?;
-    let y = conv_bn(g, cx, &y, &format!("{prefix}.layer.1"), cout, cout, 3, 1, false)?;
+    let y = conv_bn(
+        g,
+        cx,
+        x,
+        &format!("{prefix}.layer.0"),
+        cin,
+        cout,
+        3,
+        stride,
+        true,
+    )?;
+    let y = conv_bn(
+        g,
+        cx,
+        &y,
+        &format!("{prefix}.layer.1"),
+        cout,
+        cout,
+        3,
+        1,
+        false,
+    )?;
     let sum = g.add(&y, &residual);
     activation(g, &sum, cx.act, cx.ckpt, "hidden_act")
 }
@@ -183,10 +279,44 @@ fn bottleneck_layer(
 ) -> Result<String> {
     let reduced = cout / 4;
     let residual = shortcut(g, cx, x, prefix, cin, cout, stride)?;
-    let (s1, s2) = if downsample_in_bottleneck { (stride, 1) } else { (1, stride) };
-    let y = conv_bn(g, cx, x, &format!("{prefix}.layer.0"), cin, reduced, 1, s1, true)?;
-    let y = conv_bn(g, cx, &y, &format!("{prefix}.layer.1"), reduced, reduced, 3, s2, true)?;
-    let y = conv_bn(g, cx, &y, &format!("{prefix}.layer.2"), reduced, cout, 1, 1, false)?;
+    let (s1, s2) = if downsample_in_bottleneck {
+        (stride, 1)
+    } else {
+        (1, stride)
+    };
+    let y = conv_bn(
+        g,
+        cx,
+        x,
+        &format!("{prefix}.layer.0"),
+        cin,
+        reduced,
+        1,
+        s1,
+        true,
+    )?;
+    let y = conv_bn(
+        g,
+        cx,
+        &y,
+        &format!("{prefix}.layer.1"),
+        reduced,
+        reduced,
+        3,
+        s2,
+        true,
+    )?;
+    let y = conv_bn(
+        g,
+        cx,
+        &y,
+        &format!("{prefix}.layer.2"),
+        reduced,
+        cout,
+        1,
+        1,
+        false,
+    )?;
     let sum = g.add(&y, &residual);
     activation(g, &sum, cx.act, cx.ckpt, "hidden_act")
 }

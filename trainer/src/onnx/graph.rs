@@ -56,7 +56,11 @@ impl GraphBuilder {
 
     /// Adds a float initializer named after the checkpoint tensor it came from.
     pub fn weight(&mut self, name: &str, tensor: &Tensor) -> String {
-        let name = if self.initializers.iter().any(|t| t.name.as_deref() == Some(name)) {
+        let name = if self
+            .initializers
+            .iter()
+            .any(|t| t.name.as_deref() == Some(name))
+        {
             self.fresh(name)
         } else {
             name.to_string()
@@ -89,7 +93,13 @@ impl GraphBuilder {
         self.weight(&name, &Tensor::new(shape.to_vec(), values))
     }
 
-    fn push_node(&mut self, op: &str, inputs: &[&str], outputs: Vec<String>, attrs: Vec<(&str, Attr)>) {
+    fn push_node(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        outputs: Vec<String>,
+        attrs: Vec<(&str, Attr)>,
+    ) {
         self.nodes.push(NodeProto {
             op_type: Some(op.to_string()),
             name: Some(format!("{op}_{}", self.nodes.len())),
@@ -108,7 +118,13 @@ impl GraphBuilder {
     }
 
     /// A node with `n` outputs.
-    pub fn op_n(&mut self, op: &str, inputs: &[&str], n: usize, attrs: Vec<(&str, Attr)>) -> Vec<String> {
+    pub fn op_n(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        n: usize,
+        attrs: Vec<(&str, Attr)>,
+    ) -> Vec<String> {
         let outs: Vec<String> = (0..n).map(|_| self.fresh(&op.to_lowercase())).collect();
         self.push_node(op, inputs, outs.clone(), attrs);
         outs
@@ -132,7 +148,13 @@ impl GraphBuilder {
     }
 
     /// `x · Wᵀ + b` for a PyTorch Linear weight `[out, in]`; the transpose is done here, once.
-    pub fn linear(&mut self, x: &str, name: &str, weight: &Tensor, bias: Option<&Tensor>) -> String {
+    pub fn linear(
+        &mut self,
+        x: &str,
+        name: &str,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+    ) -> String {
         let w = self.weight(&format!("{name}.weight_t"), &weight.transposed_2d());
         let y = self.op("MatMul", &[x, &w], vec![]);
         match bias {

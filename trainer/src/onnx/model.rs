@@ -57,15 +57,26 @@ impl ModelFile {
 
     /// Writes the model to `path` through a temporary file and a rename.
     pub fn save(mut self, path: &Path) -> std::io::Result<()> {
-        let weight_bytes: usize = self.graph.initializer.iter().map(|t| t.raw_data().len()).sum();
+        let weight_bytes: usize = self
+            .graph
+            .initializer
+            .iter()
+            .map(|t| t.raw_data().len())
+            .sum();
         let mut data_file = None;
         if weight_bytes > INLINE_LIMIT {
             let data_path = external_data_path(path);
-            let location = data_path.file_name().unwrap().to_string_lossy().into_owned();
+            let location = data_path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let mut data = AtomicFile::create(&data_path)?;
             let mut offset = 0u64;
             for t in &mut self.graph.initializer {
-                let Some(raw) = t.raw_data.take() else { continue };
+                let Some(raw) = t.raw_data.take() else {
+                    continue;
+                };
                 data.write_all(&raw)?;
                 t.data_location = Some(DataLocation::External as i32);
                 t.external_data = vec![

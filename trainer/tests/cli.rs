@@ -1,0 +1,88 @@
+//! The `handmatch-train` command line end to end: random checkpoint → artefact, and a
+//! failing export that names the problem, exits non-zero and writes nothing.
+
+use std::process::Command;
+
+fn train() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_handmatch-train"))
+}
+
+#[test]
+fn init_random_then_export_writes_a_loadable_artefact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = tmp.path().join("ckpt");
+    let out = train()
+        .args([
+            "init-random",
+            "--arch",
+            "resnet-tiny",
+            "--seed",
+            "3",
+            "--out",
+        ])
+        .arg(&ckpt)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let model = tmp.path().join("model.onnx");
+    let out = train()
+        .args([
+            "export",
+            "--image-size",
+            "64",
+            "--random-head",
+            "--embedding-dim",
+            "32",
+            "--hf-dir",
+        ])
+        .arg(&ckpt)
+        .arg("--out")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("64px → 32-d"), "{stdout}");
+    let session = handmatch::embed::EmbeddingSession::open(
+        &model,
+        &handmatch::embed::RuntimeOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(session.metadata().embedding_dim, 32);
+}
+
+#[test]
+fn failing_export_names_the_problem_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = tmp.path().join("ckpt");
+    assert!(train()
+        .args(["init-random", "--arch", "dinov2-tiny", "--out"])
+        .arg(&ckpt)
+        .status()
+        .unwrap()
+        .success());
+    let out_dir = tmp.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let out = train()
+        .args(["export-backbone", "--image-size", "100", "--hf-dir"])
+        .arg(&ckpt)
+        .arg("--out")
+        .arg(out_dir.join("backbone.onnx"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("100 is not a multiple of the checkpoint's patch_size 14"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0);
+}
