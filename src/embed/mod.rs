@@ -1,7 +1,9 @@
 //! Embedding images with the artefact: the ONNX Runtime set-up, the artefact's metadata
 //! contract and the session that runs it.
 
+pub mod decode;
 pub mod metadata;
+pub mod preprocess;
 pub mod runtime;
 pub mod session;
 

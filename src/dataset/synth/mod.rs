@@ -1,0 +1,1 @@
+//! Synthetic hands (being written).
