@@ -5,6 +5,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
+use handmatch::dataset::hand_info::{
+    Dataset, Filter, LoadOptions, LoadReport, OnProblem, ProblemKind,
+};
+use handmatch::dataset::split::{Fractions, SubjectSplit};
+use handmatch::dataset::{Aspect, Side};
 use handmatch_trainer::artefact::{artefact_model, backbone_model, HeadSource};
 use handmatch_trainer::checkpoint::Checkpoint;
 use handmatch_trainer::head::{ProjectionHead, DEFAULT_HIDDEN};
@@ -29,6 +34,77 @@ enum Command {
     Export(ExportArgs),
     /// Write a random-initialised checkpoint of a real architecture (Hugging Face layout).
     InitRandom(InitRandomArgs),
+    /// Write a synthetic hand dataset in the 11k Hands layout (HandInfo.csv + Hands/*.jpg).
+    Synth(SynthArgs),
+    /// Load a dataset folder (HandInfo.csv + Hands/) and report what it holds.
+    Dataset(DatasetArgs),
+    /// Write a subject-level train/validation/test split file (JSON).
+    Split(SplitArgs),
+}
+
+#[derive(ClapArgs)]
+struct DataArgs {
+    /// A folder in the 11k Hands layout: HandInfo.csv and Hands/*.jpg.
+    #[arg(long, env = "HANDMATCH_DATA")]
+    data: PathBuf,
+    /// Leave out (and count) rows with problems instead of failing on the first.
+    #[arg(long, env = "HANDMATCH_SKIP_PROBLEMS")]
+    skip_problems: bool,
+}
+
+impl DataArgs {
+    fn load(&self) -> anyhow::Result<(Dataset, LoadReport)> {
+        let on_problem = if self.skip_problems {
+            OnProblem::Skip
+        } else {
+            OnProblem::Error
+        };
+        let (ds, report) = Dataset::load(&self.data, &LoadOptions { on_problem })?;
+        if !report.problems.is_empty() {
+            eprintln!(
+                "skipped {} of {} rows: {} missing files, {} unknown aspects, {} malformed",
+                report.problems.len(),
+                report.rows,
+                report.count(ProblemKind::MissingFile),
+                report.count(ProblemKind::UnknownAspect),
+                report.count(ProblemKind::Malformed)
+            );
+            for p in report.problems.iter().take(5) {
+                eprintln!("  line {}: {}", p.line, p.message);
+            }
+        }
+        Ok((ds, report))
+    }
+}
+
+#[derive(ClapArgs)]
+struct DatasetArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[arg(long, value_enum)]
+    aspect: Option<Aspect>,
+    #[arg(long, value_enum)]
+    side: Option<Side>,
+    #[arg(long)]
+    exclude_accessories: bool,
+    #[arg(long)]
+    exclude_irregular: bool,
+}
+
+#[derive(ClapArgs)]
+struct SplitArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 0.68)]
+    train: f64,
+    #[arg(long, default_value_t = 0.11)]
+    val: f64,
+    #[arg(long, default_value_t = 0.21)]
+    test: f64,
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(ClapArgs)]
@@ -81,6 +157,31 @@ struct InitRandomArgs {
     out: PathBuf,
 }
 
+#[derive(ClapArgs)]
+struct SynthArgs {
+    #[arg(long)]
+    subjects: usize,
+    #[arg(long)]
+    seed: u64,
+    #[arg(long)]
+    out: PathBuf,
+    /// Image width in pixels [default: 320].
+    #[arg(long)]
+    width: Option<u32>,
+    /// Image height in pixels [default: 240].
+    #[arg(long)]
+    height: Option<u32>,
+    /// Fewest images of each aspect and side per subject [default: 2].
+    #[arg(long)]
+    per_view_min: Option<usize>,
+    /// Most images of each aspect and side per subject [default: 5].
+    #[arg(long)]
+    per_view_max: Option<usize>,
+    /// Also write a PNG contact sheet of the first subject's images.
+    #[arg(long)]
+    contact_sheet: Option<PathBuf>,
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -128,6 +229,102 @@ fn main() -> anyhow::Result<()> {
                 a.arch,
                 a.out.display()
             );
+        }
+        Command::Synth(a) => {
+            use handmatch::dataset::synth;
+            let defaults = synth::SynthOptions::default();
+            let opts = synth::SynthOptions {
+                subjects: a.subjects,
+                seed: a.seed,
+                width: a.width.unwrap_or(defaults.width),
+                height: a.height.unwrap_or(defaults.height),
+                per_view_min: a.per_view_min.unwrap_or(defaults.per_view_min),
+                per_view_max: a.per_view_max.unwrap_or(defaults.per_view_max),
+            };
+            let summary = synth::generate(&opts, &a.out)?;
+            println!(
+                "wrote {} images of {} synthetic subjects ({}x{}) to {}",
+                summary.images,
+                summary.subjects,
+                opts.width,
+                opts.height,
+                a.out.display()
+            );
+            if let Some(png) = &a.contact_sheet {
+                let first = format!("{:07}", synth::FIRST_SUBJECT_ID);
+                synth::contact_sheet(&a.out, &first, png)?;
+                println!(
+                    "wrote a contact sheet of subject {first} to {}",
+                    png.display()
+                );
+            }
+        }
+        Command::Dataset(a) => {
+            let (ds, report) = a.data.load()?;
+            let filter = Filter {
+                aspect: a.aspect,
+                side: a.side,
+                exclude_accessories: a.exclude_accessories,
+                exclude_irregular: a.exclude_irregular,
+            };
+            let ds = ds.filtered(&filter);
+            let subjects = ds.subjects();
+            let both = subjects
+                .values()
+                .filter(|v| v.dorsal > 0 && v.palmar > 0)
+                .count();
+            println!(
+                "{}: {} rows, {} loaded, {} after filters",
+                a.data.data.display(),
+                report.rows,
+                report.loaded,
+                ds.images.len()
+            );
+            println!(
+                "subjects: {} ({} with both dorsal and palmar images)",
+                subjects.len(),
+                both
+            );
+            for aspect in [Aspect::Dorsal, Aspect::Palmar] {
+                for side in [Side::Left, Side::Right] {
+                    let n = ds
+                        .images
+                        .iter()
+                        .filter(|i| i.aspect == aspect && i.side == side)
+                        .count();
+                    println!("  {} {}: {n}", aspect.as_str(), side.as_str());
+                }
+            }
+            let count = |f: fn(&handmatch::dataset::HandImage) -> bool| {
+                ds.images.iter().filter(|i| f(i)).count()
+            };
+            println!(
+                "accessories: {}, nail polish: {}, irregular: {}",
+                count(|i| i.accessories),
+                count(|i| i.nail_polish),
+                count(|i| i.irregular)
+            );
+        }
+        Command::Split(a) => {
+            let (ds, _) = a.data.load()?;
+            let fractions = Fractions {
+                train: a.train,
+                val: a.val,
+                test: a.test,
+            };
+            let split = SubjectSplit::new(&ds, fractions, a.seed)?;
+            split.save(&a.out)?;
+            println!(
+                "wrote {}: {} train, {} validation, {} test subjects; {} dropped",
+                a.out.display(),
+                split.train.len(),
+                split.val.len(),
+                split.test.len(),
+                split.dropped.len()
+            );
+            for d in &split.dropped {
+                println!("  dropped {}: {}", d.subject, d.reason);
+            }
         }
     }
     Ok(())
