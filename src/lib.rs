@@ -1,4 +1,11 @@
 //! handmatch: identify a person from the back of the hand against a gallery of palm photos.
 
+pub mod config;
 pub mod dataset;
 pub mod embed;
+pub mod eval;
+pub mod index;
+pub mod proto;
+pub mod server;
+pub mod service;
+pub mod store;

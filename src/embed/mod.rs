@@ -4,6 +4,7 @@
 pub mod decode;
 pub mod metadata;
 pub mod preprocess;
+pub mod queue;
 pub mod runtime;
 pub mod session;
 

@@ -1,0 +1,263 @@
+//! `handmatch-eval`: drives a running handmatch server over gRPC — bulk enrolment, queries,
+//! and a bounded load generator.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+use handmatch::dataset::hand_info::{Dataset, LoadOptions, OnProblem};
+use handmatch::dataset::split::{SubjectSplit, Subset};
+use handmatch::dataset::{Aspect, HandImage};
+use handmatch::eval::client::{self, connect};
+use handmatch::eval::load::{self, LoadConfig, LoadImages, Mix};
+use handmatch::proto::v1 as pb;
+
+#[derive(Parser)]
+#[command(
+    name = "handmatch-eval",
+    version,
+    about = "Drive a handmatch server: enrol, identify, load"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enrol a dataset's images (palmar by default) through EnrollStream.
+    Enroll(EnrollArgs),
+    /// Identify one person from one or more images and print the ranked answer.
+    Identify(IdentifyArgs),
+    /// Send a bounded mix of requests and report throughput and latency.
+    Load(LoadArgs),
+    /// Print the server's GetInfo, waiting for it to be ready if asked.
+    Info(InfoArgs),
+}
+
+#[derive(ClapArgs)]
+struct InfoArgs {
+    #[arg(
+        long,
+        env = "HANDMATCH_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
+    /// Keep trying this long while the server starts or loads its model.
+    #[arg(long, env = "HANDMATCH_WAIT", default_value = "0s", value_parser = humantime::parse_duration)]
+    wait: Duration,
+}
+
+#[derive(ClapArgs)]
+struct DataArgs {
+    /// A folder in the 11k Hands layout (HandInfo.csv + Hands/).
+    #[arg(long, env = "HANDMATCH_DATA")]
+    data: PathBuf,
+    /// Use only the subjects of one subset of this split file.
+    #[arg(long, env = "HANDMATCH_SPLIT")]
+    split: Option<PathBuf>,
+    #[arg(long, env = "HANDMATCH_SUBSET", value_enum, requires = "split")]
+    subset: Option<Subset>,
+    /// Leave out rows with problems (missing files, bad fields) instead of failing.
+    #[arg(long, env = "HANDMATCH_SKIP_PROBLEMS")]
+    skip_problems: bool,
+}
+
+impl DataArgs {
+    fn load(&self) -> anyhow::Result<Dataset> {
+        let opts = LoadOptions {
+            on_problem: if self.skip_problems {
+                OnProblem::Skip
+            } else {
+                OnProblem::Error
+            },
+        };
+        let (mut ds, report) = Dataset::load(&self.data, &opts)?;
+        if !report.problems.is_empty() {
+            eprintln!(
+                "skipped {} of {} rows with problems",
+                report.problems.len(),
+                report.rows
+            );
+        }
+        if let Some(path) = &self.split {
+            let split = SubjectSplit::load(path)?;
+            let subset = self.subset.unwrap_or(Subset::Test);
+            split.check_against(&ds, subset)?;
+            let keep = split.subject_set(subset);
+            ds.images.retain(|i| keep.contains(&i.subject));
+        }
+        Ok(ds)
+    }
+}
+
+#[derive(ClapArgs)]
+struct EnrollArgs {
+    #[arg(
+        long,
+        env = "HANDMATCH_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
+    #[command(flatten)]
+    data: DataArgs,
+    #[arg(long, env = "HANDMATCH_ENROLL_ASPECT", value_enum, default_value_t = Aspect::Palmar)]
+    aspect: Aspect,
+}
+
+#[derive(ClapArgs)]
+struct IdentifyArgs {
+    #[arg(
+        long,
+        env = "HANDMATCH_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
+    /// Images of one person (their embeddings are averaged).
+    #[arg(long = "image", required = true)]
+    images: Vec<PathBuf>,
+    #[arg(long, env = "HANDMATCH_TOP_K", default_value_t = 10)]
+    top_k: u32,
+}
+
+#[derive(ClapArgs)]
+struct LoadArgs {
+    #[arg(
+        long,
+        env = "HANDMATCH_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
+    #[command(flatten)]
+    data: DataArgs,
+    #[arg(long, env = "HANDMATCH_LOAD_CONCURRENCY", default_value_t = 8)]
+    concurrency: usize,
+    /// How long to send requests, e.g. 30s or 2m.
+    #[arg(long, env = "HANDMATCH_LOAD_DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// A hard cap on the number of requests.
+    #[arg(long, env = "HANDMATCH_LOAD_MAX_REQUESTS", default_value_t = 1_000_000)]
+    max_requests: u64,
+    #[arg(
+        long,
+        env = "HANDMATCH_LOAD_MIX",
+        default_value = "identify=8,enroll=1,delete=1"
+    )]
+    mix: Mix,
+    #[arg(long, env = "HANDMATCH_LOAD_SEED", default_value_t = 0)]
+    seed: u64,
+    /// Also write the report as JSON here.
+    #[arg(long, env = "HANDMATCH_LOAD_OUT")]
+    out: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Args::parse().command {
+        Command::Enroll(a) => {
+            let ds = a.data.load()?;
+            let images: Vec<&HandImage> =
+                ds.images.iter().filter(|i| i.aspect == a.aspect).collect();
+            let mut c = connect(&a.server).await?;
+            let (stored, failed) = client::enroll_all(&mut c, &images).await?;
+            println!("enrolled {stored} templates of {} images", images.len());
+            for f in &failed {
+                eprintln!("failed: {f}");
+            }
+            anyhow::ensure!(failed.is_empty(), "{} subjects failed", failed.len());
+        }
+        Command::Identify(a) => {
+            let mut c = connect(&a.server).await?;
+            let images = a
+                .images
+                .iter()
+                .map(|p| {
+                    Ok(pb::Image {
+                        data: std::fs::read(p)
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+                        aspect: pb::Aspect::Dorsal as i32,
+                        side: 0,
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let r = c
+                .identify(pb::IdentifyRequest {
+                    images,
+                    top_k: Some(a.top_k),
+                    gallery_aspect: pb::Aspect::Palmar as i32,
+                    min_score: None,
+                })
+                .await
+                .map_err(|s| anyhow::anyhow!("Identify failed: {:?}: {}", s.code(), s.message()))?
+                .into_inner();
+            println!("rank  subject                score");
+            for cand in &r.candidates {
+                println!(
+                    "{:>4}  {:<20} {:>7.4}",
+                    cand.rank, cand.subject_id, cand.score
+                );
+            }
+            if let Some(t) = r.timings {
+                println!(
+                    "({} subjects; decode {:.1} ms, embed {:.1} ms, search {:.2} ms)",
+                    r.gallery_subjects, t.decode_ms, t.embed_ms, t.search_ms
+                );
+            }
+        }
+        Command::Info(a) => {
+            let deadline = std::time::Instant::now() + a.wait;
+            let info = loop {
+                let attempt = async {
+                    let mut c = connect(&a.server).await?;
+                    Ok::<_, anyhow::Error>(c.get_info(pb::GetInfoRequest {}).await?.into_inner())
+                };
+                match attempt.await {
+                    Ok(info) => break info,
+                    Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                }
+            };
+            println!(
+                "model {} ({}, {}px → {}-d) on {}; gallery: {} subjects, {} templates; server {}",
+                info.model_id,
+                info.backbone,
+                info.input_size,
+                info.embedding_dim,
+                info.execution_provider,
+                info.gallery_subjects,
+                info.gallery_templates,
+                info.server_version
+            );
+        }
+        Command::Load(a) => {
+            let ds = a.data.load()?;
+            let read = |aspect: Aspect| -> anyhow::Result<Vec<pb::Image>> {
+                Ok(ds
+                    .images
+                    .iter()
+                    .filter(|i| i.aspect == aspect)
+                    .map(client::pb_image)
+                    .collect::<Result<_, _>>()?)
+            };
+            let images = Arc::new(LoadImages {
+                queries: read(Aspect::Dorsal)?,
+                gallery: read(Aspect::Palmar)?,
+            });
+            let c = connect(&a.server).await?;
+            let cfg = LoadConfig {
+                concurrency: a.concurrency,
+                duration: a.duration,
+                max_requests: a.max_requests,
+                mix: a.mix,
+                seed: a.seed,
+            };
+            let report = load::run(c, images, &cfg).await?;
+            print!("{}", report.table());
+            if let Some(path) = a.out {
+                std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
+            }
+        }
+    }
+    Ok(())
+}

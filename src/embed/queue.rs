@@ -1,0 +1,186 @@
+//! Admission and batching in front of the one `EmbeddingSession`: requests that arrive
+//! together are embedded together (up to `max_batch` images per session call), on a
+//! dedicated OS thread so inference never blocks the async reactor. A full queue refuses
+//! new work at once instead of letting latency grow without bound.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+use ndarray::{Array2, Array4};
+use tokio::sync::{mpsc, oneshot};
+
+use super::metadata::ArtefactMetadata;
+use super::runtime::ExecutionProviderKind;
+use super::session::{EmbedError, EmbeddingSession};
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("the embedding queue is full ({capacity} requests waiting); retry later")]
+    Overloaded { capacity: usize },
+    #[error("the embedding worker has stopped")]
+    Stopped,
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+}
+
+/// What the worker measured for one request.
+#[derive(Debug, Clone, Copy)]
+pub struct EmbedTiming {
+    /// From submission to the start of the batch that carried it.
+    pub queued: Duration,
+    /// The session call of that batch.
+    pub inference: Duration,
+    /// How many images that batch held in all.
+    pub batch_images: usize,
+}
+
+struct Job {
+    crops: Vec<RgbImage>,
+    submitted: Instant,
+    reply: oneshot::Sender<Result<(Array2<f32>, EmbedTiming), EmbedError>>,
+}
+
+#[derive(Clone)]
+pub struct EmbedQueue {
+    tx: mpsc::Sender<Job>,
+    capacity: usize,
+    metadata: Arc<ArtefactMetadata>,
+    provider: ExecutionProviderKind,
+}
+
+impl EmbedQueue {
+    /// Starts the worker thread; it stops when the last `EmbedQueue` clone is dropped.
+    pub fn start(session: EmbeddingSession, max_batch: usize, capacity: usize) -> Self {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let metadata = Arc::new(session.metadata().clone());
+        let provider = session.provider();
+        std::thread::Builder::new()
+            .name("embed-worker".into())
+            .spawn(move || worker(session, rx, max_batch.max(1)))
+            .expect("spawning the embedding worker thread");
+        Self {
+            tx,
+            capacity,
+            metadata,
+            provider,
+        }
+    }
+
+    pub fn metadata(&self) -> &ArtefactMetadata {
+        &self.metadata
+    }
+
+    pub fn provider(&self) -> ExecutionProviderKind {
+        self.provider
+    }
+
+    /// Embeds preprocessed `S x S` crops; one row per crop, in order.
+    pub async fn embed(
+        &self,
+        crops: Vec<RgbImage>,
+    ) -> Result<(Array2<f32>, EmbedTiming), QueueError> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            crops,
+            submitted: Instant::now(),
+            reply,
+        };
+        self.tx.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => QueueError::Overloaded {
+                capacity: self.capacity,
+            },
+            mpsc::error::TrySendError::Closed(_) => QueueError::Stopped,
+        })?;
+        Ok(rx.await.map_err(|_| QueueError::Stopped)??)
+    }
+}
+
+fn worker(mut session: EmbeddingSession, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+    let s = session.metadata().input_size as usize;
+    let mut pending: Option<Job> = None;
+    loop {
+        let first = match pending.take() {
+            Some(job) => job,
+            None => match rx.blocking_recv() {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        // Gather whatever else is already waiting, up to the batch limit. A request larger
+        // than the limit runs alone (in chunks).
+        let mut jobs = vec![first];
+        let mut images = jobs[0].crops.len();
+        while images < max_batch {
+            match rx.try_recv() {
+                Ok(job) if images + job.crops.len() <= max_batch => {
+                    images += job.crops.len();
+                    jobs.push(job);
+                }
+                Ok(job) => {
+                    pending = Some(job);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let result = run_batch(&mut session, &jobs, s, max_batch);
+        let inference = started.elapsed();
+        match result {
+            Ok(all) => {
+                let mut row = 0;
+                for job in jobs {
+                    let n = job.crops.len();
+                    let rows = all.slice(ndarray::s![row..row + n, ..]).to_owned();
+                    row += n;
+                    let timing = EmbedTiming {
+                        queued: started - job.submitted,
+                        inference,
+                        batch_images: images,
+                    };
+                    let _ = job.reply.send(Ok((rows, timing)));
+                }
+            }
+            Err(e) => {
+                tracing::error!("embedding batch of {images} images failed: {e}");
+                for job in jobs {
+                    let _ = job
+                        .reply
+                        .send(Err(EmbedError::Inference(ort::Error::new(e.to_string()))));
+                }
+            }
+        }
+    }
+}
+
+fn run_batch(
+    session: &mut EmbeddingSession,
+    jobs: &[Job],
+    s: usize,
+    max_batch: usize,
+) -> Result<Array2<f32>, EmbedError> {
+    let crops: Vec<&RgbImage> = jobs.iter().flat_map(|j| j.crops.iter()).collect();
+    let mut out = Array2::zeros((crops.len(), session.metadata().embedding_dim));
+    for (c, chunk) in crops.chunks(max_batch).enumerate() {
+        let mut batch = Array4::<u8>::zeros((chunk.len(), s, s, 3));
+        for (i, crop) in chunk.iter().enumerate() {
+            if crop.dimensions() != (s as u32, s as u32) {
+                return Err(EmbedError::InputShape {
+                    found: vec![1, crop.height() as usize, crop.width() as usize, 3],
+                    size: s as u32,
+                });
+            }
+            batch
+                .slice_mut(ndarray::s![i, .., .., ..])
+                .as_slice_mut()
+                .expect("a fresh array is contiguous")
+                .copy_from_slice(crop.as_raw());
+        }
+        let e = session.embed(batch.view())?;
+        let start = c * max_batch;
+        out.slice_mut(ndarray::s![start..start + chunk.len(), ..])
+            .assign(&e);
+    }
+    Ok(out)
+}

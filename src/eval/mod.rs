@@ -1,0 +1,5 @@
+//! The evaluation client's pieces that drive a running server over gRPC: bulk enrolment,
+//! queries and the load generator.
+
+pub mod client;
+pub mod load;
