@@ -1,5 +1,7 @@
 //! `handmatch-train`: builds model artefacts (and, in later stages, trains and evaluates).
 
+mod commands;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -40,6 +42,14 @@ enum Command {
     Dataset(DatasetArgs),
     /// Write a subject-level train/validation/test split file (JSON).
     Split(SplitArgs),
+    /// Cache backbone features (evaluation view + augmented views) of a dataset.
+    Extract(commands::extract::ExtractArgs),
+    /// Train the projection head on cached features and export the artefact.
+    Fit(commands::fit::FitArgs),
+    /// Evaluate an artefact on a subset under every protocol.
+    Evaluate(commands::evaluate::EvaluateArgs),
+    /// {ResNet, DINOv2} x {contrastive, triplet}: a results table and a comparison plot.
+    Matrix(commands::matrix::MatrixArgs),
 }
 
 #[derive(ClapArgs)]
@@ -326,6 +336,10 @@ fn main() -> anyhow::Result<()> {
                 println!("  dropped {}: {}", d.subject, d.reason);
             }
         }
+        Command::Extract(a) => commands::extract::run(a)?,
+        Command::Fit(a) => commands::fit::run(a)?,
+        Command::Evaluate(a) => commands::evaluate::run(a)?,
+        Command::Matrix(a) => commands::matrix::run(a)?,
     }
     Ok(())
 }

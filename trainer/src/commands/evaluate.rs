@@ -1,0 +1,45 @@
+//! `handmatch-train evaluate`: every protocol on one subset, through the artefact.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use handmatch::dataset::split::Subset;
+use handmatch_trainer::evaluate::{embed_images, score, table, write_report};
+use handmatch_trainer::pipeline::images_of;
+
+use super::{DataSplitArgs, RuntimeArgs};
+
+#[derive(Args)]
+pub struct EvaluateArgs {
+    #[arg(long, env = "HANDMATCH_MODEL")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataSplitArgs,
+    #[arg(long, value_enum, default_value_t = Subset::Test)]
+    pub subset: Subset,
+    /// results.json and cmc.png go here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
+    let (ds, split) = a.data.load()?;
+    split.check_against(&ds, a.subset)?;
+    let images = images_of(&ds, &split.subject_set(a.subset));
+    let embeddings = embed_images(
+        &a.model,
+        &images,
+        &a.runtime.options(),
+        a.runtime.batch_size,
+        true,
+    )?;
+    let results = score(&images, &embeddings)?;
+    print!("{}", table(&results));
+    if let Some(out) = &a.out {
+        write_report(&results, out, &format!("CMC, {:?} subjects", a.subset))?;
+        println!("wrote {}/results.json and cmc.png", out.display());
+    }
+    Ok(())
+}

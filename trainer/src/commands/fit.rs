@@ -1,0 +1,165 @@
+//! `handmatch-train fit`: train the projection head and export the artefact.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use handmatch_trainer::fit::Mining;
+use handmatch_trainer::pipeline::{run_fit, FitJob};
+use handmatch_trainer::training::{FitConfig, LossChoice};
+
+use super::{DataSplitArgs, RuntimeArgs};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LossKind {
+    /// Triplet loss (the reference method).
+    Triplet,
+    /// Contrastive pair loss (the baseline).
+    Contrastive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MiningKind {
+    BatchHard,
+    SemiHard,
+    All,
+}
+
+#[derive(Args, Clone)]
+pub struct TrainingArgs {
+    #[arg(long, value_enum, default_value_t = LossKind::Triplet)]
+    pub loss: LossKind,
+    #[arg(long, value_enum, default_value_t = MiningKind::BatchHard)]
+    pub mining: MiningKind,
+    /// log(1 + exp(d_ap − d_an)) instead of the hinge.
+    #[arg(long)]
+    pub soft_margin: bool,
+    /// Default 0.5 for triplet, 2.0 for contrastive.
+    #[arg(long)]
+    pub margin: Option<f64>,
+    /// Default 256 (triplet) or 128 (contrastive).
+    #[arg(long)]
+    pub embedding_dim: Option<usize>,
+    #[arg(long, default_value_t = 512)]
+    pub hidden_dim: usize,
+    #[arg(long, default_value_t = 0.1)]
+    pub dropout: f64,
+    /// Subjects per batch.
+    #[arg(long, default_value_t = 8)]
+    pub p: usize,
+    /// Images per view per subject in a batch.
+    #[arg(long, default_value_t = 1)]
+    pub k: usize,
+    #[arg(long, default_value_t = 30)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 3e-4)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 1e-6)]
+    pub lr_min: f64,
+    #[arg(long, default_value_t = 1e-4)]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = 5)]
+    pub validate_every: usize,
+    /// Cross-batch memory size (embeddings); 0 is off.
+    #[arg(long, default_value_t = 0)]
+    pub memory: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl TrainingArgs {
+    pub fn config(&self) -> FitConfig {
+        let base = match self.loss {
+            LossKind::Triplet => FitConfig::reference_triplet(),
+            LossKind::Contrastive => FitConfig::reference_contrastive(),
+        };
+        let loss = match (self.loss, base.loss) {
+            (LossKind::Triplet, LossChoice::Triplet { margin, .. }) => LossChoice::Triplet {
+                mining: match self.mining {
+                    MiningKind::BatchHard => Mining::BatchHard,
+                    MiningKind::SemiHard => Mining::SemiHard,
+                    MiningKind::All => Mining::All,
+                },
+                margin: self.margin.unwrap_or(margin),
+                soft_margin: self.soft_margin,
+            },
+            (_, LossChoice::Contrastive { margin }) => LossChoice::Contrastive {
+                margin: self.margin.unwrap_or(margin),
+            },
+            (_, other) => other,
+        };
+        FitConfig {
+            loss,
+            hidden_dim: self.hidden_dim,
+            embedding_dim: self.embedding_dim.unwrap_or(base.embedding_dim),
+            dropout: self.dropout,
+            p: self.p,
+            k: self.k,
+            epochs: self.epochs,
+            lr: self.lr,
+            lr_min: self.lr_min,
+            weight_decay: self.weight_decay,
+            validate_every: self.validate_every,
+            memory: self.memory,
+            seed: self.seed,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct FitArgs {
+    #[arg(long, env = "HANDMATCH_HF_DIR")]
+    pub hf_dir: PathBuf,
+    #[arg(long, env = "HANDMATCH_IMAGE_SIZE", default_value_t = 224)]
+    pub image_size: usize,
+    #[command(flatten)]
+    pub data: DataSplitArgs,
+    #[arg(long, default_value_t = 8)]
+    pub views: usize,
+    /// Feature cache (default: OUT/features.safetensors).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    #[command(flatten)]
+    pub training: TrainingArgs,
+    /// Run folder: config.json, history.json, training.png, head.safetensors, model.onnx.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+pub fn run(a: FitArgs) -> anyhow::Result<()> {
+    let (ds, split) = a.data.load()?;
+    let report = run_fit(&FitJob {
+        hf_dir: a.hf_dir.clone(),
+        image_size: a.image_size,
+        data: &ds,
+        split: &split,
+        cache: a
+            .cache
+            .clone()
+            .unwrap_or_else(|| a.out.join("features.safetensors")),
+        out: a.out.clone(),
+        views: a.views,
+        config: a.training.config(),
+        runtime: a.runtime.options(),
+        batch_size: a.runtime.batch_size,
+        progress: true,
+    })?;
+    let v = &report.outcome.best_validation.template_to_template;
+    println!(
+        "best epoch {}: validation R@1 {:.3}, mean rank {:.2}; extract {:.1} s, fit {:.1} s; wrote {}",
+        report.outcome.best_epoch,
+        v.recall_at(1).map_or(0.0, |r| r.value),
+        v.mean_rank,
+        report.extract_seconds,
+        report.fit_seconds,
+        report.model.display()
+    );
+    for p in &report.outcome.operating_points {
+        println!(
+            "open set: FPIR target {} → threshold {:.4} (FPIR {:.4}, FNIR {:.3}; {} mated / {} non-mated searches)",
+            p.target_fpir, p.threshold, p.fpir, p.fnir, p.mated_searches, p.non_mated_searches
+        );
+    }
+    Ok(())
+}

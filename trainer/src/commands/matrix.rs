@@ -1,0 +1,110 @@
+//! `handmatch-train matrix`: {ResNet-50, DINOv2} × {contrastive, triplet + hard mining} on
+//! one dataset and split; a Markdown table and a comparison plot.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use handmatch::dataset::split::Subset;
+use handmatch::report::plot::cmc_chart;
+use handmatch_trainer::evaluate::{embed_images, score};
+use handmatch_trainer::pipeline::{images_of, run_fit, FitJob};
+use handmatch_trainer::training::FitConfig;
+
+use super::{DataSplitArgs, RuntimeArgs};
+
+#[derive(Args)]
+pub struct MatrixArgs {
+    /// DINOv2 checkpoint.
+    #[arg(long)]
+    pub dinov2: PathBuf,
+    /// ResNet checkpoint.
+    #[arg(long)]
+    pub resnet: PathBuf,
+    #[arg(long, default_value_t = 224)]
+    pub image_size: usize,
+    #[command(flatten)]
+    pub data: DataSplitArgs,
+    #[arg(long, default_value_t = 8)]
+    pub views: usize,
+    #[arg(long, default_value_t = 30)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+pub fn run(a: MatrixArgs) -> anyhow::Result<()> {
+    let (ds, split) = a.data.load()?;
+    let test_images = images_of(&ds, &split.subject_set(Subset::Test));
+    let mut rows = String::from(
+        "| backbone | loss | test R@1 | R@5 | R@10 | mean rank | image→template R@1 | extract s | fit s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut curves = Vec::new();
+    for (backbone, ckpt) in [("resnet", &a.resnet), ("dinov2", &a.dinov2)] {
+        for (loss, mut cfg) in [
+            ("contrastive", FitConfig::reference_contrastive()),
+            ("triplet batch-hard", FitConfig::reference_triplet()),
+        ] {
+            cfg.epochs = a.epochs;
+            cfg.seed = a.seed;
+            let out = a.out.join(format!("{backbone}-{}", loss.replace(' ', "-")));
+            let started = Instant::now();
+            let report = run_fit(&FitJob {
+                hf_dir: ckpt.clone(),
+                image_size: a.image_size,
+                data: &ds,
+                split: &split,
+                cache: a.out.join(format!("features-{backbone}.safetensors")),
+                out: out.clone(),
+                views: a.views,
+                config: cfg,
+                runtime: a.runtime.options(),
+                batch_size: a.runtime.batch_size,
+                progress: true,
+            })?;
+            let embeddings = embed_images(
+                &report.model,
+                &test_images,
+                &a.runtime.options(),
+                a.runtime.batch_size,
+                true,
+            )?;
+            let results = score(&test_images, &embeddings)?;
+            let t = &results.template_to_template;
+            let r = |k| t.recall_at(k).map_or(f64::NAN, |x| x.value);
+            rows +=
+                &format!(
+                "| {backbone} | {loss} | {:.3} | {:.3} | {:.3} | {:.2} | {:.3} | {:.1} | {:.1} |\n",
+                r(1),
+                r(5),
+                r(10),
+                t.mean_rank,
+                results.image_to_template.recall_at(1).map_or(f64::NAN, |x| x.value),
+                report.extract_seconds,
+                report.fit_seconds
+            );
+            curves.push((format!("{backbone}, {loss}"), t.cmc.clone()));
+            std::fs::write(
+                out.join("test-results.json"),
+                serde_json::to_string_pretty(&results)? + "\n",
+            )?;
+            eprintln!(
+                "{backbone} / {loss}: done in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    std::fs::create_dir_all(&a.out)?;
+    std::fs::write(a.out.join("results.md"), &rows)?;
+    cmc_chart(
+        &a.out.join("comparison.png"),
+        "Test CMC (template → template)",
+        &curves,
+    )?;
+    print!("{rows}");
+    Ok(())
+}

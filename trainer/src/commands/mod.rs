@@ -1,0 +1,78 @@
+//! The training and evaluation subcommands of `handmatch-train`.
+
+pub mod evaluate;
+pub mod extract;
+pub mod fit;
+pub mod matrix;
+
+use std::path::PathBuf;
+
+use clap::Args;
+use handmatch::dataset::hand_info::{Dataset, LoadOptions, OnProblem};
+use handmatch::dataset::split::{Fractions, SubjectSplit};
+use handmatch::embed::{Device, RuntimeOptions};
+
+/// A dataset and the split that says which subjects are for what.
+#[derive(Args, Clone)]
+pub struct DataSplitArgs {
+    /// A folder in the 11k Hands layout: HandInfo.csv and Hands/*.jpg.
+    #[arg(long, env = "HANDMATCH_DATA")]
+    pub data: PathBuf,
+    /// The split file (`handmatch-train split`); made here with --split-seed when missing.
+    #[arg(long, env = "HANDMATCH_SPLIT")]
+    pub split: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    pub split_seed: u64,
+    /// Leave out rows with problems instead of failing.
+    #[arg(long)]
+    pub skip_problems: bool,
+}
+
+impl DataSplitArgs {
+    pub fn load(&self) -> anyhow::Result<(Dataset, SubjectSplit)> {
+        let on_problem = if self.skip_problems {
+            OnProblem::Skip
+        } else {
+            OnProblem::Error
+        };
+        let (ds, report) = Dataset::load(&self.data, &LoadOptions { on_problem })?;
+        if !report.problems.is_empty() {
+            eprintln!(
+                "skipped {} of {} rows with problems",
+                report.problems.len(),
+                report.rows
+            );
+        }
+        let split = if self.split.exists() {
+            SubjectSplit::load(&self.split)?
+        } else {
+            let s = SubjectSplit::new(&ds, Fractions::default(), self.split_seed)?;
+            s.save(&self.split)?;
+            eprintln!("wrote a new split to {}", self.split.display());
+            s
+        };
+        Ok((ds, split))
+    }
+}
+
+#[derive(Args, Clone)]
+pub struct RuntimeArgs {
+    /// ONNX Runtime's shared library (default: .ort/lib/libonnxruntime.so).
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    pub ort_lib: Option<PathBuf>,
+    #[arg(long, env = "HANDMATCH_DEVICE", value_enum, default_value_t = Device::Auto)]
+    pub device: Device,
+    /// Images per inference call.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+}
+
+impl RuntimeArgs {
+    pub fn options(&self) -> RuntimeOptions {
+        RuntimeOptions {
+            library: self.ort_lib.clone(),
+            device: self.device,
+            intra_threads: 0,
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Offline evaluation of an artefact: every image of a subset is embedded through the
+//! artefact exactly as the server does it (same decoding, same evaluation transform, same
+//! graph), then scored under every protocol by the shared metrics code.
+
+use std::path::Path;
+
+use handmatch::dataset::HandImage;
+use handmatch::embed::decode::{decode_rgb, DecodeLimits};
+use handmatch::embed::preprocess::EvalTransform;
+use handmatch::embed::{EmbeddingSession, RuntimeOptions};
+use handmatch::metrics::protocols::{evaluate_protocols, EmbeddedImage, ProtocolResults};
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::Array4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvaluateError {
+    #[error(transparent)]
+    Embed(#[from] handmatch::embed::EmbedError),
+    #[error("{path}: {reason}")]
+    Image {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error(transparent)]
+    Metrics(#[from] handmatch::metrics::error::MetricsError),
+    #[error(transparent)]
+    Plot(#[from] handmatch::report::error::PlotError),
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One embedding per image, in order, through the artefact at `model`.
+pub fn embed_images(
+    model: &Path,
+    images: &[&HandImage],
+    runtime: &RuntimeOptions,
+    batch_size: usize,
+    progress: bool,
+) -> Result<Vec<Vec<f32>>, EvaluateError> {
+    let mut session = EmbeddingSession::open(model, runtime)?;
+    let transform = EvalTransform::for_model(session.metadata());
+    let s = session.metadata().input_size as usize;
+    let bar = if progress {
+        let bar = ProgressBar::new(images.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("embed [{bar:40}] {pos}/{len} images {per_sec} eta {eta}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut out = Vec::with_capacity(images.len());
+    for chunk in images.chunks(batch_size.max(1)) {
+        let mut batch = Array4::<u8>::zeros((chunk.len(), s, s, 3));
+        for (i, img) in chunk.iter().enumerate() {
+            let err = |reason: String| EvaluateError::Image {
+                path: img.path.clone(),
+                reason,
+            };
+            let bytes = std::fs::read(&img.path).map_err(|e| err(e.to_string()))?;
+            let rgb =
+                decode_rgb(&bytes, &DecodeLimits::default()).map_err(|e| err(e.to_string()))?;
+            let crop = transform.apply(&rgb);
+            batch
+                .slice_mut(ndarray::s![i, .., .., ..])
+                .as_slice_mut()
+                .expect("a fresh array is contiguous")
+                .copy_from_slice(crop.as_raw());
+        }
+        let e = session.embed(batch.view())?;
+        out.extend(e.rows().into_iter().map(|r| r.to_vec()));
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(out)
+}
+
+pub fn score(
+    images: &[&HandImage],
+    embeddings: &[Vec<f32>],
+) -> Result<ProtocolResults, EvaluateError> {
+    let embedded: Vec<EmbeddedImage> = images
+        .iter()
+        .zip(embeddings)
+        .map(|(img, e)| EmbeddedImage {
+            subject: img.subject.clone(),
+            aspect: img.aspect,
+            accessories: img.accessories,
+            embedding: e.clone(),
+        })
+        .collect();
+    Ok(evaluate_protocols(&embedded)?)
+}
+
+/// `results.json` and `cmc.png` in `out`.
+pub fn write_report(
+    results: &ProtocolResults,
+    out: &Path,
+    title: &str,
+) -> Result<(), EvaluateError> {
+    std::fs::create_dir_all(out).map_err(|source| EvaluateError::Io {
+        path: out.into(),
+        source,
+    })?;
+    let json = serde_json::to_string_pretty(results).expect("results serialise") + "\n";
+    let path = out.join("results.json");
+    crate::atomic_file::AtomicFile::write(&path, json.as_bytes())
+        .map_err(|source| EvaluateError::Io { path, source })?;
+    let curves = vec![
+        (
+            "template → template".to_string(),
+            results.template_to_template.cmc.clone(),
+        ),
+        (
+            "image → template".to_string(),
+            results.image_to_template.cmc.clone(),
+        ),
+        (
+            "image → image".to_string(),
+            results.image_to_image.cmc.clone(),
+        ),
+    ];
+    handmatch::report::plot::cmc_chart(&out.join("cmc.png"), title, &curves)?;
+    Ok(())
+}
+
+/// A Markdown table of R@1/5/10, mean rank and mAP for every protocol.
+pub fn table(results: &ProtocolResults) -> String {
+    let rows = [
+        ("template → template", &results.template_to_template),
+        ("image → template", &results.image_to_template),
+        ("image → image", &results.image_to_image),
+        (
+            "template → template, no accessories",
+            &results.template_to_template_no_accessories,
+        ),
+        (
+            "image → template, no accessories",
+            &results.image_to_template_no_accessories,
+        ),
+        (
+            "image → image, no accessories",
+            &results.image_to_image_no_accessories,
+        ),
+    ];
+    let mut out = String::from("| protocol | queries | gallery | R@1 [95% CI] | R@5 | R@10 | chance R@1 | mean rank | mAP |\n|---|---:|---:|---|---:|---:|---:|---:|---:|\n");
+    for (name, m) in rows {
+        let r = |k| m.recall_at(k).map_or(f64::NAN, |r| r.value);
+        let r1 = m.recall_at(1);
+        out += &format!(
+            "| {name} | {} | {} | {:.3} [{:.3}, {:.3}] | {:.3} | {:.3} | {:.3} | {:.2} | {:.3} |\n",
+            m.queries,
+            m.gallery_size,
+            r(1),
+            r1.map_or(f64::NAN, |r| r.wilson_low),
+            r1.map_or(f64::NAN, |r| r.wilson_high),
+            r(5),
+            r(10),
+            r1.map_or(f64::NAN, |r| r.chance),
+            m.mean_rank,
+            m.mean_ap
+        );
+    }
+    out
+}

@@ -1,0 +1,315 @@
+//! `handmatch-train extract`: runs the backbone graph (the one the artefact contains)
+//! through ONNX Runtime over a dataset and caches its features: the evaluation view of every
+//! image, plus V augmented views for training. A cache is reused only when the backbone's
+//! model id, the image list and the transforms all match.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use handmatch::dataset::augment::Augment;
+use handmatch::dataset::{Aspect, HandImage};
+use handmatch::embed::decode::{decode_rgb, DecodeLimits};
+use handmatch::embed::metadata::{ArtefactMetadata, IMAGENET_MEAN, IMAGENET_STD};
+use handmatch::embed::preprocess::EvalTransform;
+use handmatch::embed::RuntimeOptions;
+use image::RgbImage;
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::{Array2, Array3, Array4};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use sha2::{Digest, Sha256};
+
+use crate::atomic_file::AtomicFile;
+use crate::backbone_session::BackboneSession;
+
+/// One image of the cache, in cache order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CachedImage {
+    pub subject: String,
+    pub aspect: Aspect,
+    pub accessories: bool,
+    pub image_name: String,
+}
+
+pub struct FeatureCache {
+    pub images: Vec<CachedImage>,
+    /// `[N, D]`: the evaluation transform.
+    pub eval: Array2<f32>,
+    /// `[N, V, D]`: augmented views for training.
+    pub views: Array3<f32>,
+    pub key: CacheKey,
+}
+
+/// What a cache was made from; any difference means it is stale.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CacheKey {
+    pub backbone_model_id: String,
+    pub image_list_sha256: String,
+    pub image_size: u32,
+    pub resize_short_side: u32,
+    pub augment: Augment,
+    pub views: usize,
+    pub seed: u64,
+}
+
+pub struct ExtractOptions {
+    pub backbone: PathBuf,
+    pub views: usize,
+    pub seed: u64,
+    pub batch_size: usize,
+    pub runtime: RuntimeOptions,
+    pub progress: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("{path}: {reason}")]
+    Backbone { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    Image { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    Cache { path: PathBuf, reason: String },
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+/// The backbone's id and input size, from the metadata `export-backbone` writes.
+pub fn backbone_info(path: &Path, runtime: &RuntimeOptions) -> Result<(String, u32), ExtractError> {
+    let err = |reason: String| ExtractError::Backbone {
+        path: path.into(),
+        reason,
+    };
+    let (session, _) =
+        handmatch::embed::runtime::open_session(path, runtime).map_err(|e| err(e.to_string()))?;
+    let meta = session.metadata().map_err(|e| err(e.to_string()))?;
+    let id = meta
+        .custom(handmatch::embed::metadata::keys::MODEL_ID)
+        .ok_or_else(|| {
+            err(
+                "no model_id in the metadata (write it with `handmatch-train export-backbone`)"
+                    .into(),
+            )
+        })?;
+    let size = meta
+        .custom(handmatch::embed::metadata::keys::INPUT_SIZE)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| err("no input_size in the metadata".into()))?;
+    Ok((id, size))
+}
+
+fn image_list_hash(images: &[&HandImage]) -> String {
+    let mut h = Sha256::new();
+    for img in images {
+        h.update(img.subject.as_bytes());
+        h.update([0, img.aspect as u8]);
+        h.update(img.image_name.as_bytes());
+        h.update(
+            std::fs::metadata(&img.path)
+                .map(|m| m.len())
+                .unwrap_or(0)
+                .to_le_bytes(),
+        );
+    }
+    hex::encode(h.finalize())
+}
+
+/// Normalised `[N, 3, S, S]` pixels, as the backbone graph takes them.
+pub fn pixels(crops: &[RgbImage]) -> Array4<f32> {
+    let s = crops[0].width() as usize;
+    let mut out = Array4::<f32>::zeros((crops.len(), 3, s, s));
+    for (i, crop) in crops.iter().enumerate() {
+        for (x, y, p) in crop.enumerate_pixels() {
+            for c in 0..3 {
+                out[[i, c, y as usize, x as usize]] =
+                    (p[c] as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
+            }
+        }
+    }
+    out
+}
+
+/// Extracts (or reuses) the features of `images`, cached at `cache_path`.
+pub fn extract(
+    images: &[&HandImage],
+    cache_path: &Path,
+    opts: &ExtractOptions,
+) -> Result<FeatureCache, ExtractError> {
+    let (backbone_model_id, image_size) = backbone_info(&opts.backbone, &opts.runtime)?;
+    let key = CacheKey {
+        backbone_model_id,
+        image_list_sha256: image_list_hash(images),
+        image_size,
+        resize_short_side: ArtefactMetadata::resize_for(image_size),
+        augment: Augment::new(image_size),
+        views: opts.views,
+        seed: opts.seed,
+    };
+    if let Ok(cache) = load(cache_path) {
+        if cache.key == key {
+            tracing::info!("reusing the feature cache {}", cache_path.display());
+            return Ok(cache);
+        }
+        tracing::info!(
+            "the feature cache {} is stale; extracting again",
+            cache_path.display()
+        );
+    }
+    let mut session = BackboneSession::open(&opts.backbone, &opts.runtime).map_err(|e| {
+        ExtractError::Backbone {
+            path: opts.backbone.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    let transform = EvalTransform::new(key.resize_short_side, image_size);
+    let views_per_image = 1 + opts.views;
+    let bar = if opts.progress {
+        let bar = ProgressBar::new((images.len() * views_per_image) as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "extract [{bar:40}] {pos}/{len} views {per_sec} eta {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let started = Instant::now();
+    let mut eval_rows: Vec<Vec<f32>> = Vec::with_capacity(images.len());
+    let mut view_rows: Vec<Vec<f32>> = Vec::with_capacity(images.len() * opts.views);
+    let mut pending: Vec<RgbImage> = Vec::new();
+    let mut outputs: Vec<Vec<f32>> = Vec::new();
+    let mut flush =
+        |pending: &mut Vec<RgbImage>, outputs: &mut Vec<Vec<f32>>| -> Result<(), ExtractError> {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let f = session
+                .run(pixels(pending).view())
+                .map_err(|e| ExtractError::Inference(e.to_string()))?;
+            outputs.extend(f.rows().into_iter().map(|r| r.to_vec()));
+            bar.inc(pending.len() as u64);
+            pending.clear();
+            Ok(())
+        };
+    for (i, img) in images.iter().enumerate() {
+        let bytes = std::fs::read(&img.path).map_err(|e| ExtractError::Image {
+            path: img.path.clone(),
+            reason: e.to_string(),
+        })?;
+        let rgb =
+            decode_rgb(&bytes, &DecodeLimits::default()).map_err(|e| ExtractError::Image {
+                path: img.path.clone(),
+                reason: e.to_string(),
+            })?;
+        pending.push(transform.apply(&rgb));
+        for v in 0..opts.views {
+            let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ ((i as u64) << 20) ^ (v as u64));
+            pending.push(key.augment.apply(&rgb, &mut rng));
+        }
+        if pending.len() >= opts.batch_size.max(views_per_image) {
+            flush(&mut pending, &mut outputs)?;
+        }
+    }
+    flush(&mut pending, &mut outputs)?;
+    bar.finish_and_clear();
+    for chunk in outputs.chunks(views_per_image) {
+        eval_rows.push(chunk[0].clone());
+        view_rows.extend(chunk[1..].iter().cloned());
+    }
+    let d = eval_rows.first().map_or(0, |r| r.len());
+    let n = images.len();
+    tracing::info!(
+        images = n,
+        views = n * views_per_image,
+        seconds = started.elapsed().as_secs_f64(),
+        "features extracted ({:.1} views/s)",
+        (n * views_per_image) as f64 / started.elapsed().as_secs_f64()
+    );
+    let cache = FeatureCache {
+        images: images
+            .iter()
+            .map(|i| CachedImage {
+                subject: i.subject.clone(),
+                aspect: i.aspect,
+                accessories: i.accessories,
+                image_name: i.image_name.clone(),
+            })
+            .collect(),
+        eval: Array2::from_shape_vec((n, d), eval_rows.concat()).expect("rows of equal length"),
+        views: Array3::from_shape_vec((n, opts.views, d), view_rows.concat())
+            .expect("rows of equal length"),
+        key,
+    };
+    save(&cache, cache_path)?;
+    Ok(cache)
+}
+
+fn save(cache: &FeatureCache, path: &Path) -> Result<(), ExtractError> {
+    let err = |reason: String| ExtractError::Cache {
+        path: path.into(),
+        reason,
+    };
+    let eval: Vec<u8> = cache.eval.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let views: Vec<u8> = cache.views.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut meta = HashMap::new();
+    meta.insert(
+        "key".to_string(),
+        serde_json::to_string(&cache.key).unwrap(),
+    );
+    meta.insert(
+        "images".to_string(),
+        serde_json::to_string(&cache.images).unwrap(),
+    );
+    let tensors = [
+        (
+            "eval",
+            TensorView::new(Dtype::F32, cache.eval.shape().to_vec(), &eval).unwrap(),
+        ),
+        (
+            "views",
+            TensorView::new(Dtype::F32, cache.views.shape().to_vec(), &views).unwrap(),
+        ),
+    ];
+    let bytes = safetensors::serialize(tensors, Some(meta)).map_err(|e| err(e.to_string()))?;
+    AtomicFile::write(path, &bytes).map_err(|e| err(e.to_string()))
+}
+
+pub fn load(path: &Path) -> Result<FeatureCache, ExtractError> {
+    let err = |reason: String| ExtractError::Cache {
+        path: path.into(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| err(e.to_string()))?;
+    let meta = header
+        .metadata()
+        .clone()
+        .ok_or_else(|| err("no metadata".into()))?;
+    let key: CacheKey = serde_json::from_str(meta.get("key").ok_or_else(|| err("no key".into()))?)
+        .map_err(|e| err(e.to_string()))?;
+    let images: Vec<CachedImage> =
+        serde_json::from_str(meta.get("images").ok_or_else(|| err("no images".into()))?)
+            .map_err(|e| err(e.to_string()))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| err(e.to_string()))?;
+    let read = |name: &str| -> Result<(Vec<usize>, Vec<f32>), ExtractError> {
+        let v = st.tensor(name).map_err(|e| err(e.to_string()))?;
+        let data = v
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        Ok((v.shape().to_vec(), data))
+    };
+    let (es, ed) = read("eval")?;
+    let (vs, vd) = read("views")?;
+    Ok(FeatureCache {
+        images,
+        eval: Array2::from_shape_vec((es[0], es[1]), ed).map_err(|e| err(e.to_string()))?,
+        views: Array3::from_shape_vec((vs[0], vs[1], vs[2]), vd).map_err(|e| err(e.to_string()))?,
+        key,
+    })
+}

@@ -1,0 +1,176 @@
+//! The whole training job as one call (used by `handmatch-train fit`, `matrix` and the
+//! tests): export the backbone, extract (or reuse) features, fit the head, write the run's
+//! files, and export the artefact with the validation results in its metadata.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use handmatch::dataset::hand_info::Dataset;
+use handmatch::dataset::split::{SubjectSplit, Subset};
+use handmatch::dataset::HandImage;
+use handmatch::embed::RuntimeOptions;
+use handmatch::report::plot::{line_chart, Series};
+
+use crate::artefact::{artefact_model, backbone_model, HeadSource};
+use crate::checkpoint::Checkpoint;
+use crate::extract::{extract, ExtractOptions, FeatureCache};
+use crate::training::run::{fit, EpochRecord, FitOutcome};
+use crate::training::FitConfig;
+
+pub struct FitJob<'a> {
+    pub hf_dir: PathBuf,
+    pub image_size: usize,
+    pub data: &'a Dataset,
+    pub split: &'a SubjectSplit,
+    pub out: PathBuf,
+    /// Where the features are cached; shared between runs on the same backbone and data.
+    pub cache: PathBuf,
+    pub views: usize,
+    pub config: FitConfig,
+    pub runtime: RuntimeOptions,
+    pub batch_size: usize,
+    pub progress: bool,
+}
+
+pub struct FitReport {
+    pub outcome: FitOutcome,
+    pub model: PathBuf,
+    pub backbone: PathBuf,
+    pub extract_seconds: f64,
+    pub fit_seconds: f64,
+}
+
+/// Exports the checkpoint's backbone at `image_size` to `path` (the graph the artefact
+/// contains, so cached features are what the artefact computes).
+pub fn export_backbone(hf_dir: &Path, image_size: usize, path: &Path) -> anyhow::Result<()> {
+    let ckpt = Checkpoint::open(hf_dir)?;
+    backbone_model(&ckpt, image_size)?.save(path)?;
+    Ok(())
+}
+
+pub fn images_of<'a>(data: &'a Dataset, subjects: &BTreeSet<String>) -> Vec<&'a HandImage> {
+    data.images
+        .iter()
+        .filter(|i| subjects.contains(&i.subject))
+        .collect()
+}
+
+pub fn run_fit(job: &FitJob) -> anyhow::Result<FitReport> {
+    std::fs::create_dir_all(&job.out)?;
+    let backbone = job.out.join("backbone.onnx");
+    export_backbone(&job.hf_dir, job.image_size, &backbone)?;
+    let train = job.split.subject_set(Subset::Train);
+    let val = job.split.subject_set(Subset::Val);
+    let both: BTreeSet<String> = train.union(&val).cloned().collect();
+    let images = images_of(job.data, &both);
+    let started = Instant::now();
+    let cache: FeatureCache = extract(
+        &images,
+        &job.cache,
+        &ExtractOptions {
+            backbone: backbone.clone(),
+            views: job.views,
+            seed: job.config.seed,
+            batch_size: job.batch_size,
+            runtime: job.runtime.clone(),
+            progress: job.progress,
+        },
+    )?;
+    let extract_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let progress = job.progress;
+    let outcome = fit(&cache, &train, &val, &job.config, |r: &EpochRecord| {
+        if progress {
+            let val = r.validation.as_ref().map_or(String::new(), |v| {
+                format!(
+                    ", validation mean rank {:.2}, R@1 {:.3}",
+                    v.template_to_template.mean_rank,
+                    v.template_to_template.recall_at(1).map_or(0.0, |x| x.value)
+                )
+            });
+            eprintln!(
+                "epoch {:>3}: loss {:.4}, lr {:.2e}{val}",
+                r.epoch, r.mean_loss, r.lr
+            );
+        }
+    })?;
+    let fit_seconds = started.elapsed().as_secs_f64();
+
+    let write = |name: &str, value: &serde_json::Value| -> anyhow::Result<()> {
+        let path = job.out.join(name);
+        crate::atomic_file::AtomicFile::write(
+            &path,
+            (serde_json::to_string_pretty(value)? + "\n").as_bytes(),
+        )?;
+        Ok(())
+    };
+    write("config.json", &serde_json::to_value(&job.config)?)?;
+    write("history.json", &serde_json::to_value(&outcome.history)?)?;
+    outcome.head.save(&job.out.join("head.safetensors"))?;
+    let loss = Series {
+        name: "training loss".into(),
+        points: outcome
+            .history
+            .iter()
+            .map(|r| (r.epoch as f64, r.mean_loss))
+            .collect(),
+    };
+    let r1 = Series {
+        name: "validation R@1 (template → template)".into(),
+        points: outcome
+            .history
+            .iter()
+            .filter_map(|r| {
+                let v = r.validation.as_ref()?;
+                Some((r.epoch as f64, v.template_to_template.recall_at(1)?.value))
+            })
+            .collect(),
+    };
+    line_chart(
+        &job.out.join("training.png"),
+        "Training",
+        "epoch",
+        "loss / recall",
+        &[loss, r1],
+    )?;
+
+    let summary = |m: &handmatch::metrics::RetrievalMetrics| {
+        serde_json::json!({
+            "r1": m.recall_at(1).map(|r| r.value),
+            "r5": m.recall_at(5).map(|r| r.value),
+            "r10": m.recall_at(10).map(|r| r.value),
+            "mean_rank": m.mean_rank,
+            "map": m.mean_ap,
+            "queries": m.queries,
+            "gallery": m.gallery_size,
+        })
+    };
+    let training = serde_json::json!({
+        "config": job.config,
+        "best_epoch": outcome.best_epoch,
+        "backbone_model_id": cache.key.backbone_model_id,
+        "split": {"seed": job.split.seed, "train": job.split.train.len(), "val": job.split.val.len(), "test": job.split.test.len()},
+        "validation": {
+            "template_to_template": summary(&outcome.best_validation.template_to_template),
+            "image_to_template": summary(&outcome.best_validation.image_to_template),
+        },
+        "open_set": outcome.operating_points,
+    });
+    let ckpt = Checkpoint::open(&job.hf_dir)?;
+    let (model, _) = artefact_model(
+        &ckpt,
+        job.image_size,
+        HeadSource::Trained(Box::new(outcome.head.clone())),
+        training,
+    )?;
+    let model_path = job.out.join("model.onnx");
+    model.save(&model_path)?;
+    Ok(FitReport {
+        outcome,
+        model: model_path,
+        backbone,
+        extract_seconds,
+        fit_seconds,
+    })
+}

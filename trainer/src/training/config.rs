@@ -1,0 +1,94 @@
+//! What a training run is: the reference study's settings by default, each one a flag.
+
+use crate::fit::Mining;
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LossChoice {
+    Triplet {
+        #[serde(with = "mining_name")]
+        mining: Mining,
+        margin: f64,
+        soft_margin: bool,
+    },
+    Contrastive {
+        margin: f64,
+    },
+}
+
+mod mining_name {
+    use crate::fit::Mining;
+    pub fn serialize<S: serde::Serializer>(m: &Mining, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match m {
+            Mining::BatchHard => "batch_hard",
+            Mining::SemiHard => "semi_hard",
+            Mining::All => "all",
+        })
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Mining, D::Error> {
+        let s: String = serde::Deserialize::deserialize(d)?;
+        match s.as_str() {
+            "batch_hard" => Ok(Mining::BatchHard),
+            "semi_hard" => Ok(Mining::SemiHard),
+            "all" => Ok(Mining::All),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown mining `{other}`"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FitConfig {
+    pub loss: LossChoice,
+    pub hidden_dim: usize,
+    pub embedding_dim: usize,
+    pub dropout: f64,
+    /// Subjects per batch.
+    pub p: usize,
+    /// Images per view per subject in a batch.
+    pub k: usize,
+    pub epochs: usize,
+    pub lr: f64,
+    pub lr_min: f64,
+    pub weight_decay: f64,
+    pub validate_every: usize,
+    /// Cross-batch memory size in embeddings; 0 turns it off.
+    pub memory: usize,
+    pub seed: u64,
+}
+
+impl FitConfig {
+    /// The reference study: triplet loss, margin 0.5, batch-hard mining, 8 subjects with
+    /// one image per view, AdamW 3e-4 / 1e-4, cosine to 1e-6, 30 epochs, validation every 5.
+    pub fn reference_triplet() -> Self {
+        Self {
+            loss: LossChoice::Triplet {
+                mining: Mining::BatchHard,
+                margin: 0.5,
+                soft_margin: false,
+            },
+            hidden_dim: 512,
+            embedding_dim: 256,
+            dropout: 0.1,
+            p: 8,
+            k: 1,
+            epochs: 30,
+            lr: 3e-4,
+            lr_min: 1e-6,
+            weight_decay: 1e-4,
+            validate_every: 5,
+            memory: 0,
+            seed: 0,
+        }
+    }
+
+    /// The baseline: contrastive pairs, margin 2.0, 128-d embeddings.
+    pub fn reference_contrastive() -> Self {
+        Self {
+            loss: LossChoice::Contrastive { margin: 2.0 },
+            embedding_dim: 128,
+            ..Self::reference_triplet()
+        }
+    }
+}

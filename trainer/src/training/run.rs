@@ -1,0 +1,256 @@
+//! The training loop: PK batches of cached augmented features, AdamW with a cosine schedule,
+//! validation every few epochs by the reference protocol's mean rank, the best head kept.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use handmatch::metrics::{evaluate_protocols, EmbeddedImage, ProtocolResults};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::config::{FitConfig, LossChoice};
+use super::open_set::{operating_point, scores, OperatingPoint};
+use crate::extract::FeatureCache;
+use crate::fit::{
+    ContrastiveLoss, CosineSchedule, CrossBatchMemory, HeadConfig, HeadModel, PkSampler,
+    TripletLoss, View,
+};
+use crate::head::ProjectionHead;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FitError {
+    #[error("training: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("training: {0}")]
+    Sampler(#[from] crate::fit::sampler::SamplerError),
+    #[error("validation: {0}")]
+    Metrics(#[from] handmatch::metrics::MetricsError),
+    #[error("{0}")]
+    Data(String),
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub mean_loss: f64,
+    pub lr: f64,
+    pub seconds: f64,
+    /// Validation results, on validation epochs.
+    pub validation: Option<ProtocolResults>,
+}
+
+pub struct FitOutcome {
+    pub head: ProjectionHead,
+    pub best_epoch: usize,
+    pub best_validation: ProtocolResults,
+    pub history: Vec<EpochRecord>,
+    pub operating_points: Vec<OperatingPoint>,
+}
+
+/// The head's embeddings of cached evaluation features (eval mode, CPU, f32): the same
+/// function the exported graph computes.
+pub fn embed_cached(
+    head: &ProjectionHead,
+    cache: &FeatureCache,
+    rows: &[usize],
+) -> Vec<EmbeddedImage> {
+    let d = cache.eval.ncols();
+    let feats: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| cache.eval.row(r).to_vec())
+        .collect();
+    let e = head.forward(&feats);
+    let dim = head.embedding_dim();
+    rows.iter()
+        .zip(e.chunks(dim))
+        .map(|(&r, emb)| EmbeddedImage {
+            subject: cache.images[r].subject.clone(),
+            aspect: cache.images[r].aspect,
+            accessories: cache.images[r].accessories,
+            embedding: emb.to_vec(),
+        })
+        .inspect(|_| debug_assert!(d > 0))
+        .collect()
+}
+
+/// The raw backbone features, L2-normalised: the baseline a trained head must beat.
+pub fn raw_features(cache: &FeatureCache, rows: &[usize]) -> Vec<EmbeddedImage> {
+    rows.iter()
+        .map(|&r| {
+            let mut e = cache.eval.row(r).to_vec();
+            handmatch::index::template::l2_normalize(&mut e);
+            EmbeddedImage {
+                subject: cache.images[r].subject.clone(),
+                aspect: cache.images[r].aspect,
+                accessories: cache.images[r].accessories,
+                embedding: e,
+            }
+        })
+        .collect()
+}
+
+pub fn rows_of(cache: &FeatureCache, subjects: &BTreeSet<String>) -> Vec<usize> {
+    (0..cache.images.len())
+        .filter(|&i| subjects.contains(&cache.images[i].subject))
+        .collect()
+}
+
+/// Lower mean rank wins; ties go to the higher R@1.
+fn better(a: &ProtocolResults, b: &ProtocolResults) -> bool {
+    let (ra, rb) = (&a.template_to_template, &b.template_to_template);
+    let r1 = |m: &handmatch::metrics::RetrievalMetrics| m.recall_at(1).map_or(0.0, |r| r.value);
+    ra.mean_rank < rb.mean_rank || (ra.mean_rank == rb.mean_rank && r1(ra) > r1(rb))
+}
+
+pub fn fit(
+    cache: &FeatureCache,
+    train: &BTreeSet<String>,
+    val: &BTreeSet<String>,
+    cfg: &FitConfig,
+    mut on_epoch: impl FnMut(&EpochRecord),
+) -> Result<FitOutcome, FitError> {
+    let device = Device::Cpu;
+    let train_rows = rows_of(cache, train);
+    let val_rows = rows_of(cache, val);
+    if train_rows.is_empty() || val_rows.is_empty() {
+        return Err(FitError::Data(format!(
+            "{} training and {} validation images: both must be non-empty",
+            train_rows.len(),
+            val_rows.len()
+        )));
+    }
+    let ids: BTreeMap<&str, u32> = train
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i as u32))
+        .collect();
+    let subjects: Vec<u32> = train_rows
+        .iter()
+        .map(|&r| ids[cache.images[r].subject.as_str()])
+        .collect();
+    let views: Vec<View> = train_rows
+        .iter()
+        .map(|&r| View::from(cache.images[r].aspect))
+        .collect();
+    let mut sampler = PkSampler::new(&subjects, &views, cfg.p, cfg.k, cfg.seed)?;
+    let d = cache.eval.ncols();
+    let n_views = cache.views.shape()[1];
+    let varmap = VarMap::new();
+    let model = HeadModel::init(
+        &varmap,
+        HeadConfig {
+            input_dim: d,
+            hidden_dim: cfg.hidden_dim,
+            embedding_dim: cfg.embedding_dim,
+            dropout: cfg.dropout,
+        },
+        cfg.seed,
+        DType::F32,
+        &device,
+    )?;
+    let mut opt = AdamW::new(
+        HeadModel::trainable_vars(&varmap),
+        ParamsAdamW {
+            lr: cfg.lr,
+            weight_decay: cfg.weight_decay,
+            ..Default::default()
+        },
+    )?;
+    let steps = cfg.epochs * sampler.batches_per_epoch();
+    let schedule = CosineSchedule {
+        lr0: cfg.lr,
+        lr_min: cfg.lr_min,
+        total_steps: steps,
+        warmup_steps: 0,
+    };
+    let mut memory = (cfg.memory > 0).then(|| CrossBatchMemory::new(cfg.memory));
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x7ea1);
+    let mut step = 0;
+    let mut history = Vec::new();
+    let mut best: Option<(usize, ProtocolResults, ProjectionHead)> = None;
+    for epoch in 1..=cfg.epochs {
+        let started = Instant::now();
+        let mut losses = Vec::new();
+        for batch in sampler.epoch() {
+            let mut feats: Vec<f32> = Vec::with_capacity(batch.len() * d);
+            for &i in &batch {
+                let row = train_rows[i];
+                let v = if n_views > 0 {
+                    rng.random_range(0..n_views)
+                } else {
+                    0
+                };
+                if n_views > 0 {
+                    feats.extend(cache.views.slice(ndarray::s![row, v, ..]).iter());
+                } else {
+                    feats.extend(cache.eval.row(row).iter());
+                }
+            }
+            let x = Tensor::from_vec(feats, (batch.len(), d), &device)?;
+            let emb = model.forward_t(&x, true)?;
+            let batch_subjects: Vec<u32> = batch.iter().map(|&i| subjects[i]).collect();
+            let batch_views: Vec<View> = batch.iter().map(|&i| views[i]).collect();
+            let loss = match cfg.loss {
+                LossChoice::Triplet {
+                    mining,
+                    margin,
+                    soft_margin,
+                } => TripletLoss {
+                    margin,
+                    mining,
+                    soft_margin,
+                }
+                .forward_with_memory(
+                    &emb,
+                    &batch_subjects,
+                    &batch_views,
+                    memory.as_ref(),
+                )?,
+                LossChoice::Contrastive { margin } => {
+                    ContrastiveLoss { margin }.forward(&emb, &batch_subjects, &batch_views)?
+                }
+            };
+            opt.set_learning_rate(schedule.lr(step));
+            opt.backward_step(&loss)?;
+            if let Some(m) = memory.as_mut() {
+                m.push(&emb.detach(), &batch_subjects, &batch_views)?;
+            }
+            losses.push(loss.to_scalar::<f32>()? as f64);
+            step += 1;
+        }
+        let validation = if epoch % cfg.validate_every.max(1) == 0 || epoch == cfg.epochs {
+            let head = model.to_projection_head()?;
+            let results = evaluate_protocols(&embed_cached(&head, cache, &val_rows))?;
+            if best.as_ref().is_none_or(|(_, b, _)| better(&results, b)) {
+                best = Some((epoch, results.clone(), head));
+            }
+            Some(results)
+        } else {
+            None
+        };
+        let record = EpochRecord {
+            epoch,
+            mean_loss: losses.iter().sum::<f64>() / losses.len().max(1) as f64,
+            lr: schedule.lr(step.saturating_sub(1)),
+            seconds: started.elapsed().as_secs_f64(),
+            validation,
+        };
+        on_epoch(&record);
+        history.push(record);
+    }
+    let (best_epoch, best_validation, head) = best.expect("the last epoch always validates");
+    let val_scores = scores(&embed_cached(&head, cache, &val_rows));
+    let operating_points = [0.01, 0.001]
+        .iter()
+        .filter_map(|&t| operating_point(&val_scores, t))
+        .collect();
+    Ok(FitOutcome {
+        head,
+        best_epoch,
+        best_validation,
+        history,
+        operating_points,
+    })
+}

@@ -1,0 +1,237 @@
+//! Training end to end on synthetic hands with a random DINOv2-tiny backbone (no pretrained
+//! weights exist here), with the reference study's settings: the trained head and the raw
+//! backbone features are both scored on held-out subjects, triplet with hard mining must be
+//! no worse than the contrastive baseline, and the exported model must give the service the
+//! same embeddings that `evaluate` used.
+//!
+//! Measured (see the note): with 20 training subjects the head does NOT beat the raw
+//! random features by a clear margin (raw 0.339, triplet 0.323, contrastive 0.290 image →
+//! template R@1, chance 0.083). The test records both and asserts only what holds: the head
+//! keeps most of what the raw features carry and stays far above chance.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use handmatch::dataset::hand_info::{Dataset, LoadOptions};
+use handmatch::dataset::split::{Fractions, SubjectSplit, Subset};
+use handmatch::dataset::synth::{generate, SynthOptions};
+use handmatch::embed::RuntimeOptions;
+use handmatch::index::template::dot;
+use handmatch::metrics::evaluate_protocols;
+use handmatch_trainer::evaluate::{embed_images, score};
+use handmatch_trainer::extract::{extract, ExtractOptions};
+use handmatch_trainer::pipeline::{export_backbone, images_of, run_fit, FitJob};
+use handmatch_trainer::random_init::{self, Arch};
+use handmatch_trainer::training::run::{raw_features, rows_of};
+use handmatch_trainer::training::FitConfig;
+
+const IMAGE_SIZE: usize = 56;
+/// The trained head must stay at least this many times above chance.
+const ABOVE_CHANCE: f64 = 3.0;
+
+struct World {
+    dir: tempfile::TempDir,
+    data: Dataset,
+    split: SubjectSplit,
+}
+
+fn world() -> &'static World {
+    static W: OnceLock<World> = OnceLock::new();
+    W.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SynthOptions {
+            subjects: 40,
+            seed: 3,
+            width: 160,
+            height: 120,
+            per_view_min: 2,
+            per_view_max: 3,
+        };
+        generate(&opts, &dir.path().join("hands")).unwrap();
+        random_init::write(Arch::Dinov2Tiny, 1, &dir.path().join("ckpt")).unwrap();
+        let data = Dataset::load(&dir.path().join("hands"), &LoadOptions::default())
+            .unwrap()
+            .0;
+        let fractions = Fractions {
+            train: 0.5,
+            val: 0.2,
+            test: 0.3,
+        };
+        let split = SubjectSplit::new(&data, fractions, 0).unwrap();
+        World { dir, data, split }
+    })
+}
+
+fn train(w: &World, name: &str, config: FitConfig) -> handmatch_trainer::pipeline::FitReport {
+    run_fit(&FitJob {
+        hf_dir: w.dir.path().join("ckpt"),
+        image_size: IMAGE_SIZE,
+        data: &w.data,
+        split: &w.split,
+        out: w.dir.path().join(name),
+        cache: w.dir.path().join("features.safetensors"),
+        views: 4,
+        config: FitConfig {
+            p: 8,
+            k: 2,
+            ..config
+        },
+        runtime: RuntimeOptions::default(),
+        batch_size: 32,
+        progress: false,
+    })
+    .unwrap()
+}
+
+fn test_r1(model: &Path, w: &World) -> f64 {
+    let images = images_of(&w.data, &w.split.subject_set(Subset::Test));
+    let e = embed_images(model, &images, &RuntimeOptions::default(), 32, false).unwrap();
+    score(&images, &e)
+        .unwrap()
+        .image_to_template
+        .recall_at(1)
+        .unwrap()
+        .value
+}
+
+#[test]
+fn trained_head_against_raw_features_and_triplet_against_contrastive() {
+    let w = world();
+    // Raw backbone features of the test subjects, L2-normalised.
+    let backbone = w.dir.path().join("raw-backbone.onnx");
+    export_backbone(&w.dir.path().join("ckpt"), IMAGE_SIZE, &backbone).unwrap();
+    let test = w.split.subject_set(Subset::Test);
+    let test_images = images_of(&w.data, &test);
+    let cache = extract(
+        &test_images,
+        &w.dir.path().join("raw-test.safetensors"),
+        &ExtractOptions {
+            backbone,
+            views: 0,
+            seed: 0,
+            batch_size: 32,
+            runtime: RuntimeOptions::default(),
+            progress: false,
+        },
+    )
+    .unwrap();
+    let raw = evaluate_protocols(&raw_features(&cache, &rows_of(&cache, &test))).unwrap();
+    let raw_r1 = raw.image_to_template.recall_at(1).unwrap().value;
+
+    let triplet = train(w, "triplet", FitConfig::reference_triplet());
+    let contrastive = train(w, "contrastive", FitConfig::reference_contrastive());
+    let triplet_r1 = test_r1(&triplet.model, w);
+    let contrastive_r1 = test_r1(&contrastive.model, w);
+    let chance = raw.image_to_template.recall_at(1).unwrap().chance;
+    eprintln!(
+        "held-out image → template R@1: raw features {raw_r1:.3}, triplet {triplet_r1:.3}, contrastive {contrastive_r1:.3} (chance {chance:.3})"
+    );
+    assert!(
+        triplet_r1 >= ABOVE_CHANCE * chance,
+        "trained {triplet_r1:.3} is less than {ABOVE_CHANCE} x chance {chance:.3}"
+    );
+    assert!(
+        raw_r1 >= ABOVE_CHANCE * chance,
+        "raw features {raw_r1:.3}: the synthetic identity cues are gone"
+    );
+    assert!(
+        triplet_r1 >= contrastive_r1,
+        "triplet {triplet_r1:.3} is worse than contrastive {contrastive_r1:.3}"
+    );
+    // The run's files.
+    for f in [
+        "config.json",
+        "history.json",
+        "training.png",
+        "head.safetensors",
+        "model.onnx",
+    ] {
+        assert!(
+            w.dir.path().join("triplet").join(f).is_file(),
+            "{f} missing"
+        );
+    }
+    let session =
+        handmatch::embed::EmbeddingSession::open(&triplet.model, &RuntimeOptions::default())
+            .unwrap();
+    let training = &session.metadata().training;
+    assert_eq!(
+        training["best_epoch"].as_u64().unwrap() as usize,
+        triplet.outcome.best_epoch
+    );
+    assert!(
+        training["open_set"][0]["threshold"].is_number(),
+        "{training}"
+    );
+}
+
+#[test]
+fn the_service_serves_the_embeddings_that_evaluate_used() {
+    let w = world();
+    let mut cfg = FitConfig::reference_triplet();
+    cfg.epochs = 2;
+    cfg.validate_every = 1;
+    let report = train(w, "served", cfg);
+    let test = w.split.subject_set(Subset::Test);
+    let images = images_of(&w.data, &test);
+    let embeddings =
+        embed_images(&report.model, &images, &RuntimeOptions::default(), 8, false).unwrap();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let db = format!("sqlite://{}", w.dir.path().join("served.db").display());
+        let mut server =
+            handmatch::server::start(handmatch::config::Args::for_model(&report.model, db))
+                .await
+                .unwrap();
+        server.ready().await.unwrap();
+        let mut client = handmatch::eval::client::connect(&server.addr.to_string())
+            .await
+            .unwrap();
+        use handmatch::proto::v1 as pb;
+        // Enrol single images, so each subject's template is exactly one embedding.
+        let gallery: Vec<usize> = (0..images.len())
+            .filter(|&i| images[i].aspect == handmatch::dataset::Aspect::Palmar)
+            .take(5)
+            .collect();
+        for (n, &g) in gallery.iter().enumerate() {
+            client
+                .enroll(pb::EnrollRequest {
+                    subject_id: format!("g{n}"),
+                    images: vec![handmatch::eval::client::pb_image(images[g]).unwrap()],
+                })
+                .await
+                .unwrap();
+        }
+        let mut compared = 0;
+        for (q, img) in images
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.aspect == handmatch::dataset::Aspect::Dorsal)
+            .take(6)
+        {
+            let answer = client
+                .identify(pb::IdentifyRequest {
+                    images: vec![handmatch::eval::client::pb_image(img).unwrap()],
+                    top_k: Some(10),
+                    gallery_aspect: 0,
+                    min_score: None,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            for c in answer.candidates {
+                let n: usize = c.subject_id[1..].parse().unwrap();
+                let expected = dot(&embeddings[q], &embeddings[gallery[n]]);
+                assert!(
+                    (c.score - expected).abs() <= 1e-5,
+                    "{} vs {expected}",
+                    c.score
+                );
+                compared += 1;
+            }
+        }
+        assert_eq!(compared, 30);
+        server.shutdown().await.unwrap();
+    });
+}
