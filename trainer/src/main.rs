@@ -2,14 +2,14 @@
 
 mod commands;
 
+use commands::DataArgs;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
-use handmatch::dataset::hand_info::{
-    Dataset, Filter, LoadOptions, LoadReport, OnProblem, ProblemKind,
-};
+use handmatch::dataset::hand_info::Filter;
 use handmatch::dataset::split::{Fractions, SubjectSplit};
 use handmatch::dataset::{Aspect, Side};
 use handmatch_trainer::artefact::{artefact_model, backbone_model, HeadSource};
@@ -50,41 +50,6 @@ enum Command {
     Evaluate(commands::evaluate::EvaluateArgs),
     /// {ResNet, DINOv2} x {contrastive, triplet}: a results table and a comparison plot.
     Matrix(commands::matrix::MatrixArgs),
-}
-
-#[derive(ClapArgs)]
-struct DataArgs {
-    /// A folder in the 11k Hands layout: HandInfo.csv and Hands/*.jpg.
-    #[arg(long, env = "HANDMATCH_DATA")]
-    data: PathBuf,
-    /// Leave out (and count) rows with problems instead of failing on the first.
-    #[arg(long, env = "HANDMATCH_SKIP_PROBLEMS")]
-    skip_problems: bool,
-}
-
-impl DataArgs {
-    fn load(&self) -> anyhow::Result<(Dataset, LoadReport)> {
-        let on_problem = if self.skip_problems {
-            OnProblem::Skip
-        } else {
-            OnProblem::Error
-        };
-        let (ds, report) = Dataset::load(&self.data, &LoadOptions { on_problem })?;
-        if !report.problems.is_empty() {
-            eprintln!(
-                "skipped {} of {} rows: {} missing files, {} unknown aspects, {} malformed",
-                report.problems.len(),
-                report.rows,
-                report.count(ProblemKind::MissingFile),
-                report.count(ProblemKind::UnknownAspect),
-                report.count(ProblemKind::Malformed)
-            );
-            for p in report.problems.iter().take(5) {
-                eprintln!("  line {}: {}", p.line, p.message);
-            }
-        }
-        Ok((ds, report))
-    }
 }
 
 #[derive(ClapArgs)]

@@ -8,28 +8,22 @@ pub mod matrix;
 use std::path::PathBuf;
 
 use clap::Args;
-use handmatch::dataset::hand_info::{Dataset, LoadOptions, OnProblem};
+use handmatch::dataset::hand_info::{Dataset, LoadOptions, LoadReport, OnProblem, ProblemKind};
 use handmatch::dataset::split::{Fractions, SubjectSplit};
 use handmatch::embed::{Device, RuntimeOptions};
 
-/// A dataset and the split that says which subjects are for what.
 #[derive(Args, Clone)]
-pub struct DataSplitArgs {
+pub struct DataArgs {
     /// A folder in the 11k Hands layout: HandInfo.csv and Hands/*.jpg.
     #[arg(long, env = "HANDMATCH_DATA")]
     pub data: PathBuf,
-    /// The split file (`handmatch-train split`); made here with --split-seed when missing.
-    #[arg(long, env = "HANDMATCH_SPLIT")]
-    pub split: PathBuf,
-    #[arg(long, default_value_t = 0)]
-    pub split_seed: u64,
-    /// Leave out rows with problems instead of failing.
-    #[arg(long)]
+    /// Leave out (and count) rows with problems instead of failing on the first.
+    #[arg(long, env = "HANDMATCH_SKIP_PROBLEMS")]
     pub skip_problems: bool,
 }
 
-impl DataSplitArgs {
-    pub fn load(&self) -> anyhow::Result<(Dataset, SubjectSplit)> {
+impl DataArgs {
+    pub fn load(&self) -> anyhow::Result<(Dataset, LoadReport)> {
         let on_problem = if self.skip_problems {
             OnProblem::Skip
         } else {
@@ -38,11 +32,36 @@ impl DataSplitArgs {
         let (ds, report) = Dataset::load(&self.data, &LoadOptions { on_problem })?;
         if !report.problems.is_empty() {
             eprintln!(
-                "skipped {} of {} rows with problems",
+                "skipped {} of {} rows: {} missing files, {} unknown aspects, {} malformed",
                 report.problems.len(),
-                report.rows
+                report.rows,
+                report.count(ProblemKind::MissingFile),
+                report.count(ProblemKind::UnknownAspect),
+                report.count(ProblemKind::Malformed)
             );
+            for p in report.problems.iter().take(5) {
+                eprintln!("  line {}: {}", p.line, p.message);
+            }
         }
+        Ok((ds, report))
+    }
+}
+
+/// A dataset and the split that says which subjects are for what.
+#[derive(Args, Clone)]
+pub struct DataSplitArgs {
+    #[command(flatten)]
+    pub dataset: DataArgs,
+    /// The split file (`handmatch-train split`); made here with --split-seed when missing.
+    #[arg(long, env = "HANDMATCH_SPLIT")]
+    pub split: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    pub split_seed: u64,
+}
+
+impl DataSplitArgs {
+    pub fn load(&self) -> anyhow::Result<(Dataset, SubjectSplit)> {
+        let (ds, _) = self.dataset.load()?;
         let split = if self.split.exists() {
             SubjectSplit::load(&self.split)?
         } else {
