@@ -56,7 +56,6 @@ pub fn embed_cached(
     cache: &FeatureCache,
     rows: &[usize],
 ) -> Vec<EmbeddedImage> {
-    let d = cache.eval.ncols();
     let feats: Vec<f32> = rows
         .iter()
         .flat_map(|&r| cache.eval.row(r).to_vec())
@@ -71,7 +70,6 @@ pub fn embed_cached(
             accessories: cache.images[r].accessories,
             embedding: emb.to_vec(),
         })
-        .inspect(|_| debug_assert!(d > 0))
         .collect()
 }
 
