@@ -34,6 +34,30 @@ enum Command {
     Load(LoadArgs),
     /// Print the server's GetInfo, waiting for it to be ready if asked.
     Info(InfoArgs),
+    /// Enrol the palmar images of a dataset (or split subset), identify every dorsal image and
+    /// every subject's dorsal set, and report Recall@K, mean rank, mAP and CMC.
+    Run(RunArgs),
+}
+
+#[derive(ClapArgs)]
+struct RunArgs {
+    #[arg(
+        long,
+        env = "HANDMATCH_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Identify requests in flight.
+    #[arg(long, env = "HANDMATCH_RUN_CONCURRENCY", default_value_t = 4)]
+    concurrency: usize,
+    /// results.json and cmc.png go here.
+    #[arg(long, env = "HANDMATCH_RUN_OUT")]
+    out: std::path::PathBuf,
+    /// Delete the enrolled subjects afterwards.
+    #[arg(long)]
+    cleanup: bool,
 }
 
 #[derive(ClapArgs)]
@@ -229,6 +253,53 @@ async fn main() -> anyhow::Result<()> {
                 info.gallery_templates,
                 info.server_version
             );
+        }
+        Command::Run(a) => {
+            let ds = a.data.load()?;
+            let images: Vec<&HandImage> = ds.images.iter().collect();
+            let mut c = connect(&a.server).await?;
+            let results = handmatch::eval::run::run(&mut c, &images, a.concurrency).await?;
+            std::fs::create_dir_all(&a.out)?;
+            std::fs::write(
+                a.out.join("results.json"),
+                serde_json::to_string_pretty(&results)? + "\n",
+            )?;
+            let curves = vec![
+                (
+                    "template → template".to_string(),
+                    results.template_to_template.cmc.clone(),
+                ),
+                (
+                    "image → template".to_string(),
+                    results.image_to_template.cmc.clone(),
+                ),
+            ];
+            handmatch::report::plot::cmc_chart(
+                &a.out.join("cmc.png"),
+                "CMC through the service",
+                &curves,
+            )?;
+            println!("| protocol | queries | gallery | R@1 | R@5 | R@10 | mean rank | mAP |\n|---|---:|---:|---:|---:|---:|---:|---:|");
+            for (name, m) in [
+                ("template → template", &results.template_to_template),
+                ("image → template", &results.image_to_template),
+            ] {
+                let r = |k| m.recall_at(k).map_or(f64::NAN, |x| x.value);
+                println!(
+                    "| {name} | {} | {} | {:.3} | {:.3} | {:.3} | {:.2} | {:.3} |",
+                    m.queries,
+                    m.gallery_size,
+                    r(1),
+                    r(5),
+                    r(10),
+                    m.mean_rank,
+                    m.mean_ap
+                );
+            }
+            if a.cleanup {
+                let n = handmatch::eval::run::cleanup(&mut c, &images).await?;
+                eprintln!("deleted {n} subjects");
+            }
         }
         Command::Load(a) => {
             let ds = a.data.load()?;
