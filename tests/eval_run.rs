@@ -32,6 +32,13 @@ async fn metrics_through_the_service_equal_the_offline_evaluation() {
     assert_eq!(online.image_to_template, offline.image_to_template);
     assert_eq!(online.template_to_template, offline.template_to_template);
     assert!(online.image_queries.iter().all(|q| q.rank.is_some()));
+    // The report embeds every query and a palm thumbnail per subject, and no external file.
+    let page = handmatch::eval::html_report::render(&online, &images).unwrap();
+    assert_eq!(
+        page.matches("data:image/jpeg;base64,").count(),
+        online.image_queries.len() + 20
+    );
+    assert!(!page.contains("src=\"http") && !page.contains("file:"));
     assert_eq!(
         handmatch::eval::run::cleanup(&mut client, &images)
             .await

@@ -2,5 +2,6 @@
 //! queries and the load generator.
 
 pub mod client;
+pub mod html_report;
 pub mod load;
 pub mod run;
