@@ -279,6 +279,8 @@ async fn main() -> anyhow::Result<()> {
                 "CMC through the service",
                 &curves,
             )?;
+            let page = handmatch::eval::html_report::render(&results, &images)?;
+            std::fs::write(a.out.join("report.html"), page)?;
             println!("| protocol | queries | gallery | R@1 | R@5 | R@10 | mean rank | mAP |\n|---|---:|---:|---:|---:|---:|---:|---:|");
             for (name, m) in [
                 ("template → template", &results.template_to_template),
