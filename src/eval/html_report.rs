@@ -114,6 +114,9 @@ function show(i) {
   });
 }
 pick.addEventListener('change', e => show(+e.target.value));
-if (data.queries.length) show(0);
+// `report.html#q=N` opens on query N (links, and the browser test).
+const start = Math.min(+(location.hash.match(/q=(\d+)/) || [0, 0])[1], Math.max(data.queries.length - 1, 0));
+pick.value = start;
+if (data.queries.length) show(start);
 </script></body></html>
 "#;
