@@ -55,9 +55,18 @@ async fn picking_a_query_shows_ten_candidates_with_the_correct_one_marked() {
     let server = common::start(&common::model(0), &common::database(Backend::Sqlite).await).await;
     let mut client = common::client(&server).await;
     let images: Vec<&HandImage> = data.images.iter().collect();
-    let results = handmatch::eval::run::run(&mut client, &images, 4)
-        .await
-        .unwrap();
+    let results = handmatch::eval::run::run(
+        &mut client,
+        &images,
+        &handmatch::eval::run::RunOptions {
+            concurrency: 4,
+            non_mated: 0.0,
+            seed: 0,
+            thresholds: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
     server.shutdown().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("report.html");

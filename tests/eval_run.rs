@@ -1,17 +1,78 @@
-//! `handmatch-eval run` against the real server gives exactly the metrics that
-//! `handmatch-train evaluate` computes offline for the same model, data and subjects.
+//! `handmatch-eval run` against the real server with a model trained by `fit` on synthetic
+//! hands gives exactly the metrics that `handmatch-train evaluate` computes offline for the
+//! same model, data and subjects; with non-mated subjects it reports open-set FPIR/FNIR at
+//! the model's own thresholds.
 
 mod common;
 
+use std::sync::OnceLock;
+
 use common::Backend;
+use handmatch::dataset::split::{Fractions, SubjectSplit};
 use handmatch::dataset::HandImage;
 use handmatch::embed::RuntimeOptions;
+use handmatch::eval::run::{model_thresholds, run, RunOptions};
 use handmatch_trainer::evaluate::{embed_images, score};
+use handmatch_trainer::pipeline::{run_fit, FitJob};
+use handmatch_trainer::training::FitConfig;
+
+/// A head trained for a few epochs on the synthetic subjects, exported as an artefact.
+fn trained_model() -> &'static std::path::Path {
+    static MODEL: OnceLock<(tempfile::TempDir, std::path::PathBuf)> = OnceLock::new();
+    let (_, path) = MODEL.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let ckpt = dir.path().join("ckpt");
+        handmatch_trainer::random_init::write(
+            handmatch_trainer::random_init::Arch::Dinov2Tiny,
+            1,
+            &ckpt,
+        )
+        .unwrap();
+        let data = common::hands();
+        let fractions = Fractions {
+            train: 0.6,
+            val: 0.2,
+            test: 0.2,
+        };
+        let split = SubjectSplit::new(data, fractions, 0).unwrap();
+        let mut config = FitConfig::reference_triplet();
+        config.epochs = 3;
+        config.validate_every = 1;
+        config.p = 4;
+        let report = run_fit(&FitJob {
+            hf_dir: ckpt,
+            image_size: common::IMAGE_SIZE,
+            data,
+            split: &split,
+            out: dir.path().join("run"),
+            cache: dir.path().join("features.safetensors"),
+            views: 2,
+            config,
+            runtime: RuntimeOptions::default(),
+            batch_size: 32,
+            progress: false,
+        })
+        .unwrap();
+        (dir, report.model)
+    });
+    path
+}
+
+fn options(non_mated: f64, thresholds: Vec<(f32, String)>) -> RunOptions {
+    RunOptions {
+        concurrency: 4,
+        non_mated,
+        seed: 1,
+        thresholds,
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_through_the_service_equal_the_offline_evaluation() {
     let data = common::hands();
-    let model = common::model(0);
+    let model = tokio::task::spawn_blocking(|| trained_model().to_path_buf())
+        .await
+        .unwrap();
     let images: Vec<&HandImage> = data.images.iter().collect();
     let offline = {
         let images = images.clone();
@@ -25,13 +86,14 @@ async fn metrics_through_the_service_equal_the_offline_evaluation() {
     };
     let server = common::start(&model, &common::database(Backend::Sqlite).await).await;
     let mut client = common::client(&server).await;
-    let online = handmatch::eval::run::run(&mut client, &images, 4)
+    let online = run(&mut client, &images, &options(0.0, Vec::new()))
         .await
         .unwrap();
     assert_eq!(online.gallery_subjects, 20);
     assert_eq!(online.image_to_template, offline.image_to_template);
     assert_eq!(online.template_to_template, offline.template_to_template);
     assert!(online.image_queries.iter().all(|q| q.rank.is_some()));
+    assert!(online.open_set.is_none());
     // The report embeds every query and a palm thumbnail per subject, and no external file.
     let page = handmatch::eval::html_report::render(&online, &images).unwrap();
     assert_eq!(
@@ -45,5 +107,38 @@ async fn metrics_through_the_service_equal_the_offline_evaluation() {
             .unwrap(),
         20
     );
+
+    // Open set: 30 % of the subjects are queried but never enrolled, at the model's thresholds.
+    let info = client
+        .get_info(handmatch::proto::v1::GetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let thresholds = model_thresholds(&info.training);
+    assert_eq!(thresholds.len(), 2, "{}", info.training);
+    let open = run(&mut client, &images, &options(0.3, thresholds))
+        .await
+        .unwrap();
+    let set = open.open_set.as_ref().unwrap();
+    assert_eq!(set.non_mated_subjects.len(), 6);
+    assert_eq!(open.gallery_subjects, 14);
+    let non_mated_images = images
+        .iter()
+        .filter(|i| {
+            i.aspect == handmatch::dataset::Aspect::Dorsal
+                && set.non_mated_subjects.contains(&i.subject)
+        })
+        .count();
+    for p in &set.points {
+        assert_eq!(p.non_mated_searches, non_mated_images);
+        assert_eq!(p.mated_searches, open.image_queries.len());
+        assert!((0.0..=1.0).contains(&p.fpir) && (0.0..=1.0).contains(&p.fnir));
+        let fp = set
+            .non_mated_scores
+            .iter()
+            .filter(|s| **s >= p.threshold)
+            .count();
+        assert!((p.fpir - fp as f64 / non_mated_images as f64).abs() < 1e-12);
+    }
     server.shutdown().await.unwrap();
 }

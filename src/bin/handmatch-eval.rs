@@ -58,6 +58,14 @@ struct RunArgs {
     /// Delete the enrolled subjects afterwards.
     #[arg(long)]
     cleanup: bool,
+    /// Fraction of subjects queried but never enrolled, for open-set FPIR/FNIR.
+    #[arg(long, env = "HANDMATCH_NON_MATED", default_value_t = 0.0)]
+    non_mated: f64,
+    /// Thresholds for the open-set report (default: the model's own, from GetInfo).
+    #[arg(long, env = "HANDMATCH_THRESHOLDS", value_delimiter = ',')]
+    thresholds: Vec<f32>,
+    #[arg(long, env = "HANDMATCH_RUN_SEED", default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(ClapArgs)]
@@ -258,7 +266,22 @@ async fn main() -> anyhow::Result<()> {
             let ds = a.data.load()?;
             let images: Vec<&HandImage> = ds.images.iter().collect();
             let mut c = connect(&a.server).await?;
-            let results = handmatch::eval::run::run(&mut c, &images, a.concurrency).await?;
+            let thresholds = if a.thresholds.is_empty() {
+                let info = c.get_info(pb::GetInfoRequest {}).await?.into_inner();
+                handmatch::eval::run::model_thresholds(&info.training)
+            } else {
+                a.thresholds
+                    .iter()
+                    .map(|t| (*t, "given".to_string()))
+                    .collect()
+            };
+            let opts = handmatch::eval::run::RunOptions {
+                concurrency: a.concurrency,
+                non_mated: a.non_mated,
+                seed: a.seed,
+                thresholds,
+            };
+            let results = handmatch::eval::run::run(&mut c, &images, &opts).await?;
             std::fs::create_dir_all(&a.out)?;
             std::fs::write(
                 a.out.join("results.json"),
@@ -279,6 +302,30 @@ async fn main() -> anyhow::Result<()> {
                 "CMC through the service",
                 &curves,
             )?;
+            if let Some(open) = &results.open_set {
+                handmatch::report::plot::histogram_chart(
+                    &a.out.join("scores.png"),
+                    "Scores: mated vs non-mated searches",
+                    "cosine score",
+                    &[
+                        (
+                            "mated (own subject)".to_string(),
+                            open.mated_scores.iter().map(|&s| s as f64).collect(),
+                        ),
+                        (
+                            "non-mated (best)".to_string(),
+                            open.non_mated_scores.iter().map(|&s| s as f64).collect(),
+                        ),
+                    ],
+                    30,
+                )?;
+                for p in &open.points {
+                    println!(
+                        "open set at {:.4} ({}): FPIR {:.4} ({} non-mated searches), FNIR {:.4} ({} mated searches)",
+                        p.threshold, p.source, p.fpir, p.non_mated_searches, p.fnir, p.mated_searches
+                    );
+                }
+            }
             let page = handmatch::eval::html_report::render(&results, &images)?;
             std::fs::write(a.out.join("report.html"), page)?;
             println!("| protocol | queries | gallery | R@1 | R@5 | R@10 | mean rank | mAP |\n|---|---:|---:|---:|---:|---:|---:|---:|");

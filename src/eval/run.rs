@@ -26,6 +26,29 @@ pub struct QueryRecord {
     pub candidates: Vec<(String, f32)>,
 }
 
+/// Open-set identification at one threshold: non-mated searches (subjects never enrolled)
+/// that return anyone at or above it, and mated searches that miss their subject at rank 1.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OpenSetPoint {
+    pub threshold: f32,
+    /// Where the threshold came from, e.g. "model: FPIR 0.01" or "given".
+    pub source: String,
+    pub fpir: f64,
+    pub fnir: f64,
+    pub mated_searches: usize,
+    pub non_mated_searches: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct OpenSet {
+    pub non_mated_subjects: Vec<String>,
+    /// Each mated dorsal image's score for its own subject (when within the top 100).
+    pub mated_scores: Vec<f32>,
+    /// Each non-mated dorsal image's best score.
+    pub non_mated_scores: Vec<f32>,
+    pub points: Vec<OpenSetPoint>,
+}
+
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RunResults {
     pub gallery_subjects: usize,
@@ -34,6 +57,64 @@ pub struct RunResults {
     pub image_to_template: RetrievalMetrics,
     pub template_queries: Vec<QueryRecord>,
     pub image_queries: Vec<QueryRecord>,
+    /// Present when some subjects were held out as non-mated.
+    pub open_set: Option<OpenSet>,
+}
+
+pub struct RunOptions {
+    pub concurrency: usize,
+    /// Fraction of subjects queried but never enrolled (open-set evaluation).
+    pub non_mated: f64,
+    pub seed: u64,
+    /// Thresholds to report FPIR/FNIR at, with where each came from.
+    pub thresholds: Vec<(f32, String)>,
+}
+
+/// The operating points a model carries in its training record (`open_set` from `fit`).
+pub fn model_thresholds(training_json: &str) -> Vec<(f32, String)> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(training_json) else {
+        return Vec::new();
+    };
+    v["open_set"]
+        .as_array()
+        .map(|points| {
+            points
+                .iter()
+                .filter_map(|p| {
+                    let t = p["threshold"].as_f64()? as f32;
+                    Some((t, format!("model: FPIR {}", p["target_fpir"].as_f64()?)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn open_set_points(
+    mated: &[QueryRecord],
+    non_mated: &[QueryRecord],
+    thresholds: &[(f32, String)],
+) -> Vec<OpenSetPoint> {
+    thresholds
+        .iter()
+        .map(|(t, source)| {
+            let fp = non_mated
+                .iter()
+                .filter(|q| q.candidates.first().is_some_and(|c| c.1 >= *t))
+                .count();
+            let miss = mated
+                .iter()
+                .filter(|q| !(q.rank == Some(1) && q.candidates.first().is_some_and(|c| c.1 >= *t)))
+                .count();
+            OpenSetPoint {
+                threshold: *t,
+                source: source.clone(),
+                fpir: fp as f64 / non_mated.len().max(1) as f64,
+                fnir: miss as f64 / mated.len().max(1) as f64,
+                mated_searches: mated.len(),
+                non_mated_searches: non_mated.len(),
+            }
+        })
+        .collect()
 }
 
 /// Subjects that have both views, with their images.
@@ -125,13 +206,32 @@ async fn identify_all(
 pub async fn run(
     client: &mut Client,
     images: &[&HandImage],
-    concurrency: usize,
+    opts: &RunOptions,
 ) -> anyhow::Result<RunResults> {
-    let subjects = by_subject(images);
+    let concurrency = opts.concurrency;
+    let mut subjects = by_subject(images);
     anyhow::ensure!(
         !subjects.is_empty(),
         "no subject has both dorsal and palmar images"
     );
+    anyhow::ensure!(
+        (0.0..1.0).contains(&opts.non_mated),
+        "--non-mated must be in [0, 1)"
+    );
+    // Non-mated subjects: a seeded choice, queried but never enrolled.
+    let mut names: Vec<&str> = subjects.keys().copied().collect();
+    {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        names.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed));
+    }
+    let n_non_mated = (names.len() as f64 * opts.non_mated).round() as usize;
+    let mut held_out: Vec<&str> = names[..n_non_mated.min(names.len().saturating_sub(1))].to_vec();
+    held_out.sort();
+    let non_mated_subjects: BTreeMap<&str, Vec<&HandImage>> = held_out
+        .iter()
+        .map(|s| (*s, subjects.remove(s).expect("a chosen subject")))
+        .collect();
     let palmar: Vec<&HandImage> = subjects
         .values()
         .flatten()
@@ -167,11 +267,34 @@ pub async fn run(
         })
         .collect();
     let bar = super::client::progress((image_jobs.len() + template_jobs.len()) as u64, "identify");
+    let non_mated_jobs: Vec<(&str, Vec<&HandImage>)> = non_mated_subjects
+        .iter()
+        .flat_map(|(s, imgs)| {
+            imgs.iter()
+                .filter(|i| i.aspect == Aspect::Dorsal)
+                .map(move |i| (*s, vec![*i]))
+        })
+        .collect();
+    bar.inc_length(non_mated_jobs.len() as u64);
     let image_queries = identify_all(client, image_jobs, concurrency, &bar).await?;
     let template_queries = identify_all(client, template_jobs, concurrency, &bar).await?;
+    let non_mated_queries = identify_all(client, non_mated_jobs, concurrency, &bar).await?;
     bar.finish();
     let gallery = subjects.len();
+    let open_set = (!non_mated_queries.is_empty()).then(|| OpenSet {
+        non_mated_subjects: held_out.iter().map(|s| s.to_string()).collect(),
+        mated_scores: image_queries
+            .iter()
+            .filter_map(|q| q.candidates.iter().find(|c| c.0 == q.subject).map(|c| c.1))
+            .collect(),
+        non_mated_scores: non_mated_queries
+            .iter()
+            .filter_map(|q| q.candidates.first().map(|c| c.1))
+            .collect(),
+        points: open_set_points(&image_queries, &non_mated_queries, &opts.thresholds),
+    });
     Ok(RunResults {
+        open_set,
         gallery_subjects: gallery,
         enrolled_templates: enrolled,
         template_to_template: metrics(&template_queries, gallery)?,

@@ -276,6 +276,7 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
             gallery_templates: gallery.templates as u64,
             server_version: env!("CARGO_PKG_VERSION").into(),
             verify_threshold: matcher.verify_threshold(),
+            training: meta.training.to_string(),
         }))
     }
 }
