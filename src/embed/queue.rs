@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
-use ndarray::{Array2, Array4};
+use ndarray::Array2;
 use tokio::sync::{mpsc, oneshot};
 
 use super::metadata::ArtefactMetadata;
@@ -97,7 +97,6 @@ impl EmbedQueue {
 }
 
 fn worker(mut session: EmbeddingSession, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
-    let s = session.metadata().input_size as usize;
     let mut pending: Option<Job> = None;
     loop {
         let first = match pending.take() {
@@ -125,7 +124,7 @@ fn worker(mut session: EmbeddingSession, mut rx: mpsc::Receiver<Job>, max_batch:
             }
         }
         let started = Instant::now();
-        let result = run_batch(&mut session, &jobs, s, max_batch);
+        let result = run_batch(&mut session, &jobs, max_batch);
         let inference = started.elapsed();
         match result {
             Ok(all) => {
@@ -157,27 +156,12 @@ fn worker(mut session: EmbeddingSession, mut rx: mpsc::Receiver<Job>, max_batch:
 fn run_batch(
     session: &mut EmbeddingSession,
     jobs: &[Job],
-    s: usize,
     max_batch: usize,
 ) -> Result<Array2<f32>, EmbedError> {
     let crops: Vec<&RgbImage> = jobs.iter().flat_map(|j| j.crops.iter()).collect();
     let mut out = Array2::zeros((crops.len(), session.metadata().embedding_dim));
     for (c, chunk) in crops.chunks(max_batch).enumerate() {
-        let mut batch = Array4::<u8>::zeros((chunk.len(), s, s, 3));
-        for (i, crop) in chunk.iter().enumerate() {
-            if crop.dimensions() != (s as u32, s as u32) {
-                return Err(EmbedError::InputShape {
-                    found: vec![1, crop.height() as usize, crop.width() as usize, 3],
-                    size: s as u32,
-                });
-            }
-            batch
-                .slice_mut(ndarray::s![i, .., .., ..])
-                .as_slice_mut()
-                .expect("a fresh array is contiguous")
-                .copy_from_slice(crop.as_raw());
-        }
-        let e = session.embed(batch.view())?;
+        let e = session.embed_crops(chunk)?;
         let start = c * max_batch;
         out.slice_mut(ndarray::s![start..start + chunk.len(), ..])
             .assign(&e);

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array2, ArrayView4};
+use image::RgbImage;
+use ndarray::{Array2, Array4, ArrayView4};
 use ort::session::Session;
 use ort::value::TensorRef;
 
@@ -84,6 +85,26 @@ impl EmbeddingSession {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Embeds preprocessed `S x S` crops as one batch; returns `[N, E]`.
+    pub fn embed_crops(&mut self, crops: &[&RgbImage]) -> Result<Array2<f32>, EmbedError> {
+        let s = self.metadata.input_size;
+        let mut batch = Array4::<u8>::zeros((crops.len(), s as usize, s as usize, 3));
+        for (i, crop) in crops.iter().enumerate() {
+            if crop.dimensions() != (s, s) {
+                return Err(EmbedError::InputShape {
+                    found: vec![1, crop.height() as usize, crop.width() as usize, 3],
+                    size: s,
+                });
+            }
+            batch
+                .slice_mut(ndarray::s![i, .., .., ..])
+                .as_slice_mut()
+                .expect("a fresh array is contiguous")
+                .copy_from_slice(crop.as_raw());
+        }
+        self.embed(batch.view())
     }
 
     /// Embeds a batch `[N, S, S, 3]` of RGB crops; returns `[N, E]`.

@@ -20,6 +20,11 @@ impl BackboneSession {
         Ok(Self { session })
     }
 
+    /// A value of the graph's `metadata_props` (e.g. the backbone's model id).
+    pub fn custom_metadata(&self, key: &str) -> Option<String> {
+        self.session.metadata().ok()?.custom(key)
+    }
+
     /// `[N, 3, S, S]` normalised pixels → `[N, D]` features.
     pub fn run(&mut self, pixels: ArrayView4<'_, f32>) -> Result<Array2<f32>, ort::Error> {
         let pixels = pixels.as_standard_layout();

@@ -10,7 +10,6 @@ use handmatch::embed::preprocess::EvalTransform;
 use handmatch::embed::{EmbeddingSession, RuntimeOptions};
 use handmatch::metrics::protocols::{evaluate_protocols, EmbeddedImage, ProtocolResults};
 use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::Array4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluateError {
@@ -43,7 +42,6 @@ pub fn embed_images(
 ) -> Result<Vec<Vec<f32>>, EvaluateError> {
     let mut session = EmbeddingSession::open(model, runtime)?;
     let transform = EvalTransform::for_model(session.metadata());
-    let s = session.metadata().input_size as usize;
     let bar = if progress {
         let bar = ProgressBar::new(images.len() as u64);
         bar.set_style(
@@ -57,8 +55,8 @@ pub fn embed_images(
     };
     let mut out = Vec::with_capacity(images.len());
     for chunk in images.chunks(batch_size.max(1)) {
-        let mut batch = Array4::<u8>::zeros((chunk.len(), s, s, 3));
-        for (i, img) in chunk.iter().enumerate() {
+        let mut crops = Vec::with_capacity(chunk.len());
+        for img in chunk {
             let err = |reason: String| EvaluateError::Image {
                 path: img.path.clone(),
                 reason,
@@ -66,14 +64,9 @@ pub fn embed_images(
             let bytes = std::fs::read(&img.path).map_err(|e| err(e.to_string()))?;
             let rgb =
                 decode_rgb(&bytes, &DecodeLimits::default()).map_err(|e| err(e.to_string()))?;
-            let crop = transform.apply(&rgb);
-            batch
-                .slice_mut(ndarray::s![i, .., .., ..])
-                .as_slice_mut()
-                .expect("a fresh array is contiguous")
-                .copy_from_slice(crop.as_raw());
+            crops.push(transform.apply(&rgb));
         }
-        let e = session.embed(batch.view())?;
+        let e = session.embed_crops(&crops.iter().collect::<Vec<_>>())?;
         out.extend(e.rows().into_iter().map(|r| r.to_vec()));
         bar.inc(chunk.len() as u64);
     }

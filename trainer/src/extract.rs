@@ -76,26 +76,20 @@ pub enum ExtractError {
 }
 
 /// The backbone's id and input size, from the metadata `export-backbone` writes.
-pub fn backbone_info(path: &Path, runtime: &RuntimeOptions) -> Result<(String, u32), ExtractError> {
-    let err = |reason: String| ExtractError::Backbone {
+fn backbone_info(session: &BackboneSession, path: &Path) -> Result<(String, u32), ExtractError> {
+    let err = |reason: &str| ExtractError::Backbone {
         path: path.into(),
-        reason,
+        reason: reason.into(),
     };
-    let (session, _) =
-        handmatch::embed::runtime::open_session(path, runtime).map_err(|e| err(e.to_string()))?;
-    let meta = session.metadata().map_err(|e| err(e.to_string()))?;
-    let id = meta
-        .custom(handmatch::embed::metadata::keys::MODEL_ID)
+    let id = session
+        .custom_metadata(handmatch::embed::metadata::keys::MODEL_ID)
         .ok_or_else(|| {
-            err(
-                "no model_id in the metadata (write it with `handmatch-train export-backbone`)"
-                    .into(),
-            )
+            err("no model_id in the metadata (write it with `handmatch-train export-backbone`)")
         })?;
-    let size = meta
-        .custom(handmatch::embed::metadata::keys::INPUT_SIZE)
+    let size = session
+        .custom_metadata(handmatch::embed::metadata::keys::INPUT_SIZE)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| err("no input_size in the metadata".into()))?;
+        .ok_or_else(|| err("no input_size in the metadata"))?;
     Ok((id, size))
 }
 
@@ -136,7 +130,14 @@ pub fn extract(
     cache_path: &Path,
     opts: &ExtractOptions,
 ) -> Result<FeatureCache, ExtractError> {
-    let (backbone_model_id, image_size) = backbone_info(&opts.backbone, &opts.runtime)?;
+    // One session serves both the cache key (its metadata) and, on a miss, the extraction.
+    let mut session = BackboneSession::open(&opts.backbone, &opts.runtime).map_err(|e| {
+        ExtractError::Backbone {
+            path: opts.backbone.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    let (backbone_model_id, image_size) = backbone_info(&session, &opts.backbone)?;
     let key = CacheKey {
         backbone_model_id,
         image_list_sha256: image_list_hash(images),
@@ -156,12 +157,6 @@ pub fn extract(
             cache_path.display()
         );
     }
-    let mut session = BackboneSession::open(&opts.backbone, &opts.runtime).map_err(|e| {
-        ExtractError::Backbone {
-            path: opts.backbone.clone(),
-            reason: e.to_string(),
-        }
-    })?;
     let transform = EvalTransform::new(key.resize_short_side, image_size);
     let views_per_image = 1 + opts.views;
     let bar = if opts.progress {
