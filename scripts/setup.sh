@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Installs what the project needs at run time that cargo does not fetch: ONNX Runtime's
-# shared library, taken from the onnxruntime wheel on PyPI, into the git-ignored .ort/lib.
-# Idempotent: does nothing when the library is already there.
+# shared library, taken from the onnxruntime wheel on PyPI, into the git-ignored .ort/lib;
+# then MediaPipe's hand landmark model, converted to ONNX into the git-ignored
+# models/hand-landmarks/ (scripts/hand-landmarks/import.sh). Idempotent: each step does
+# nothing when its result is already there.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 version=1.32.0
 lib="$root/.ort/lib/libonnxruntime.so"
-if [ -f "$lib.$version" ] && [ -L "$lib" ]; then
-  exit 0
-fi
+install_ort() {
 python=$(command -v python3 || command -v python || true)
 [ -n "$python" ] || { echo "setup: python3 with pip is needed to fetch the onnxruntime wheel" >&2; exit 1; }
+local tmp
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp"' RETURN
 echo "setup: fetching onnxruntime==$version from PyPI" >&2
 "$python" -m pip download --quiet --no-deps --only-binary=:all: \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
@@ -32,3 +33,9 @@ os.replace(tmp, os.path.join(dest, f"libonnxruntime.so.{version}"))
 PY
 ln -sfn "libonnxruntime.so.$version" "$lib"
 echo "setup: installed $lib -> libonnxruntime.so.$version" >&2
+}
+
+if [ ! -f "$lib.$version" ] || [ ! -L "$lib" ]; then
+  install_ort
+fi
+"$root/scripts/hand-landmarks/import.sh"

@@ -4,6 +4,7 @@ pub mod config;
 pub mod dataset;
 pub mod embed;
 pub mod eval;
+pub mod hand;
 pub mod index;
 pub mod metrics;
 pub mod proto;

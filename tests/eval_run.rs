@@ -40,7 +40,7 @@ fn trained_model() -> &'static std::path::Path {
         config.validate_every = 1;
         config.p = 4;
         let report = run_fit(&FitJob {
-            hf_dir: ckpt,
+            backbone: handmatch_trainer::backbone::BackboneSpec::checkpoint(ckpt),
             image_size: common::IMAGE_SIZE,
             data,
             split: &split,
@@ -79,7 +79,7 @@ async fn metrics_through_the_service_equal_the_offline_evaluation() {
         let model = model.clone();
         tokio::task::spawn_blocking(move || {
             let e = embed_images(&model, &images, &RuntimeOptions::default(), 16, false).unwrap();
-            score(&images, &e).unwrap()
+            score(&e.images, &e.embeddings).unwrap()
         })
         .await
         .unwrap()

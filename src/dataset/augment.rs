@@ -42,6 +42,18 @@ impl Augment {
         }
     }
 
+    /// For crops already aligned to a canonical hand pose: milder geometry (the whole hand
+    /// must stay in view) and no flip (alignment fixed which way the thumb points).
+    pub fn aligned_hand(size: u32) -> Self {
+        Self {
+            crop_scale: (0.85, 1.0),
+            crop_ratio: (0.9, 1.0 / 0.9),
+            flip_probability: 0.0,
+            max_rotation_degrees: 10.0,
+            ..Self::new(size)
+        }
+    }
+
     pub fn apply(&self, image: &RgbImage, rng: &mut impl Rng) -> RgbImage {
         let crop = self.random_resized_crop(image, rng);
         let mut out = if rng.random_bool(self.flip_probability) {

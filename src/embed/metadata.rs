@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::hand::align::AlignmentSpec;
+
 /// Keys of the ONNX `metadata_props`.
 pub mod keys {
     pub const FORMAT: &str = "handmatch.format";
@@ -16,6 +18,8 @@ pub mod keys {
     pub const CREATED_AT: &str = "created_at";
     pub const TRAINER_VERSION: &str = "trainer_version";
     pub const TRAINING: &str = "training";
+    /// JSON `AlignmentSpec`; present only for models that align hands before embedding.
+    pub const HAND_ALIGNMENT: &str = "hand_alignment";
 }
 
 /// The artefact format this build reads and writes.
@@ -39,6 +43,9 @@ pub struct ArtefactMetadata {
     pub trainer_version: String,
     /// Free-form training results (validation metrics, thresholds); `{}` for untrained heads.
     pub training: serde_json::Value,
+    /// `Some`: the input is the hand aligned by the landmark model (the graph's `presence`
+    /// and `landmarks` outputs), not the centre crop.
+    pub hand_alignment: Option<AlignmentSpec>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +85,14 @@ impl ArtefactMetadata {
             (keys::TRAINER_VERSION.into(), self.trainer_version.clone()),
             (keys::TRAINING.into(), self.training.to_string()),
         ]
+        .into_iter()
+        .chain(self.hand_alignment.map(|a| {
+            (
+                keys::HAND_ALIGNMENT.into(),
+                serde_json::to_string(&a).expect("plain numbers serialise"),
+            )
+        }))
+        .collect()
     }
 
     pub fn from_props(props: &HashMap<String, String>) -> Result<Self, MetadataError> {
@@ -126,6 +141,13 @@ impl ArtefactMetadata {
             ));
         }
         let training_text = get(keys::TRAINING)?;
+        let hand_alignment = match props.get(keys::HAND_ALIGNMENT) {
+            None => None,
+            Some(text) => Some(
+                serde_json::from_str(text)
+                    .map_err(|e| invalid(keys::HAND_ALIGNMENT, text, e.to_string()))?,
+            ),
+        };
         Ok(Self {
             model_id: get(keys::MODEL_ID)?,
             backbone: get(keys::BACKBONE)?,
@@ -138,6 +160,7 @@ impl ArtefactMetadata {
             trainer_version: get(keys::TRAINER_VERSION)?,
             training: serde_json::from_str(&training_text)
                 .map_err(|e| invalid(keys::TRAINING, &training_text, e.to_string()))?,
+            hand_alignment,
         })
     }
 }
@@ -158,6 +181,7 @@ mod tests {
             created_at: "2026-11-28T00:00:00Z".into(),
             trainer_version: "0.1.0".into(),
             training: serde_json::json!({"val": {"mean_rank": 2.5}}),
+            hand_alignment: None,
         }
     }
 
@@ -166,6 +190,12 @@ mod tests {
         let m = sample();
         let props: HashMap<_, _> = m.to_props().into_iter().collect();
         assert_eq!(ArtefactMetadata::from_props(&props).unwrap(), m);
+        let hand = ArtefactMetadata {
+            hand_alignment: Some(AlignmentSpec::default()),
+            ..m
+        };
+        let props: HashMap<_, _> = hand.to_props().into_iter().collect();
+        assert_eq!(ArtefactMetadata::from_props(&props).unwrap(), hand);
     }
 
     #[test]

@@ -52,6 +52,16 @@ impl EvalTransform {
     }
 }
 
+/// What the embedding session takes for one decoded image: the centre crop, or for hand
+/// models the whole image (alignment runs the landmark model, so it happens in the session).
+pub fn model_input(meta: &ArtefactMetadata, image: RgbImage) -> RgbImage {
+    if meta.hand_alignment.is_some() {
+        image
+    } else {
+        EvalTransform::for_model(meta).apply(&image)
+    }
+}
+
 /// Antialiased bilinear resize (PIL's and torchvision's filter), SIMD-accelerated.
 pub fn resize(image: &RgbImage, width: u32, height: u32) -> RgbImage {
     if image.dimensions() == (width, height) {

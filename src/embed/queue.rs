@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::metadata::ArtefactMetadata;
 use super::runtime::ExecutionProviderKind;
 use super::session::{EmbedError, EmbeddingSession};
+use crate::hand::AlignError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -75,7 +76,8 @@ impl EmbedQueue {
         self.provider
     }
 
-    /// Embeds preprocessed `S x S` crops; one row per crop, in order.
+    /// Embeds model inputs (`preprocess::model_input`); one row per input, in order. An
+    /// input without a hand fails the request with `EmbedError::NoHand` naming it.
     pub async fn embed(
         &self,
         crops: Vec<RgbImage>,
@@ -128,17 +130,17 @@ fn worker(mut session: EmbeddingSession, mut rx: mpsc::Receiver<Job>, max_batch:
         let inference = started.elapsed();
         match result {
             Ok(all) => {
-                let mut row = 0;
+                let mut rows = all.into_iter();
+                let dim = session.metadata().embedding_dim;
                 for job in jobs {
                     let n = job.crops.len();
-                    let rows = all.slice(ndarray::s![row..row + n, ..]).to_owned();
-                    row += n;
+                    let mine: Vec<_> = rows.by_ref().take(n).collect();
                     let timing = EmbedTiming {
                         queued: started - job.submitted,
                         inference,
                         batch_images: images,
                     };
-                    let _ = job.reply.send(Ok((rows, timing)));
+                    let _ = job.reply.send(job_result(mine, dim).map(|e| (e, timing)));
                 }
             }
             Err(e) => {
@@ -153,18 +155,27 @@ fn worker(mut session: EmbeddingSession, mut rx: mpsc::Receiver<Job>, max_batch:
     }
 }
 
+type Row = Result<Vec<f32>, AlignError>;
+
 fn run_batch(
     session: &mut EmbeddingSession,
     jobs: &[Job],
     max_batch: usize,
-) -> Result<Array2<f32>, EmbedError> {
-    let crops: Vec<&RgbImage> = jobs.iter().flat_map(|j| j.crops.iter()).collect();
-    let mut out = Array2::zeros((crops.len(), session.metadata().embedding_dim));
-    for (c, chunk) in crops.chunks(max_batch).enumerate() {
-        let e = session.embed_crops(chunk)?;
-        let start = c * max_batch;
-        out.slice_mut(ndarray::s![start..start + chunk.len(), ..])
-            .assign(&e);
+) -> Result<Vec<Row>, EmbedError> {
+    let inputs: Vec<&RgbImage> = jobs.iter().flat_map(|j| j.crops.iter()).collect();
+    let mut out = Vec::with_capacity(inputs.len());
+    for chunk in inputs.chunks(max_batch) {
+        out.extend(session.embed_inputs(chunk)?);
     }
     Ok(out)
+}
+
+/// One request's rows, or the first of its images that had no hand.
+fn job_result(rows: Vec<Row>, dim: usize) -> Result<Array2<f32>, EmbedError> {
+    let mut flat = Vec::with_capacity(rows.len() * dim);
+    let n = rows.len();
+    for (index, row) in rows.into_iter().enumerate() {
+        flat.extend(row.map_err(|source| EmbedError::NoHand { index, source })?);
+    }
+    Ok(Array2::from_shape_vec((n, dim), flat).expect("rows of the embedding dimension"))
 }

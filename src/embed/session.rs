@@ -6,14 +6,20 @@ use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 use ndarray::{Array2, Array4, ArrayView4};
-use ort::session::Session;
+use ort::session::{OutputSelector, RunOptions, Session};
 use ort::value::TensorRef;
+
+use crate::hand::landmarks::detections_from;
+use crate::hand::{AlignError, HandAligner, HandDetection, HandDetector, LANDMARK_INPUT};
 
 use super::metadata::{ArtefactMetadata, MetadataError};
 use super::runtime::{open_session, ExecutionProviderKind, RuntimeError, RuntimeOptions};
 
 pub const INPUT_NAME: &str = "image";
 pub const OUTPUT_NAME: &str = "embedding";
+/// Hand models also report what the landmark model saw in the input crop.
+pub const PRESENCE_NAME: &str = "presence";
+pub const LANDMARKS_NAME: &str = "landmarks";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
@@ -31,6 +37,13 @@ pub enum EmbedError {
     InputShape { found: Vec<usize>, size: u32 },
     #[error("inference failed: {0}")]
     Inference(#[from] ort::Error),
+    /// A request's image without a hand; `index` is its position in the request.
+    #[error("images[{index}]: {source}")]
+    NoHand {
+        index: usize,
+        #[source]
+        source: AlignError,
+    },
 }
 
 pub struct EmbeddingSession {
@@ -60,6 +73,25 @@ impl EmbeddingSession {
                 reason: format!("expected input `{INPUT_NAME}` and output `{OUTPUT_NAME}`"),
             });
         }
+        if metadata.hand_alignment.is_some() {
+            if !has(session.outputs(), PRESENCE_NAME) || !has(session.outputs(), LANDMARKS_NAME) {
+                return Err(EmbedError::Artefact {
+                    path: path.into(),
+                    reason: format!(
+                        "hand alignment needs the outputs `{PRESENCE_NAME}` and `{LANDMARKS_NAME}`"
+                    ),
+                });
+            }
+            if metadata.input_size != LANDMARK_INPUT {
+                return Err(EmbedError::Artefact {
+                    path: path.into(),
+                    reason: format!(
+                        "hand models take {LANDMARK_INPUT}-pixel crops, not {}",
+                        metadata.input_size
+                    ),
+                });
+            }
+        }
         tracing::info!(
             model_id = %metadata.model_id,
             backbone = %metadata.backbone,
@@ -87,8 +119,52 @@ impl EmbeddingSession {
         &self.path
     }
 
+    /// The aligner, for models that align hands.
+    pub fn hand_aligner(&self) -> Option<HandAligner> {
+        self.metadata
+            .hand_alignment
+            .map(|spec| HandAligner::new(spec, self.metadata.input_size))
+    }
+
+    /// Embeds model inputs (see `preprocess::model_input`): centre crops as they are; for
+    /// hand models, whole images, aligned first. An image without a hand gets its own
+    /// error and takes no part in the batch.
+    pub fn embed_inputs(
+        &mut self,
+        inputs: &[&RgbImage],
+    ) -> Result<Vec<Result<Vec<f32>, AlignError>>, EmbedError> {
+        let Some(aligner) = self.hand_aligner() else {
+            let e = self.embed_crops(inputs)?;
+            return Ok(e.rows().into_iter().map(|r| Ok(r.to_vec())).collect());
+        };
+        let aligned = aligner.align(self, inputs)?;
+        let crops: Vec<&RgbImage> = aligned
+            .iter()
+            .filter_map(|a| a.as_ref().ok().map(|h| &h.crop))
+            .collect();
+        let mut rows = if crops.is_empty() {
+            Vec::new()
+        } else {
+            self.embed_crops(&crops)?
+                .rows()
+                .into_iter()
+                .map(|r| r.to_vec())
+                .collect()
+        }
+        .into_iter();
+        Ok(aligned
+            .into_iter()
+            .map(|a| a.map(|_| rows.next().expect("one row per aligned hand")))
+            .collect())
+    }
+
     /// Embeds preprocessed `S x S` crops as one batch; returns `[N, E]`.
     pub fn embed_crops(&mut self, crops: &[&RgbImage]) -> Result<Array2<f32>, EmbedError> {
+        let batch = self.batch(crops)?;
+        self.embed(batch.view())
+    }
+
+    fn batch(&self, crops: &[&RgbImage]) -> Result<Array4<u8>, EmbedError> {
         let s = self.metadata.input_size;
         let mut batch = Array4::<u8>::zeros((crops.len(), s as usize, s as usize, 3));
         for (i, crop) in crops.iter().enumerate() {
@@ -104,7 +180,7 @@ impl EmbeddingSession {
                 .expect("a fresh array is contiguous")
                 .copy_from_slice(crop.as_raw());
         }
-        self.embed(batch.view())
+        Ok(batch)
     }
 
     /// Embeds a batch `[N, S, S, 3]` of RGB crops; returns `[N, E]`.
@@ -118,9 +194,13 @@ impl EmbeddingSession {
             });
         }
         let images = images.as_standard_layout();
-        let outputs = self
-            .session
-            .run(ort::inputs![INPUT_NAME => TensorRef::from_array_view(images.view())?])?;
+        // Only the embedding: ONNX Runtime then skips whatever feeds the other outputs alone.
+        let options =
+            RunOptions::new()?.with_outputs(OutputSelector::no_default().with(OUTPUT_NAME));
+        let outputs = self.session.run_with_options(
+            ort::inputs![INPUT_NAME => TensorRef::from_array_view(images.view())?],
+            &options,
+        )?;
         let out = outputs[OUTPUT_NAME].try_extract_array::<f32>()?;
         let n = shape[0];
         let e = self.metadata.embedding_dim;
@@ -131,6 +211,30 @@ impl EmbeddingSession {
                 reason: format!("output has shape {:?}, expected [{n}, {e}]", out.shape()),
             })?
             .to_owned())
+    }
+}
+
+/// The artefact's own landmark outputs find the hand; the embedding branch is not run.
+impl HandDetector for EmbeddingSession {
+    type Error = EmbedError;
+
+    fn detect(&mut self, crops: &[&RgbImage]) -> Result<Vec<HandDetection>, EmbedError> {
+        let batch = self.batch(crops)?;
+        let options = RunOptions::new()?.with_outputs(
+            OutputSelector::no_default()
+                .with(PRESENCE_NAME)
+                .with(LANDMARKS_NAME),
+        );
+        let outputs = self.session.run_with_options(
+            ort::inputs![INPUT_NAME => TensorRef::from_array_view(batch.view())?],
+            &options,
+        )?;
+        let presence = outputs[PRESENCE_NAME].try_extract_array::<f32>()?;
+        let landmarks = outputs[LANDMARKS_NAME].try_extract_array::<f32>()?;
+        Ok(detections_from(
+            &landmarks.iter().copied().collect::<Vec<_>>(),
+            &presence.iter().copied().collect::<Vec<_>>(),
+        ))
     }
 }
 

@@ -3,6 +3,7 @@
 use tonic::{Code, Status};
 
 use crate::embed::queue::QueueError;
+use crate::embed::EmbedError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,9 @@ impl From<QueueError> for ServiceError {
         match e {
             QueueError::Overloaded { .. } => ServiceError::ResourceExhausted(e.to_string()),
             QueueError::Stopped => ServiceError::Unavailable(e.to_string()),
+            QueueError::Embed(e @ EmbedError::NoHand { .. }) => {
+                ServiceError::InvalidArgument(e.to_string())
+            }
             QueueError::Embed(e) => ServiceError::Internal(format!("embedding failed: {e}")),
         }
     }

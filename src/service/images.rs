@@ -8,9 +8,11 @@ use sha2::{Digest, Sha256};
 
 use super::error::ServiceError;
 use crate::embed::decode::{decode_rgb, DecodeLimits};
-use crate::embed::preprocess::EvalTransform;
+use crate::embed::metadata::ArtefactMetadata;
+use crate::embed::preprocess::model_input;
 
 pub struct PreparedImages {
+    /// What the embedding queue takes (`preprocess::model_input`).
     pub crops: Vec<RgbImage>,
     /// Hex SHA-256 of each image's bytes.
     pub sha256: Vec<String>,
@@ -20,7 +22,7 @@ pub struct PreparedImages {
 pub async fn prepare(
     images: Vec<Vec<u8>>,
     limits: DecodeLimits,
-    transform: EvalTransform,
+    meta: std::sync::Arc<ArtefactMetadata>,
 ) -> Result<PreparedImages, ServiceError> {
     tokio::task::spawn_blocking(move || {
         let start = Instant::now();
@@ -29,7 +31,7 @@ pub async fn prepare(
         for (i, bytes) in images.iter().enumerate() {
             let rgb = decode_rgb(bytes, &limits)
                 .map_err(|e| ServiceError::invalid(format!("images[{i}]: {e}")))?;
-            crops.push(transform.apply(&rgb));
+            crops.push(model_input(&meta, rgb));
             sha256.push(hex::encode(Sha256::digest(bytes)));
         }
         Ok(PreparedImages {

@@ -13,7 +13,6 @@ use super::validate;
 use crate::dataset::Aspect;
 use crate::embed::decode::DecodeLimits;
 use crate::embed::metadata::ArtefactMetadata;
-use crate::embed::preprocess::EvalTransform;
 use crate::embed::queue::EmbedQueue;
 use crate::embed::ExecutionProviderKind;
 use crate::index::template::mean_template;
@@ -65,7 +64,8 @@ pub struct Matcher {
     store: TemplateStore,
     index: RwLock<GalleryIndex>,
     write_lock: tokio::sync::Mutex<()>,
-    transform: EvalTransform,
+    /// Shared with the image preparation tasks, which pick the model's input from it.
+    meta: Arc<ArtefactMetadata>,
     limits: MatcherLimits,
 }
 
@@ -104,7 +104,7 @@ impl Matcher {
             "gallery loaded"
         );
         Ok(Arc::new(Self {
-            transform: EvalTransform::for_model(&meta),
+            meta: Arc::new(meta),
             queue,
             store,
             index: RwLock::new(index),
@@ -144,7 +144,7 @@ impl Matcher {
         timings: &mut Timings,
     ) -> Result<(Array2<f32>, Vec<String>), ServiceError> {
         validate::image_count(images.len(), self.limits.max_images_per_request)?;
-        let prepared = prepare(images, self.limits.decode.clone(), self.transform).await?;
+        let prepared = prepare(images, self.limits.decode.clone(), self.meta.clone()).await?;
         timings.decode = prepared.decode_time;
         let start = Instant::now();
         let (embeddings, _) = self.queue.embed(prepared.crops).await?;

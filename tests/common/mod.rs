@@ -48,6 +48,36 @@ pub fn model(seed: u64) -> PathBuf {
     path
 }
 
+/// The imported MediaPipe hand landmark model (`scripts/setup.sh` imports it).
+pub fn hand_model_file() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(handmatch_trainer::backbone::hand::DEFAULT_MODEL);
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/setup.sh (it imports the hand landmark model)",
+        path.display()
+    );
+    path
+}
+
+/// A `hand-landmarks` artefact (aligned 224-pixel crops) with a random head.
+pub fn hand_model() -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap();
+    let path = workdir().join("hand-model.onnx");
+    if !path.exists() {
+        let hand = handmatch_trainer::backbone::HandModel::open(&hand_model_file()).unwrap();
+        let head = HeadSource::Random {
+            hidden: 128,
+            embedding_dim: 64,
+            seed: 3,
+        };
+        let (model, _) = artefact_model(&hand, 224, head, serde_json::json!({})).unwrap();
+        model.save(&path).unwrap();
+    }
+    path
+}
+
 /// 20 synthetic subjects in the 11k Hands layout.
 pub fn hands() -> &'static Dataset {
     static DATA: OnceLock<Dataset> = OnceLock::new();

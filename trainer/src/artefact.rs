@@ -7,16 +7,37 @@
 use handmatch::embed::metadata::{keys, ArtefactMetadata, IMAGENET_MEAN, IMAGENET_STD};
 use handmatch::embed::session::{INPUT_NAME, OUTPUT_NAME};
 
-use crate::backbone;
-use crate::checkpoint::Checkpoint;
+use crate::backbone::{self, BackboneRef, Built};
 use crate::error::{ExportError, Result};
 use crate::head::ProjectionHead;
 use crate::onnx::graph::Attr;
 use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::{Dim, GraphBuilder, ModelFile};
+use handmatch::hand::AlignmentSpec;
 
 pub const PIXELS_NAME: &str = "pixel_values";
 pub const FEATURES_NAME: &str = "features";
+/// With a hand backbone: what the landmark model sees in the input crop, for alignment.
+pub const PRESENCE_NAME: &str = "presence";
+pub const LANDMARKS_NAME: &str = "landmarks";
+
+/// Declares the hand model's outputs, when there is one.
+fn hand_outputs(g: &mut GraphBuilder, built: &Built) -> Option<AlignmentSpec> {
+    let (presence, landmarks) = built.hand.as_ref()?;
+    g.output(
+        presence,
+        PRESENCE_NAME,
+        DataType::Float,
+        &[Dim::Named("batch"), Dim::Fixed(1)],
+    );
+    g.output(
+        landmarks,
+        LANDMARKS_NAME,
+        DataType::Float,
+        &[Dim::Named("batch"), Dim::Fixed(63)],
+    );
+    Some(AlignmentSpec::default())
+}
 
 /// Where the head comes from.
 pub enum HeadSource {
@@ -39,7 +60,10 @@ fn check_size(image_size: usize) -> Result<()> {
 }
 
 /// The backbone alone.
-pub fn backbone_model(ckpt: &Checkpoint, image_size: usize) -> Result<ModelFile> {
+pub fn backbone_model<'a>(
+    source: impl Into<BackboneRef<'a>>,
+    image_size: usize,
+) -> Result<ModelFile> {
     check_size(image_size)?;
     let mut g = GraphBuilder::new();
     let s = Dim::Fixed(image_size);
@@ -48,18 +72,20 @@ pub fn backbone_model(ckpt: &Checkpoint, image_size: usize) -> Result<ModelFile>
         DataType::Float,
         &[Dim::Named("batch"), Dim::Fixed(3), s.clone(), s],
     );
-    let features = backbone::build(&mut g, ckpt, &x, image_size)?;
+    let built = backbone::build_any(&mut g, source.into(), &x, image_size)?;
+    let features = &built.features;
     g.output(
         &features.value,
         FEATURES_NAME,
         DataType::Float,
         &[Dim::Named("batch"), Dim::Fixed(features.dim)],
     );
+    let alignment = hand_outputs(&mut g, &built);
     let mut model = ModelFile::new(g.finish("handmatch_backbone"));
     let id = model.model_id();
     model.metadata = vec![
         (keys::MODEL_ID.into(), id),
-        (keys::BACKBONE.into(), features.description),
+        (keys::BACKBONE.into(), features.description.clone()),
         (keys::INPUT_SIZE.into(), image_size.to_string()),
         ("feature_dim".into(), features.dim.to_string()),
         (
@@ -67,12 +93,18 @@ pub fn backbone_model(ckpt: &Checkpoint, image_size: usize) -> Result<ModelFile>
             env!("CARGO_PKG_VERSION").into(),
         ),
     ];
+    if let Some(a) = alignment {
+        model.metadata.push((
+            keys::HAND_ALIGNMENT.into(),
+            serde_json::to_string(&a).expect("plain numbers serialise"),
+        ));
+    }
     Ok(model)
 }
 
 /// The full artefact; `training` goes into the metadata as JSON.
-pub fn artefact_model(
-    ckpt: &Checkpoint,
+pub fn artefact_model<'a>(
+    source: impl Into<BackboneRef<'a>>,
     image_size: usize,
     head: HeadSource,
     training: serde_json::Value,
@@ -105,7 +137,8 @@ pub fn artefact_model(
     );
     let x = g.mul(&x, &scale);
     let pixels = g.add(&x, &shift);
-    let features = backbone::build(&mut g, ckpt, &pixels, image_size)?;
+    let built = backbone::build_any(&mut g, source.into(), &pixels, image_size)?;
+    let features = &built.features;
     let head = match head {
         HeadSource::Trained(h) => *h,
         HeadSource::Random {
@@ -140,10 +173,11 @@ pub fn artefact_model(
         DataType::Float,
         &[Dim::Named("batch"), Dim::Fixed(e)],
     );
+    let hand_alignment = hand_outputs(&mut g, &built);
     let mut model = ModelFile::new(g.finish("handmatch_artefact"));
     let metadata = ArtefactMetadata {
         model_id: model.model_id(),
-        backbone: features.description,
+        backbone: features.description.clone(),
         input_size: image_size as u32,
         resize_short_side: ArtefactMetadata::resize_for(image_size as u32),
         mean,
@@ -152,6 +186,7 @@ pub fn artefact_model(
         created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         trainer_version: env!("CARGO_PKG_VERSION").into(),
         training,
+        hand_alignment,
     };
     model.metadata = metadata.to_props();
     Ok((model, metadata))

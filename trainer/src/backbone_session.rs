@@ -4,11 +4,15 @@
 use std::path::Path;
 
 use handmatch::embed::runtime::{open_session, RuntimeError, RuntimeOptions};
+use handmatch::hand::landmarks::detections_from;
+use handmatch::hand::{HandDetection, HandDetector};
+use image::RgbImage;
 use ndarray::{Array2, ArrayView4};
-use ort::session::Session;
+use ort::session::{OutputSelector, RunOptions, Session};
 use ort::value::TensorRef;
 
-use crate::artefact::{FEATURES_NAME, PIXELS_NAME};
+use crate::artefact::{FEATURES_NAME, LANDMARKS_NAME, PIXELS_NAME, PRESENCE_NAME};
+use crate::extract::pixels;
 
 pub struct BackboneSession {
     session: Session,
@@ -28,9 +32,12 @@ impl BackboneSession {
     /// `[N, 3, S, S]` normalised pixels → `[N, D]` features.
     pub fn run(&mut self, pixels: ArrayView4<'_, f32>) -> Result<Array2<f32>, ort::Error> {
         let pixels = pixels.as_standard_layout();
-        let out = self
-            .session
-            .run(ort::inputs![PIXELS_NAME => TensorRef::from_array_view(pixels.view())?])?;
+        let options =
+            RunOptions::new()?.with_outputs(OutputSelector::no_default().with(FEATURES_NAME));
+        let out = self.session.run_with_options(
+            ort::inputs![PIXELS_NAME => TensorRef::from_array_view(pixels.view())?],
+            &options,
+        )?;
         let features = out[FEATURES_NAME].try_extract_array::<f32>()?;
         let n = features.shape()[0];
         let d = features.len() / n.max(1);
@@ -38,5 +45,30 @@ impl BackboneSession {
             .to_shape((n, d))
             .expect("features are [N, D]")
             .to_owned())
+    }
+}
+
+/// Hand backbones carry the landmark model's outputs, so extraction aligns with the very
+/// graph it extracts with.
+impl HandDetector for BackboneSession {
+    type Error = ort::Error;
+
+    fn detect(&mut self, crops: &[&RgbImage]) -> Result<Vec<HandDetection>, ort::Error> {
+        let px = pixels(crops);
+        let options = RunOptions::new()?.with_outputs(
+            OutputSelector::no_default()
+                .with(PRESENCE_NAME)
+                .with(LANDMARKS_NAME),
+        );
+        let out = self.session.run_with_options(
+            ort::inputs![PIXELS_NAME => TensorRef::from_array_view(px.view())?],
+            &options,
+        )?;
+        let presence = out[PRESENCE_NAME].try_extract_array::<f32>()?;
+        let landmarks = out[LANDMARKS_NAME].try_extract_array::<f32>()?;
+        Ok(detections_from(
+            &landmarks.iter().copied().collect::<Vec<_>>(),
+            &presence.iter().copied().collect::<Vec<_>>(),
+        ))
     }
 }

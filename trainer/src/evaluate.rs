@@ -6,7 +6,7 @@ use std::path::Path;
 
 use handmatch::dataset::HandImage;
 use handmatch::embed::decode::{decode_rgb, DecodeLimits};
-use handmatch::embed::preprocess::EvalTransform;
+use handmatch::embed::preprocess::model_input;
 use handmatch::embed::{EmbeddingSession, RuntimeOptions};
 use handmatch::metrics::protocols::{evaluate_protocols, EmbeddedImage, ProtocolResults};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -32,16 +32,24 @@ pub enum EvaluateError {
     },
 }
 
-/// One embedding per image, in order, through the artefact at `model`.
-pub fn embed_images(
+/// The images that were embedded, in order, with their embeddings; and those in which a
+/// hand model found no hand (the service refuses them, so they take no part in scoring).
+pub struct Embedded<'a> {
+    pub images: Vec<&'a HandImage>,
+    pub embeddings: Vec<Vec<f32>>,
+    pub no_hand: Vec<&'a HandImage>,
+}
+
+/// Every image through the artefact at `model`, exactly as the server prepares it.
+pub fn embed_images<'a>(
     model: &Path,
-    images: &[&HandImage],
+    images: &[&'a HandImage],
     runtime: &RuntimeOptions,
     batch_size: usize,
     progress: bool,
-) -> Result<Vec<Vec<f32>>, EvaluateError> {
+) -> Result<Embedded<'a>, EvaluateError> {
     let mut session = EmbeddingSession::open(model, runtime)?;
-    let transform = EvalTransform::for_model(session.metadata());
+    let meta = session.metadata().clone();
     let bar = if progress {
         let bar = ProgressBar::new(images.len() as u64);
         bar.set_style(
@@ -53,9 +61,13 @@ pub fn embed_images(
     } else {
         ProgressBar::hidden()
     };
-    let mut out = Vec::with_capacity(images.len());
+    let mut out = Embedded {
+        images: Vec::with_capacity(images.len()),
+        embeddings: Vec::with_capacity(images.len()),
+        no_hand: Vec::new(),
+    };
     for chunk in images.chunks(batch_size.max(1)) {
-        let mut crops = Vec::with_capacity(chunk.len());
+        let mut inputs = Vec::with_capacity(chunk.len());
         for img in chunk {
             let err = |reason: String| EvaluateError::Image {
                 path: img.path.clone(),
@@ -64,13 +76,28 @@ pub fn embed_images(
             let bytes = std::fs::read(&img.path).map_err(|e| err(e.to_string()))?;
             let rgb =
                 decode_rgb(&bytes, &DecodeLimits::default()).map_err(|e| err(e.to_string()))?;
-            crops.push(transform.apply(&rgb));
+            inputs.push(model_input(&meta, rgb));
         }
-        let e = session.embed_crops(&crops.iter().collect::<Vec<_>>())?;
-        out.extend(e.rows().into_iter().map(|r| r.to_vec()));
+        let rows = session.embed_inputs(&inputs.iter().collect::<Vec<_>>())?;
+        for (img, row) in chunk.iter().zip(rows) {
+            match row {
+                Ok(e) => {
+                    out.images.push(img);
+                    out.embeddings.push(e);
+                }
+                Err(_) => out.no_hand.push(img),
+            }
+        }
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
+    if !out.no_hand.is_empty() {
+        tracing::warn!(
+            "{} of {} images had no hand and were left out",
+            out.no_hand.len(),
+            images.len()
+        );
+    }
     Ok(out)
 }
 

@@ -10,9 +10,10 @@ use std::time::Instant;
 use handmatch::dataset::augment::Augment;
 use handmatch::dataset::{Aspect, HandImage};
 use handmatch::embed::decode::{decode_rgb, DecodeLimits};
-use handmatch::embed::metadata::{ArtefactMetadata, IMAGENET_MEAN, IMAGENET_STD};
+use handmatch::embed::metadata::{keys, ArtefactMetadata, IMAGENET_MEAN, IMAGENET_STD};
 use handmatch::embed::preprocess::EvalTransform;
 use handmatch::embed::RuntimeOptions;
+use handmatch::hand::{AlignmentSpec, HandAligner};
 use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, Array3, Array4};
@@ -52,6 +53,9 @@ pub struct CacheKey {
     pub augment: Augment,
     pub views: usize,
     pub seed: u64,
+    /// Hand backbones: how images were aligned (`None`: the centre crop).
+    #[serde(default)]
+    pub alignment: Option<AlignmentSpec>,
 }
 
 pub struct ExtractOptions {
@@ -110,7 +114,7 @@ fn image_list_hash(images: &[&HandImage]) -> String {
 }
 
 /// Normalised `[N, 3, S, S]` pixels, as the backbone graph takes them.
-pub fn pixels(crops: &[RgbImage]) -> Array4<f32> {
+pub fn pixels(crops: &[&RgbImage]) -> Array4<f32> {
     let s = crops[0].width() as usize;
     let mut out = Array4::<f32>::zeros((crops.len(), 3, s, s));
     for (i, crop) in crops.iter().enumerate() {
@@ -138,14 +142,28 @@ pub fn extract(
         }
     })?;
     let (backbone_model_id, image_size) = backbone_info(&session, &opts.backbone)?;
+    let alignment: Option<AlignmentSpec> = match session.custom_metadata(keys::HAND_ALIGNMENT) {
+        None => None,
+        Some(text) => Some(
+            serde_json::from_str(&text).map_err(|e| ExtractError::Backbone {
+                path: opts.backbone.clone(),
+                reason: format!("`{}`: {e}", keys::HAND_ALIGNMENT),
+            })?,
+        ),
+    };
     let key = CacheKey {
         backbone_model_id,
         image_list_sha256: image_list_hash(images),
         image_size,
         resize_short_side: ArtefactMetadata::resize_for(image_size),
-        augment: Augment::new(image_size),
+        augment: if alignment.is_some() {
+            Augment::aligned_hand(image_size)
+        } else {
+            Augment::new(image_size)
+        },
         views: opts.views,
         seed: opts.seed,
+        alignment,
     };
     if let Ok(cache) = load(cache_path) {
         if cache.key == key {
@@ -177,46 +195,85 @@ pub fn extract(
     let mut view_rows: Vec<Vec<f32>> = Vec::with_capacity(images.len() * opts.views);
     let mut pending: Vec<RgbImage> = Vec::new();
     let mut outputs: Vec<Vec<f32>> = Vec::new();
-    let mut flush =
-        |pending: &mut Vec<RgbImage>, outputs: &mut Vec<Vec<f32>>| -> Result<(), ExtractError> {
-            if pending.is_empty() {
-                return Ok(());
-            }
-            let f = session
-                .run(pixels(pending).view())
-                .map_err(|e| ExtractError::Inference(e.to_string()))?;
-            outputs.extend(f.rows().into_iter().map(|r| r.to_vec()));
-            bar.inc(pending.len() as u64);
-            pending.clear();
-            Ok(())
-        };
-    for (i, img) in images.iter().enumerate() {
-        let bytes = std::fs::read(&img.path).map_err(|e| ExtractError::Image {
-            path: img.path.clone(),
-            reason: e.to_string(),
-        })?;
-        let rgb =
-            decode_rgb(&bytes, &DecodeLimits::default()).map_err(|e| ExtractError::Image {
+    let flush = |session: &mut BackboneSession,
+                 pending: &mut Vec<RgbImage>,
+                 outputs: &mut Vec<Vec<f32>>|
+     -> Result<(), ExtractError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let f = session
+            .run(pixels(&pending.iter().collect::<Vec<_>>()).view())
+            .map_err(|e| ExtractError::Inference(e.to_string()))?;
+        outputs.extend(f.rows().into_iter().map(|r| r.to_vec()));
+        bar.inc(pending.len() as u64);
+        pending.clear();
+        Ok(())
+    };
+    let aligner = alignment.map(|spec| HandAligner::new(spec, image_size));
+    let mut kept: Vec<usize> = Vec::with_capacity(images.len());
+    // Alignment runs the landmark model on four rotations per image: a group of images
+    // fills about one inference batch.
+    let group = if aligner.is_some() {
+        (opts.batch_size / 4).max(1)
+    } else {
+        1
+    };
+    for (g, chunk) in images.chunks(group).enumerate() {
+        let mut decoded = Vec::with_capacity(chunk.len());
+        for img in chunk {
+            let bytes = std::fs::read(&img.path).map_err(|e| ExtractError::Image {
                 path: img.path.clone(),
                 reason: e.to_string(),
             })?;
-        pending.push(transform.apply(&rgb));
-        for v in 0..opts.views {
-            let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ ((i as u64) << 20) ^ (v as u64));
-            pending.push(key.augment.apply(&rgb, &mut rng));
+            decoded.push(decode_rgb(&bytes, &DecodeLimits::default()).map_err(|e| {
+                ExtractError::Image {
+                    path: img.path.clone(),
+                    reason: e.to_string(),
+                }
+            })?);
         }
-        if pending.len() >= opts.batch_size.max(views_per_image) {
-            flush(&mut pending, &mut outputs)?;
+        // (eval crop, what the augmented views are cut from) per image; None: no hand.
+        let prepared: Vec<Option<(RgbImage, Option<RgbImage>)>> = match &aligner {
+            None => decoded
+                .into_iter()
+                .map(|rgb| Some((transform.apply(&rgb), Some(rgb))))
+                .collect(),
+            Some(aligner) => aligner
+                .align(&mut session, &decoded.iter().collect::<Vec<_>>())
+                .map_err(|e| ExtractError::Inference(e.to_string()))?
+                .into_iter()
+                .map(|a| a.ok().map(|h| (h.crop, None)))
+                .collect(),
+        };
+        for (j, p) in prepared.into_iter().enumerate() {
+            let i = g * group + j;
+            let Some((eval_crop, source)) = p else {
+                tracing::warn!("no hand found in {}; left out", images[i].path.display());
+                bar.inc(views_per_image as u64);
+                continue;
+            };
+            kept.push(i);
+            for v in 0..opts.views {
+                let mut rng =
+                    ChaCha8Rng::seed_from_u64(opts.seed ^ ((i as u64) << 20) ^ (v as u64));
+                let from = source.as_ref().unwrap_or(&eval_crop);
+                pending.push(key.augment.apply(from, &mut rng));
+            }
+            pending.insert(pending.len() - opts.views, eval_crop);
+            if pending.len() >= opts.batch_size.max(views_per_image) {
+                flush(&mut session, &mut pending, &mut outputs)?;
+            }
         }
     }
-    flush(&mut pending, &mut outputs)?;
+    flush(&mut session, &mut pending, &mut outputs)?;
     bar.finish_and_clear();
     for chunk in outputs.chunks(views_per_image) {
         eval_rows.push(chunk[0].clone());
         view_rows.extend(chunk[1..].iter().cloned());
     }
     let d = eval_rows.first().map_or(0, |r| r.len());
-    let n = images.len();
+    let n = kept.len();
     tracing::info!(
         images = n,
         views = n * views_per_image,
@@ -225,8 +282,9 @@ pub fn extract(
         (n * views_per_image) as f64 / started.elapsed().as_secs_f64()
     );
     let cache = FeatureCache {
-        images: images
+        images: kept
             .iter()
+            .map(|&k| images[k])
             .map(|i| CachedImage {
                 subject: i.subject.clone(),
                 aspect: i.aspect,

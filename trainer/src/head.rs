@@ -56,6 +56,26 @@ impl ProjectionHead {
         self.fc2_weight.shape[0]
     }
 
+    /// A head trained on standardised features `(x − mean) / std`, rewritten to take the
+    /// raw features: the standardisation folds into the first Linear, so the artefact's
+    /// graph does not change shape.
+    pub fn with_input_standardisation(mut self, mean: &[f32], std: &[f32]) -> Self {
+        let d = self.input_dim();
+        assert!(
+            mean.len() == d && std.len() == d,
+            "one mean and std per feature"
+        );
+        for (h, row) in self.fc1_weight.data.chunks_mut(d).enumerate() {
+            let mut shift = 0.0f64;
+            for ((w, m), s) in row.iter_mut().zip(mean).zip(std) {
+                *w /= s;
+                shift += *w as f64 * *m as f64;
+            }
+            self.fc1_bias.data[h] -= shift as f32;
+        }
+        self
+    }
+
     /// A freshly initialised head (PyTorch's Linear init, random BatchNorm statistics so
     /// the folding is exercised), for tests, benchmarks and the demo before training.
     pub fn random(input_dim: usize, hidden: usize, embedding_dim: usize, seed: u64) -> Self {
@@ -253,4 +273,32 @@ pub fn write_safetensors(path: &Path, tensors: &[(&str, &Tensor)]) -> Result<()>
         reason: e.to_string(),
     })?;
     AtomicFile::write(path, &out).map_err(ExportError::io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folded_standardisation_gives_what_the_head_gave_on_standardised_input() {
+        let head = ProjectionHead::random(5, 8, 3, 2);
+        let mean = [0.5, -1.0, 2.0, 0.0, 10.0];
+        let std = [2.0, 0.5, 1.0, 3.0, 0.1];
+        let raw: Vec<f32> = (0..10).map(|i| (i as f32 * 0.37).sin() * 4.0).collect();
+        let standardised: Vec<f32> = raw
+            .chunks(5)
+            .flat_map(|row| {
+                row.iter()
+                    .zip(&mean)
+                    .zip(&std)
+                    .map(|((x, m), s)| (x - m) / s)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let want = head.forward(&standardised);
+        let got = head.with_input_standardisation(&mean, &std).forward(&raw);
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
 }

@@ -13,7 +13,6 @@ use handmatch::dataset::hand_info::Filter;
 use handmatch::dataset::split::{Fractions, SubjectSplit};
 use handmatch::dataset::{Aspect, Side};
 use handmatch_trainer::artefact::{artefact_model, backbone_model, HeadSource};
-use handmatch_trainer::checkpoint::Checkpoint;
 use handmatch_trainer::head::{ProjectionHead, DEFAULT_HIDDEN};
 use handmatch_trainer::random_init::{self, Arch};
 
@@ -50,6 +49,11 @@ enum Command {
     Evaluate(commands::evaluate::EvaluateArgs),
     /// {ResNet, DINOv2} x {contrastive, triplet}: a results table and a comparison plot.
     Matrix(commands::matrix::MatrixArgs),
+    /// Fetch MediaPipe's hand landmark model from PyPI and convert it to ONNX (runs
+    /// scripts/hand-landmarks/import.sh, which uses a throw-away Python environment).
+    ImportHandLandmarks,
+    /// Draw hands before and after alignment, with their landmarks, into one PNG.
+    AlignSheet(commands::align_sheet::AlignSheetArgs),
 }
 
 #[derive(ClapArgs)]
@@ -84,9 +88,8 @@ struct SplitArgs {
 
 #[derive(ClapArgs)]
 struct ExportBackboneArgs {
-    /// Checkpoint folder with config.json and model.safetensors.
-    #[arg(long, env = "HANDMATCH_HF_DIR")]
-    hf_dir: PathBuf,
+    #[command(flatten)]
+    backbone: commands::BackboneArgs,
     /// Square input side S (a multiple of the patch size for DINOv2).
     #[arg(long, env = "HANDMATCH_IMAGE_SIZE", default_value_t = 224)]
     image_size: usize,
@@ -96,8 +99,8 @@ struct ExportBackboneArgs {
 
 #[derive(ClapArgs)]
 struct ExportArgs {
-    #[arg(long, env = "HANDMATCH_HF_DIR")]
-    hf_dir: PathBuf,
+    #[command(flatten)]
+    backbone: commands::BackboneArgs,
     #[arg(long, env = "HANDMATCH_IMAGE_SIZE", default_value_t = 224)]
     image_size: usize,
     /// A trained head (safetensors written by `fit`).
@@ -166,8 +169,8 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Args::parse().command {
         Command::ExportBackbone(a) => {
-            let ckpt = Checkpoint::open(&a.hf_dir)?;
-            let model = backbone_model(&ckpt, a.image_size)?;
+            let open = a.backbone.spec()?.open()?;
+            let model = backbone_model(open.as_ref(), a.image_size)?;
             let id = model.model_id();
             model
                 .save(&a.out)
@@ -175,7 +178,7 @@ fn main() -> anyhow::Result<()> {
             println!("wrote {} (model_id {id})", a.out.display());
         }
         Command::Export(a) => {
-            let ckpt = Checkpoint::open(&a.hf_dir)?;
+            let open = a.backbone.spec()?.open()?;
             let head = match &a.head {
                 Some(path) => HeadSource::Trained(Box::new(ProjectionHead::load(path)?)),
                 None => HeadSource::Random {
@@ -184,7 +187,8 @@ fn main() -> anyhow::Result<()> {
                     seed: a.seed,
                 },
             };
-            let (model, meta) = artefact_model(&ckpt, a.image_size, head, serde_json::json!({}))?;
+            let (model, meta) =
+                artefact_model(open.as_ref(), a.image_size, head, serde_json::json!({}))?;
             model
                 .save(&a.out)
                 .with_context(|| format!("writing {}", a.out.display()))?;
@@ -197,6 +201,18 @@ fn main() -> anyhow::Result<()> {
                 meta.embedding_dim
             );
         }
+        Command::ImportHandLandmarks => {
+            let script = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../scripts/hand-landmarks/import.sh"
+            );
+            let status = std::process::Command::new("bash")
+                .arg(script)
+                .status()
+                .with_context(|| format!("running {script}"))?;
+            anyhow::ensure!(status.success(), "{script} failed ({status})");
+        }
+        Command::AlignSheet(a) => commands::align_sheet::run(a)?,
         Command::InitRandom(a) => {
             random_init::write(a.arch, a.seed, &a.out)?;
             println!(

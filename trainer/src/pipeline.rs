@@ -13,13 +13,13 @@ use handmatch::embed::RuntimeOptions;
 use handmatch::report::plot::{line_chart, Series};
 
 use crate::artefact::{artefact_model, backbone_model, HeadSource};
-use crate::checkpoint::Checkpoint;
+use crate::backbone::BackboneSpec;
 use crate::extract::{extract, ExtractOptions, FeatureCache};
 use crate::training::run::{fit, EpochRecord, FitOutcome};
 use crate::training::FitConfig;
 
 pub struct FitJob<'a> {
-    pub hf_dir: PathBuf,
+    pub backbone: BackboneSpec,
     pub image_size: usize,
     pub data: &'a Dataset,
     pub split: &'a SubjectSplit,
@@ -41,11 +41,11 @@ pub struct FitReport {
     pub fit_seconds: f64,
 }
 
-/// Exports the checkpoint's backbone at `image_size` to `path` (the graph the artefact
-/// contains, so cached features are what the artefact computes).
-pub fn export_backbone(hf_dir: &Path, image_size: usize, path: &Path) -> anyhow::Result<()> {
-    let ckpt = Checkpoint::open(hf_dir)?;
-    backbone_model(&ckpt, image_size)?.save(path)?;
+/// Exports the backbone at `image_size` to `path` (the graph the artefact contains, so
+/// cached features are what the artefact computes).
+pub fn export_backbone(spec: &BackboneSpec, image_size: usize, path: &Path) -> anyhow::Result<()> {
+    let open = spec.open()?;
+    backbone_model(open.as_ref(), image_size)?.save(path)?;
     Ok(())
 }
 
@@ -59,7 +59,7 @@ pub fn images_of<'a>(data: &'a Dataset, subjects: &BTreeSet<String>) -> Vec<&'a 
 pub fn run_fit(job: &FitJob) -> anyhow::Result<FitReport> {
     std::fs::create_dir_all(&job.out)?;
     let backbone = job.out.join("backbone.onnx");
-    export_backbone(&job.hf_dir, job.image_size, &backbone)?;
+    export_backbone(&job.backbone, job.image_size, &backbone)?;
     let train = job.split.subject_set(Subset::Train);
     let val = job.split.subject_set(Subset::Val);
     let both: BTreeSet<String> = train.union(&val).cloned().collect();
@@ -157,9 +157,9 @@ pub fn run_fit(job: &FitJob) -> anyhow::Result<FitReport> {
         },
         "open_set": outcome.operating_points,
     });
-    let ckpt = Checkpoint::open(&job.hf_dir)?;
+    let open = job.backbone.open()?;
     let (model, _) = artefact_model(
-        &ckpt,
+        open.as_ref(),
         job.image_size,
         HeadSource::Trained(Box::new(outcome.head.clone())),
         training,

@@ -64,7 +64,7 @@ fn world() -> &'static World {
 
 fn train(w: &World, name: &str, config: FitConfig) -> handmatch_trainer::pipeline::FitReport {
     run_fit(&FitJob {
-        hf_dir: w.dir.path().join("ckpt"),
+        backbone: handmatch_trainer::backbone::BackboneSpec::checkpoint(w.dir.path().join("ckpt")),
         image_size: IMAGE_SIZE,
         data: &w.data,
         split: &w.split,
@@ -86,7 +86,7 @@ fn train(w: &World, name: &str, config: FitConfig) -> handmatch_trainer::pipelin
 fn test_r1(model: &Path, w: &World) -> f64 {
     let images = images_of(&w.data, &w.split.subject_set(Subset::Test));
     let e = embed_images(model, &images, &RuntimeOptions::default(), 32, false).unwrap();
-    score(&images, &e)
+    score(&e.images, &e.embeddings)
         .unwrap()
         .image_to_template
         .recall_at(1)
@@ -99,7 +99,12 @@ fn trained_head_against_raw_features_and_triplet_against_contrastive() {
     let w = world();
     // Raw backbone features of the test subjects, L2-normalised.
     let backbone = w.dir.path().join("raw-backbone.onnx");
-    export_backbone(&w.dir.path().join("ckpt"), IMAGE_SIZE, &backbone).unwrap();
+    export_backbone(
+        &handmatch_trainer::backbone::BackboneSpec::checkpoint(w.dir.path().join("ckpt")),
+        IMAGE_SIZE,
+        &backbone,
+    )
+    .unwrap();
     let test = w.split.subject_set(Subset::Test);
     let test_images = images_of(&w.data, &test);
     let cache = extract(
@@ -174,8 +179,9 @@ fn the_service_serves_the_embeddings_that_evaluate_used() {
     let report = train(w, "served", cfg);
     let test = w.split.subject_set(Subset::Test);
     let images = images_of(&w.data, &test);
-    let embeddings =
-        embed_images(&report.model, &images, &RuntimeOptions::default(), 8, false).unwrap();
+    let embeddings = embed_images(&report.model, &images, &RuntimeOptions::default(), 8, false)
+        .unwrap()
+        .embeddings;
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {

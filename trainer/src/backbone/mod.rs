@@ -3,13 +3,17 @@
 //! `pooler_output` does.
 
 pub mod dinov2;
+pub mod hand;
 pub mod interpolate;
 pub mod resnet;
+pub mod spec;
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{ExportError, Result};
 use crate::onnx::graph::Attr;
 use crate::onnx::GraphBuilder;
+pub use hand::HandModel;
+pub use spec::{BackboneSpec, OpenBackbone};
 
 /// The backbone's output value inside the graph.
 pub struct Features {
@@ -17,6 +21,73 @@ pub struct Features {
     pub dim: usize,
     /// A short description for the artefact's metadata, e.g. `dinov2(hidden=768,layers=12)`.
     pub description: String,
+}
+
+/// What a model's features come from: a Hugging Face checkpoint, the hand landmark model,
+/// or both side by side (their features concatenated, checkpoint first).
+#[derive(Clone, Copy)]
+pub enum BackboneRef<'a> {
+    Checkpoint(&'a Checkpoint),
+    Hand(&'a HandModel),
+    Combined(&'a Checkpoint, &'a HandModel),
+}
+
+impl<'a> From<&'a Checkpoint> for BackboneRef<'a> {
+    fn from(c: &'a Checkpoint) -> Self {
+        BackboneRef::Checkpoint(c)
+    }
+}
+
+impl<'a> From<&'a HandModel> for BackboneRef<'a> {
+    fn from(h: &'a HandModel) -> Self {
+        BackboneRef::Hand(h)
+    }
+}
+
+/// A built backbone: its features and, with the hand model, what alignment needs.
+pub struct Built {
+    pub features: Features,
+    /// `(presence, landmarks)` of the hand model on the input crop.
+    pub hand: Option<(String, String)>,
+}
+
+/// Adds the backbone to `g`, reading ImageNet-normalised `pixels` at `image_size`.
+pub fn build_any(
+    g: &mut GraphBuilder,
+    source: BackboneRef<'_>,
+    pixels: &str,
+    image_size: usize,
+) -> Result<Built> {
+    Ok(match source {
+        BackboneRef::Checkpoint(c) => Built {
+            features: build(g, c, pixels, image_size)?,
+            hand: None,
+        },
+        BackboneRef::Hand(h) => {
+            let b = hand::build(g, h, pixels, image_size)?;
+            Built {
+                features: b.features,
+                hand: Some((b.presence, b.landmarks)),
+            }
+        }
+        BackboneRef::Combined(c, h) => {
+            let first = build(g, c, pixels, image_size)?;
+            let b = hand::build(g, h, pixels, image_size)?;
+            let value = g.op(
+                "Concat",
+                &[&first.value, &b.features.value],
+                vec![("axis", Attr::Int(1))],
+            );
+            Built {
+                features: Features {
+                    value,
+                    dim: first.dim + b.features.dim,
+                    description: format!("{}+{}", first.description, b.features.description),
+                },
+                hand: Some((b.presence, b.landmarks)),
+            }
+        }
+    })
 }
 
 /// Adds the checkpoint's backbone to `g`, reading `pixels` at `image_size`.

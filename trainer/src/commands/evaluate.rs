@@ -28,14 +28,27 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     let (ds, split) = a.data.load()?;
     split.check_against(&ds, a.subset)?;
     let images = images_of(&ds, &split.subject_set(a.subset));
-    let embeddings = embed_images(
+    let embedded = embed_images(
         &a.model,
         &images,
         &a.runtime.options(),
         a.runtime.batch_size,
         true,
     )?;
-    let results = score(&images, &embeddings)?;
+    if !embedded.no_hand.is_empty() {
+        println!(
+            "no hand found in {} of {} images (left out): {}",
+            embedded.no_hand.len(),
+            images.len(),
+            embedded
+                .no_hand
+                .iter()
+                .map(|i| i.image_name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let results = score(&embedded.images, &embedded.embeddings)?;
     print!("{}", table(&results));
     if let Some(out) = &a.out {
         write_report(&results, out, &format!("CMC, {:?} subjects", a.subset))?;

@@ -8,13 +8,12 @@ use handmatch::dataset::split::Subset;
 use handmatch_trainer::extract::{extract, ExtractOptions};
 use handmatch_trainer::pipeline::{export_backbone, images_of};
 
-use super::{DataSplitArgs, RuntimeArgs};
+use super::{BackboneArgs, DataSplitArgs, RuntimeArgs};
 
 #[derive(Args)]
 pub struct ExtractArgs {
-    /// The backbone checkpoint (config.json + model.safetensors).
-    #[arg(long, env = "HANDMATCH_HF_DIR")]
-    pub hf_dir: PathBuf,
+    #[command(flatten)]
+    pub backbone: BackboneArgs,
     #[arg(long, env = "HANDMATCH_IMAGE_SIZE", default_value_t = 224)]
     pub image_size: usize,
     #[command(flatten)]
@@ -34,7 +33,7 @@ pub struct ExtractArgs {
 pub fn run(a: ExtractArgs) -> anyhow::Result<()> {
     let (ds, split) = a.data.load()?;
     let backbone = a.out.with_extension("backbone.onnx");
-    export_backbone(&a.hf_dir, a.image_size, &backbone)?;
+    export_backbone(&a.backbone.spec()?, a.image_size, &backbone)?;
     let subjects = split
         .subject_set(Subset::Train)
         .union(&split.subject_set(Subset::Val))

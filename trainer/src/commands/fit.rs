@@ -7,7 +7,7 @@ use handmatch_trainer::fit::Mining;
 use handmatch_trainer::pipeline::{run_fit, FitJob};
 use handmatch_trainer::training::{FitConfig, LossChoice};
 
-use super::{DataSplitArgs, RuntimeArgs};
+use super::{BackboneArgs, DataSplitArgs, RuntimeArgs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LossKind {
@@ -64,6 +64,10 @@ pub struct TrainingArgs {
     pub memory: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Standardise each feature (training mean and std) before the head; folded into the
+    /// exported head.
+    #[arg(long)]
+    pub standardize: bool,
 }
 
 impl TrainingArgs {
@@ -101,14 +105,15 @@ impl TrainingArgs {
             validate_every: self.validate_every,
             memory: self.memory,
             seed: self.seed,
+            standardize: self.standardize,
         }
     }
 }
 
 #[derive(Args)]
 pub struct FitArgs {
-    #[arg(long, env = "HANDMATCH_HF_DIR")]
-    pub hf_dir: PathBuf,
+    #[command(flatten)]
+    pub backbone: BackboneArgs,
     #[arg(long, env = "HANDMATCH_IMAGE_SIZE", default_value_t = 224)]
     pub image_size: usize,
     #[command(flatten)]
@@ -130,7 +135,7 @@ pub struct FitArgs {
 pub fn run(a: FitArgs) -> anyhow::Result<()> {
     let (ds, split) = a.data.load()?;
     let report = run_fit(&FitJob {
-        hf_dir: a.hf_dir.clone(),
+        backbone: a.backbone.spec()?,
         image_size: a.image_size,
         data: &ds,
         split: &split,

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use clap::Args;
 use handmatch::dataset::split::Subset;
+use handmatch::hand::LANDMARK_INPUT;
 use handmatch::report::plot::cmc_chart;
+use handmatch_trainer::backbone::BackboneSpec;
 use handmatch_trainer::evaluate::{embed_images, score};
 use handmatch_trainer::pipeline::{images_of, run_fit, FitJob};
 use handmatch_trainer::training::FitConfig;
@@ -17,12 +19,17 @@ use super::{DataSplitArgs, RuntimeArgs};
 pub struct MatrixArgs {
     /// DINOv2 checkpoint.
     #[arg(long)]
-    pub dinov2: PathBuf,
+    pub dinov2: Option<PathBuf>,
     /// ResNet checkpoint.
     #[arg(long)]
-    pub resnet: PathBuf,
+    pub resnet: Option<PathBuf>,
+    /// Input side for the checkpoints (hand models always take 224).
     #[arg(long, default_value_t = 224)]
     pub image_size: usize,
+    /// Adds the hand-landmarks backbone (and dinov2+hand-landmarks when --dinov2 is given),
+    /// from this imported hand model.
+    #[arg(long)]
+    pub hand_model: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataSplitArgs,
     #[arg(long, default_value_t = 8)]
@@ -44,7 +51,32 @@ pub fn run(a: MatrixArgs) -> anyhow::Result<()> {
         "| backbone | loss | test R@1 | R@5 | R@10 | mean rank | image→template R@1 | extract s | fit s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut curves = Vec::new();
-    for (backbone, ckpt) in [("resnet", &a.resnet), ("dinov2", &a.dinov2)] {
+    let mut backbones: Vec<(&str, BackboneSpec, usize)> = Vec::new();
+    if let Some(r) = &a.resnet {
+        backbones.push(("resnet", BackboneSpec::checkpoint(r), a.image_size));
+    }
+    if let Some(d) = &a.dinov2 {
+        backbones.push(("dinov2", BackboneSpec::checkpoint(d), a.image_size));
+    }
+    if let Some(h) = &a.hand_model {
+        backbones.push((
+            "hand-landmarks",
+            BackboneSpec::hand(h),
+            LANDMARK_INPUT as usize,
+        ));
+        if let Some(d) = &a.dinov2 {
+            let both = BackboneSpec {
+                hf_dir: Some(d.clone()),
+                hand_model: Some(h.clone()),
+            };
+            backbones.push(("dinov2+hand-landmarks", both, LANDMARK_INPUT as usize));
+        }
+    }
+    anyhow::ensure!(
+        !backbones.is_empty(),
+        "nothing to run: give --dinov2, --resnet and/or --hand-model"
+    );
+    for (backbone, spec, image_size) in backbones {
         for (loss, mut cfg) in [
             ("contrastive", FitConfig::reference_contrastive()),
             ("triplet batch-hard", FitConfig::reference_triplet()),
@@ -54,8 +86,8 @@ pub fn run(a: MatrixArgs) -> anyhow::Result<()> {
             let out = a.out.join(format!("{backbone}-{}", loss.replace(' ', "-")));
             let started = Instant::now();
             let report = run_fit(&FitJob {
-                hf_dir: ckpt.clone(),
-                image_size: a.image_size,
+                backbone: spec.clone(),
+                image_size,
                 data: &ds,
                 split: &split,
                 cache: a.out.join(format!("features-{backbone}.safetensors")),
@@ -66,14 +98,14 @@ pub fn run(a: MatrixArgs) -> anyhow::Result<()> {
                 batch_size: a.runtime.batch_size,
                 progress: true,
             })?;
-            let embeddings = embed_images(
+            let embedded = embed_images(
                 &report.model,
                 &test_images,
                 &a.runtime.options(),
                 a.runtime.batch_size,
                 true,
             )?;
-            let results = score(&test_images, &embeddings)?;
+            let results = score(&embedded.images, &embedded.embeddings)?;
             let t = &results.template_to_template;
             let r = |k| t.recall_at(k).map_or(f64::NAN, |x| x.value);
             rows +=

@@ -1,5 +1,6 @@
 //! The training and evaluation subcommands of `handmatch-train`.
 
+pub mod align_sheet;
 pub mod evaluate;
 pub mod extract;
 pub mod fit;
@@ -71,6 +72,33 @@ impl DataSplitArgs {
             s
         };
         Ok((ds, split))
+    }
+}
+
+/// Which backbone: a Hugging Face checkpoint, the hand landmark model, or both.
+#[derive(Args, Clone)]
+pub struct BackboneArgs {
+    /// Checkpoint folder (config.json + model.safetensors) of a DINOv2 or ResNet.
+    #[arg(long, env = "HANDMATCH_HF_DIR")]
+    pub hf_dir: Option<PathBuf>,
+    /// `checkpoint` (--hf-dir), `hand-landmarks`, or `dinov2+hand-landmarks` /
+    /// `resnet+hand-landmarks` (both, features concatenated; hand models align the hand
+    /// first and take 224-pixel crops).
+    #[arg(long, env = "HANDMATCH_BACKBONE", default_value = "checkpoint")]
+    pub backbone: String,
+    /// The hand landmark model that `import-hand-landmarks` writes.
+    #[arg(long, env = "HANDMATCH_HAND_MODEL", default_value = handmatch_trainer::backbone::hand::DEFAULT_MODEL)]
+    pub hand_model: PathBuf,
+}
+
+impl BackboneArgs {
+    pub fn spec(&self) -> anyhow::Result<handmatch_trainer::backbone::BackboneSpec> {
+        handmatch_trainer::backbone::BackboneSpec::parse(
+            &self.backbone,
+            self.hf_dir.clone(),
+            self.hand_model.clone(),
+        )
+        .map_err(anyhow::Error::msg)
     }
 }
 

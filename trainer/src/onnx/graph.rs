@@ -166,6 +166,42 @@ impl GraphBuilder {
         }
     }
 
+    /// Copies another model's graph into this one under `prefix`: its inputs read the values
+    /// given in `bind` (graph input name → value here); returns its outputs by name.
+    pub fn splice(
+        &mut self,
+        graph: &GraphProto,
+        prefix: &str,
+        bind: &[(&str, &str)],
+    ) -> std::collections::HashMap<String, String> {
+        let rename = |name: &str| -> String {
+            if name.is_empty() {
+                return String::new();
+            }
+            match bind.iter().find(|(from, _)| *from == name) {
+                Some((_, to)) => to.to_string(),
+                None => format!("{prefix}/{name}"),
+            }
+        };
+        for t in &graph.initializer {
+            let mut t = t.clone();
+            t.name = Some(rename(t.name()));
+            self.initializers.push(t);
+        }
+        for n in &graph.node {
+            let mut n = n.clone();
+            n.name = Some(format!("{prefix}/{}", n.name()));
+            n.input = n.input.iter().map(|i| rename(i)).collect();
+            n.output = n.output.iter().map(|o| rename(o)).collect();
+            self.nodes.push(n);
+        }
+        graph
+            .output
+            .iter()
+            .map(|o| (o.name().to_string(), rename(o.name())))
+            .collect()
+    }
+
     pub fn finish(self, name: &str) -> GraphProto {
         GraphProto {
             name: Some(name.to_string()),

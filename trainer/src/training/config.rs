@@ -56,6 +56,11 @@ pub struct FitConfig {
     /// Cross-batch memory size in embeddings; 0 turns it off.
     pub memory: usize,
     pub seed: u64,
+    /// Train on features standardised per dimension (training-set mean and std), folded
+    /// into the head at the end. Matters when feature groups differ in scale (hand
+    /// geometry next to a CNN's pooled activations).
+    #[serde(default)]
+    pub standardize: bool,
 }
 
 impl FitConfig {
@@ -80,6 +85,7 @@ impl FitConfig {
             validate_every: 5,
             memory: 0,
             seed: 0,
+            standardize: false,
         }
     }
 

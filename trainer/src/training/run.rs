@@ -102,6 +102,35 @@ fn better(a: &ProtocolResults, b: &ProtocolResults) -> bool {
     ra.mean_rank < rb.mean_rank || (ra.mean_rank == rb.mean_rank && r1(ra) > r1(rb))
 }
 
+/// Per-feature mean and std over the training rows' evaluation features; a constant
+/// feature keeps std 1 so it is only centred.
+fn feature_statistics(cache: &FeatureCache, rows: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    let d = cache.eval.ncols();
+    let n = rows.len().max(1) as f64;
+    let mut sum = vec![0.0f64; d];
+    let mut sq = vec![0.0f64; d];
+    for &r in rows {
+        for (k, &x) in cache.eval.row(r).iter().enumerate() {
+            sum[k] += x as f64;
+            sq[k] += (x as f64) * (x as f64);
+        }
+    }
+    let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+    let std = sum
+        .iter()
+        .zip(&sq)
+        .map(|(s, q)| {
+            let var = (q / n - (s / n) * (s / n)).max(0.0);
+            if var > 1e-12 {
+                var.sqrt() as f32
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    (mean, std)
+}
+
 pub fn fit(
     cache: &FeatureCache,
     train: &BTreeSet<String>,
@@ -134,6 +163,18 @@ pub fn fit(
         .collect();
     let mut sampler = PkSampler::new(&subjects, &views, cfg.p, cfg.k, cfg.seed)?;
     let d = cache.eval.ncols();
+    let (mean, std) = if cfg.standardize {
+        feature_statistics(cache, &train_rows)
+    } else {
+        (vec![0.0; d], vec![1.0; d])
+    };
+    let to_head = |h: ProjectionHead| {
+        if cfg.standardize {
+            h.with_input_standardisation(&mean, &std)
+        } else {
+            h
+        }
+    };
     let n_views = cache.views.shape()[1];
     let varmap = VarMap::new();
     let model = HeadModel::init(
@@ -186,6 +227,13 @@ pub fn fit(
                     feats.extend(cache.eval.row(row).iter());
                 }
             }
+            if cfg.standardize {
+                for row in feats.chunks_mut(d) {
+                    for ((x, m), s) in row.iter_mut().zip(&mean).zip(&std) {
+                        *x = (*x - m) / s;
+                    }
+                }
+            }
             let x = Tensor::from_vec(feats, (batch.len(), d), &device)?;
             let emb = model.forward_t(&x, true)?;
             let batch_subjects: Vec<u32> = batch.iter().map(|&i| subjects[i]).collect();
@@ -219,7 +267,7 @@ pub fn fit(
             step += 1;
         }
         let validation = if epoch % cfg.validate_every.max(1) == 0 || epoch == cfg.epochs {
-            let head = model.to_projection_head()?;
+            let head = to_head(model.to_projection_head()?);
             let results = evaluate_protocols(&embed_cached(&head, cache, &val_rows))?;
             if best.as_ref().is_none_or(|(_, b, _)| better(&results, b)) {
                 best = Some((epoch, results.clone(), head));
