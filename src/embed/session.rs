@@ -220,22 +220,31 @@ impl HandDetector for EmbeddingSession {
 
     fn detect(&mut self, crops: &[&RgbImage]) -> Result<Vec<HandDetection>, EmbedError> {
         let batch = self.batch(crops)?;
-        let options = RunOptions::new()?.with_outputs(
-            OutputSelector::no_default()
-                .with(PRESENCE_NAME)
-                .with(LANDMARKS_NAME),
-        );
-        let outputs = self.session.run_with_options(
+        Ok(run_detection(
+            &mut self.session,
             ort::inputs![INPUT_NAME => TensorRef::from_array_view(batch.view())?],
-            &options,
-        )?;
-        let presence = outputs[PRESENCE_NAME].try_extract_array::<f32>()?;
-        let landmarks = outputs[LANDMARKS_NAME].try_extract_array::<f32>()?;
-        Ok(detections_from(
-            &landmarks.iter().copied().collect::<Vec<_>>(),
-            &presence.iter().copied().collect::<Vec<_>>(),
-        ))
+        )?)
     }
+}
+
+/// Runs only a hand graph's `presence` and `landmarks` outputs (the artefact's or the
+/// trainer's backbone graph; they differ only in their input).
+pub fn run_detection<'i, 'v: 'i, const N: usize>(
+    session: &mut Session,
+    inputs: impl Into<ort::session::SessionInputs<'i, 'v, N>>,
+) -> Result<Vec<HandDetection>, ort::Error> {
+    let options = RunOptions::new()?.with_outputs(
+        OutputSelector::no_default()
+            .with(PRESENCE_NAME)
+            .with(LANDMARKS_NAME),
+    );
+    let outputs = session.run_with_options(inputs, &options)?;
+    let presence = outputs[PRESENCE_NAME].try_extract_array::<f32>()?;
+    let landmarks = outputs[LANDMARKS_NAME].try_extract_array::<f32>()?;
+    Ok(detections_from(
+        &landmarks.iter().copied().collect::<Vec<_>>(),
+        &presence.iter().copied().collect::<Vec<_>>(),
+    ))
 }
 
 fn read_metadata(session: &Session) -> Result<ArtefactMetadata, MetadataError> {

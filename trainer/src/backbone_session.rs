@@ -4,14 +4,14 @@
 use std::path::Path;
 
 use handmatch::embed::runtime::{open_session, RuntimeError, RuntimeOptions};
-use handmatch::hand::landmarks::detections_from;
+use handmatch::embed::session::run_detection;
 use handmatch::hand::{HandDetection, HandDetector};
 use image::RgbImage;
 use ndarray::{Array2, ArrayView4};
 use ort::session::{OutputSelector, RunOptions, Session};
 use ort::value::TensorRef;
 
-use crate::artefact::{FEATURES_NAME, LANDMARKS_NAME, PIXELS_NAME, PRESENCE_NAME};
+use crate::artefact::{FEATURES_NAME, PIXELS_NAME};
 use crate::extract::pixels;
 
 pub struct BackboneSession {
@@ -55,20 +55,9 @@ impl HandDetector for BackboneSession {
 
     fn detect(&mut self, crops: &[&RgbImage]) -> Result<Vec<HandDetection>, ort::Error> {
         let px = pixels(crops);
-        let options = RunOptions::new()?.with_outputs(
-            OutputSelector::no_default()
-                .with(PRESENCE_NAME)
-                .with(LANDMARKS_NAME),
-        );
-        let out = self.session.run_with_options(
+        run_detection(
+            &mut self.session,
             ort::inputs![PIXELS_NAME => TensorRef::from_array_view(px.view())?],
-            &options,
-        )?;
-        let presence = out[PRESENCE_NAME].try_extract_array::<f32>()?;
-        let landmarks = out[LANDMARKS_NAME].try_extract_array::<f32>()?;
-        Ok(detections_from(
-            &landmarks.iter().copied().collect::<Vec<_>>(),
-            &presence.iter().copied().collect::<Vec<_>>(),
-        ))
+        )
     }
 }
