@@ -162,7 +162,9 @@ pub fn extract(
             Augment::new(image_size)
         },
         views: opts.views,
-        seed: opts.seed,
+        // The seed only draws the augmented views: without views, runs with different
+        // seeds share one cache.
+        seed: if opts.views == 0 { 0 } else { opts.seed },
         alignment,
     };
     if let Ok(cache) = load(cache_path) {
