@@ -241,3 +241,44 @@ fn the_service_serves_the_embeddings_that_evaluate_used() {
         server.shutdown().await.unwrap();
     });
 }
+
+#[test]
+fn the_feature_cache_is_reused_only_when_backbone_images_and_views_match() {
+    let w = world();
+    let backbone = w.dir.path().join("cache-backbone.onnx");
+    export_backbone(
+        &handmatch_trainer::backbone::BackboneSpec::checkpoint(w.dir.path().join("ckpt")),
+        IMAGE_SIZE,
+        &backbone,
+    )
+    .unwrap();
+    let images = images_of(&w.data, &w.split.subject_set(Subset::Val));
+    let path = w.dir.path().join("cache-test.safetensors");
+    let opts = |views: usize, seed: u64| ExtractOptions {
+        backbone: backbone.clone(),
+        views,
+        seed,
+        batch_size: 16,
+        runtime: RuntimeOptions::default(),
+        progress: false,
+    };
+    let written = || std::fs::metadata(&path).unwrap().modified().unwrap();
+    let first = extract(&images, &path, &opts(0, 0)).unwrap();
+    let t0 = written();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // Same everything, and a seed that draws nothing without views: reused.
+    let again = extract(&images, &path, &opts(0, 9)).unwrap();
+    assert_eq!(written(), t0, "the cache was written again");
+    assert_eq!(again.eval, first.eval);
+    // Views change what is cached: extracted again.
+    let with_views = extract(&images, &path, &opts(1, 0)).unwrap();
+    assert_ne!(written(), t0);
+    assert_eq!(with_views.views.shape()[1], 1);
+    assert_eq!(with_views.eval, first.eval);
+    // Another image list: extracted again.
+    let t1 = written();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let fewer = extract(&images[1..], &path, &opts(1, 0)).unwrap();
+    assert_ne!(written(), t1);
+    assert_eq!(fewer.images.len(), images.len() - 1);
+}
