@@ -68,6 +68,11 @@ impl EmbedQueue {
         }
     }
 
+    /// The same metadata, for tasks that outlive a borrow (image preparation).
+    pub fn shared_metadata(&self) -> Arc<ArtefactMetadata> {
+        self.metadata.clone()
+    }
+
     pub fn metadata(&self) -> &ArtefactMetadata {
         &self.metadata
     }

@@ -130,6 +130,20 @@ fn by_subject<'a>(images: &[&'a HandImage]) -> BTreeMap<&'a str, Vec<&'a HandIma
     map
 }
 
+/// One Identify job per dorsal image: `(subject, [image])`.
+fn single_dorsal_jobs<'a>(
+    subjects: &BTreeMap<&'a str, Vec<&'a HandImage>>,
+) -> Vec<(&'a str, Vec<&'a HandImage>)> {
+    subjects
+        .iter()
+        .flat_map(|(s, imgs)| {
+            imgs.iter()
+                .filter(|i| i.aspect == Aspect::Dorsal)
+                .map(move |i| (*s, vec![*i]))
+        })
+        .collect()
+}
+
 async fn identify(
     client: &Client,
     subject: &str,
@@ -246,14 +260,7 @@ pub async fn run(
         failed.join("; ")
     );
 
-    let image_jobs: Vec<(&str, Vec<&HandImage>)> = subjects
-        .iter()
-        .flat_map(|(s, imgs)| {
-            imgs.iter()
-                .filter(|i| i.aspect == Aspect::Dorsal)
-                .map(move |i| (*s, vec![*i]))
-        })
-        .collect();
+    let image_jobs = single_dorsal_jobs(&subjects);
     let template_jobs: Vec<(&str, Vec<&HandImage>)> = subjects
         .iter()
         .map(|(s, imgs)| {
@@ -267,14 +274,7 @@ pub async fn run(
         })
         .collect();
     let bar = super::client::progress((image_jobs.len() + template_jobs.len()) as u64, "identify");
-    let non_mated_jobs: Vec<(&str, Vec<&HandImage>)> = non_mated_subjects
-        .iter()
-        .flat_map(|(s, imgs)| {
-            imgs.iter()
-                .filter(|i| i.aspect == Aspect::Dorsal)
-                .map(move |i| (*s, vec![*i]))
-        })
-        .collect();
+    let non_mated_jobs = single_dorsal_jobs(&non_mated_subjects);
     bar.inc_length(non_mated_jobs.len() as u64);
     let image_queries = identify_all(client, image_jobs, concurrency, &bar).await?;
     let template_queries = identify_all(client, template_jobs, concurrency, &bar).await?;

@@ -78,16 +78,7 @@ pub fn template_to_template(
             "template_to_template_no_accessories",
         ),
     )?;
-    let gallery = palmar_templates(&subjects);
-    let mut ranks = Vec::with_capacity(subjects.len());
-    let mut aps = Vec::with_capacity(subjects.len());
-    for (subject, views) in &subjects {
-        let query = template(&views.dorsal);
-        let r = rank_query(&query, &gallery.labels, &gallery.vectors, subject)?;
-        ranks.push(r.rank);
-        aps.push(r.average_precision);
-    }
-    RetrievalMetrics::from_ranks(&ranks, &aps, gallery.labels.len())
+    against_palmar_templates(&subjects, |dorsal| vec![template(dorsal)])
 }
 
 pub fn image_to_template(
@@ -99,12 +90,23 @@ pub fn image_to_template(
         accessories,
         accessories.name("image_to_template", "image_to_template_no_accessories"),
     )?;
-    let gallery = palmar_templates(&subjects);
+    against_palmar_templates(&subjects, |dorsal| {
+        dorsal.iter().map(|q| q.to_vec()).collect()
+    })
+}
+
+/// Ranks each subject's queries (made from its dorsal embeddings) against every subject's
+/// palmar template: the two template protocols differ only in how queries are formed.
+fn against_palmar_templates(
+    subjects: &BTreeMap<&str, SubjectViews<'_>>,
+    queries: impl Fn(&[&[f32]]) -> Vec<Vec<f32>>,
+) -> Result<RetrievalMetrics, MetricsError> {
+    let gallery = palmar_templates(subjects);
     let mut ranks = Vec::new();
     let mut aps = Vec::new();
-    for (subject, views) in &subjects {
-        for query in &views.dorsal {
-            let r = rank_query(query, &gallery.labels, &gallery.vectors, subject)?;
+    for (subject, views) in subjects {
+        for query in queries(&views.dorsal) {
+            let r = rank_query(&query, &gallery.labels, &gallery.vectors, subject)?;
             ranks.push(r.rank);
             aps.push(r.average_precision);
         }

@@ -64,8 +64,6 @@ pub struct Matcher {
     store: TemplateStore,
     index: RwLock<GalleryIndex>,
     write_lock: tokio::sync::Mutex<()>,
-    /// Shared with the image preparation tasks, which pick the model's input from it.
-    meta: Arc<ArtefactMetadata>,
     limits: MatcherLimits,
 }
 
@@ -104,7 +102,6 @@ impl Matcher {
             "gallery loaded"
         );
         Ok(Arc::new(Self {
-            meta: Arc::new(meta),
             queue,
             store,
             index: RwLock::new(index),
@@ -144,7 +141,12 @@ impl Matcher {
         timings: &mut Timings,
     ) -> Result<(Array2<f32>, Vec<String>), ServiceError> {
         validate::image_count(images.len(), self.limits.max_images_per_request)?;
-        let prepared = prepare(images, self.limits.decode.clone(), self.meta.clone()).await?;
+        let prepared = prepare(
+            images,
+            self.limits.decode.clone(),
+            self.queue.shared_metadata(),
+        )
+        .await?;
         timings.decode = prepared.decode_time;
         let start = Instant::now();
         let (embeddings, _) = self.queue.embed(prepared.crops).await?;

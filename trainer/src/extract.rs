@@ -256,13 +256,18 @@ pub fn extract(
                 continue;
             };
             kept.push(i);
-            for v in 0..opts.views {
-                let mut rng =
-                    ChaCha8Rng::seed_from_u64(opts.seed ^ ((i as u64) << 20) ^ (v as u64));
-                let from = source.as_ref().unwrap_or(&eval_crop);
-                pending.push(key.augment.apply(from, &mut rng));
-            }
-            pending.insert(pending.len() - opts.views, eval_crop);
+            // Centre-crop models cut the views from the whole image, hand models from the
+            // aligned crop.
+            let from = source.as_ref().unwrap_or(&eval_crop);
+            let views: Vec<RgbImage> = (0..opts.views)
+                .map(|v| {
+                    let mut rng =
+                        ChaCha8Rng::seed_from_u64(opts.seed ^ ((i as u64) << 20) ^ (v as u64));
+                    key.augment.apply(from, &mut rng)
+                })
+                .collect();
+            pending.push(eval_crop);
+            pending.extend(views);
             if pending.len() >= opts.batch_size.max(views_per_image) {
                 flush(&mut session, &mut pending, &mut outputs)?;
             }
