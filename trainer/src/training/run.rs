@@ -105,14 +105,30 @@ fn better(a: &ProtocolResults, b: &ProtocolResults) -> bool {
 /// Per-feature mean and std over the training rows' evaluation features; a constant
 /// feature keeps std 1 so it is only centred.
 fn feature_statistics(cache: &FeatureCache, rows: &[usize]) -> (Vec<f32>, Vec<f32>) {
-    let train = cache.eval.select(ndarray::Axis(0), rows);
-    let mean = train
-        .mean_axis(ndarray::Axis(0))
-        .expect("fit refuses an empty training set");
-    let std = train
-        .std_axis(ndarray::Axis(0), 0.0)
-        .mapv(|s| if s > 1e-6 { s } else { 1.0 });
-    (mean.to_vec(), std.to_vec())
+    let d = cache.eval.ncols();
+    let n = rows.len().max(1) as f64;
+    let mut sum = vec![0.0f64; d];
+    let mut sq = vec![0.0f64; d];
+    for &r in rows {
+        for (k, &x) in cache.eval.row(r).iter().enumerate() {
+            sum[k] += x as f64;
+            sq[k] += (x as f64) * (x as f64);
+        }
+    }
+    let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+    let std = sum
+        .iter()
+        .zip(&sq)
+        .map(|(s, q)| {
+            let var = (q / n - (s / n) * (s / n)).max(0.0);
+            if var > 1e-12 {
+                var.sqrt() as f32
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    (mean, std)
 }
 
 pub fn fit(
