@@ -4,26 +4,26 @@
 
 use std::path::Path;
 
-use handmatch::dataset::HandImage;
-use handmatch::embed::decode::{decode_rgb, DecodeLimits};
-use handmatch::embed::preprocess::model_input;
-use handmatch::embed::{EmbeddingSession, RuntimeOptions};
-use handmatch::metrics::protocols::{evaluate_protocols, EmbeddedImage, ProtocolResults};
+use handmatch_core::embed::decode::{decode_rgb, DecodeLimits};
+use handmatch_core::embed::preprocess::model_input;
+use handmatch_core::embed::{EmbeddingSession, RuntimeOptions};
+use handmatch_core::hand_image::HandImage;
+use handmatch_core::metrics::protocols::{evaluate_protocols, EmbeddedImage, ProtocolResults};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluateError {
     #[error(transparent)]
-    Embed(#[from] handmatch::embed::EmbedError),
+    Embed(#[from] handmatch_core::embed::EmbedError),
     #[error("{path}: {reason}")]
     Image {
         path: std::path::PathBuf,
         reason: String,
     },
     #[error(transparent)]
-    Metrics(#[from] handmatch::metrics::error::MetricsError),
+    Metrics(#[from] handmatch_core::metrics::error::MetricsError),
     #[error(transparent)]
-    Plot(#[from] handmatch::report::error::PlotError),
+    Plot(#[from] handmatch_core::report::error::PlotError),
     #[error("{path}: {source}")]
     Io {
         path: std::path::PathBuf,
@@ -130,7 +130,7 @@ pub fn write_report(
     })?;
     let json = serde_json::to_string_pretty(results).expect("results serialise") + "\n";
     let path = out.join("results.json");
-    crate::atomic_file::AtomicFile::write(&path, json.as_bytes())
+    handmatch_export::atomic_file::AtomicFile::write(&path, json.as_bytes())
         .map_err(|source| EvaluateError::Io { path, source })?;
     let curves = vec![
         (
@@ -146,7 +146,7 @@ pub fn write_report(
             results.image_to_image.cmc.clone(),
         ),
     ];
-    handmatch::report::plot::cmc_chart(&out.join("cmc.png"), title, &curves)?;
+    handmatch_core::report::plot::cmc_chart(&out.join("cmc.png"), title, &curves)?;
     Ok(())
 }
 

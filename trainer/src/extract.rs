@@ -7,23 +7,23 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use handmatch::dataset::augment::Augment;
-use handmatch::dataset::{Aspect, HandImage};
-use handmatch::embed::decode::{decode_rgb, DecodeLimits};
-use handmatch::embed::metadata::{keys, ArtefactMetadata, IMAGENET_MEAN, IMAGENET_STD};
-use handmatch::embed::preprocess::EvalTransform;
-use handmatch::embed::RuntimeOptions;
-use handmatch::hand::{AlignmentSpec, HandAligner};
+use handmatch_core::dataset::augment::Augment;
+use handmatch_core::embed::decode::{decode_rgb, DecodeLimits};
+use handmatch_core::embed::metadata::{keys, ArtefactMetadata};
+use handmatch_core::embed::preprocess::EvalTransform;
+use handmatch_core::embed::RuntimeOptions;
+use handmatch_core::hand::{AlignmentSpec, HandAligner};
+use handmatch_core::hand_image::{Aspect, HandImage};
 use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::{Array2, Array3, Array4};
+use ndarray::{Array2, Array3};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
 
-use crate::atomic_file::AtomicFile;
-use crate::backbone_session::BackboneSession;
+use handmatch_core::embed::backbone_session::{pixels, BackboneSession};
+use handmatch_export::atomic_file::AtomicFile;
 
 /// One image of the cache, in cache order.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -86,12 +86,12 @@ fn backbone_info(session: &BackboneSession, path: &Path) -> Result<(String, u32)
         reason: reason.into(),
     };
     let id = session
-        .custom_metadata(handmatch::embed::metadata::keys::MODEL_ID)
+        .custom_metadata(handmatch_core::embed::metadata::keys::MODEL_ID)
         .ok_or_else(|| {
             err("no model_id in the metadata (write it with `handmatch-train export-backbone`)")
         })?;
     let size = session
-        .custom_metadata(handmatch::embed::metadata::keys::INPUT_SIZE)
+        .custom_metadata(handmatch_core::embed::metadata::keys::INPUT_SIZE)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| err("no input_size in the metadata"))?;
     Ok((id, size))
@@ -111,21 +111,6 @@ fn image_list_hash(images: &[&HandImage]) -> String {
         );
     }
     hex::encode(h.finalize())
-}
-
-/// Normalised `[N, 3, S, S]` pixels, as the backbone graph takes them.
-pub fn pixels(crops: &[&RgbImage]) -> Array4<f32> {
-    let s = crops[0].width() as usize;
-    let mut out = Array4::<f32>::zeros((crops.len(), 3, s, s));
-    for (i, crop) in crops.iter().enumerate() {
-        for (x, y, p) in crop.enumerate_pixels() {
-            for c in 0..3 {
-                out[[i, c, y as usize, x as usize]] =
-                    (p[c] as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
-            }
-        }
-    }
-    out
 }
 
 /// Extracts (or reuses) the features of `images`, cached at `cache_path`.

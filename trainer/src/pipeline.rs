@@ -6,17 +6,18 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use handmatch::dataset::hand_info::Dataset;
-use handmatch::dataset::split::{SubjectSplit, Subset};
-use handmatch::dataset::HandImage;
-use handmatch::embed::RuntimeOptions;
-use handmatch::report::plot::{line_chart, Series};
+use handmatch_core::dataset::hand_info::Dataset;
+use handmatch_core::dataset::split::{SubjectSplit, Subset};
+use handmatch_core::embed::RuntimeOptions;
+use handmatch_core::hand_image::HandImage;
+use handmatch_core::report::plot::{line_chart, Series};
+use handmatch_core::training_summary::{SplitSummary, TrainingSummary, ValidationSummary};
 
-use crate::artefact::{artefact_model, backbone_model, HeadSource};
-use crate::backbone::BackboneSpec;
 use crate::extract::{extract, ExtractOptions, FeatureCache};
 use crate::training::run::{fit, EpochRecord, FitOutcome};
 use crate::training::FitConfig;
+use handmatch_export::artefact::{artefact_model, backbone_model, HeadSource};
+use handmatch_export::backbone::BackboneSpec;
 
 pub struct FitJob<'a> {
     pub backbone: BackboneSpec,
@@ -99,7 +100,7 @@ pub fn run_fit(job: &FitJob) -> anyhow::Result<FitReport> {
 
     let write = |name: &str, value: &serde_json::Value| -> anyhow::Result<()> {
         let path = job.out.join(name);
-        crate::atomic_file::AtomicFile::write(
+        handmatch_export::atomic_file::AtomicFile::write(
             &path,
             (serde_json::to_string_pretty(value)? + "\n").as_bytes(),
         )?;
@@ -135,34 +136,28 @@ pub fn run_fit(job: &FitJob) -> anyhow::Result<FitReport> {
         &[loss, r1],
     )?;
 
-    let summary = |m: &handmatch::metrics::RetrievalMetrics| {
-        serde_json::json!({
-            "r1": m.recall_at(1).map(|r| r.value),
-            "r5": m.recall_at(5).map(|r| r.value),
-            "r10": m.recall_at(10).map(|r| r.value),
-            "mean_rank": m.mean_rank,
-            "map": m.mean_ap,
-            "queries": m.queries,
-            "gallery": m.gallery_size,
-        })
-    };
-    let training = serde_json::json!({
-        "config": job.config,
-        "best_epoch": outcome.best_epoch,
-        "backbone_model_id": cache.key.backbone_model_id,
-        "split": {"seed": job.split.seed, "train": job.split.train.len(), "val": job.split.val.len(), "test": job.split.test.len()},
-        "validation": {
-            "template_to_template": summary(&outcome.best_validation.template_to_template),
-            "image_to_template": summary(&outcome.best_validation.image_to_template),
+    let training = TrainingSummary {
+        config: serde_json::to_value(&job.config).expect("the config serialises"),
+        best_epoch: outcome.best_epoch,
+        backbone_model_id: cache.key.backbone_model_id.clone(),
+        split: SplitSummary {
+            seed: job.split.seed,
+            train: job.split.train.len(),
+            val: job.split.val.len(),
+            test: job.split.test.len(),
         },
-        "open_set": outcome.operating_points,
-    });
+        validation: ValidationSummary {
+            template_to_template: (&outcome.best_validation.template_to_template).into(),
+            image_to_template: (&outcome.best_validation.image_to_template).into(),
+        },
+        open_set: outcome.operating_points.clone(),
+    };
     let open = job.backbone.open()?;
     let (model, _) = artefact_model(
         open.as_ref(),
         job.image_size,
         HeadSource::Trained(Box::new(outcome.head.clone())),
-        training,
+        Some(training),
     )?;
     let model_path = job.out.join("model.onnx");
     model.save(&model_path)?;

@@ -51,9 +51,9 @@ fn init_random_then_export_writes_a_loadable_artefact() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("64px → 32-d"), "{stdout}");
-    let session = handmatch::embed::EmbeddingSession::open(
+    let session = handmatch_core::embed::EmbeddingSession::open(
         &model,
-        &handmatch::embed::RuntimeOptions::default(),
+        &handmatch_core::embed::RuntimeOptions::default(),
     )
     .unwrap();
     assert_eq!(session.metadata().embedding_dim, 32);

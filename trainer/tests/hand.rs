@@ -3,17 +3,17 @@
 //! extraction aligns synthetic hands with the real MediaPipe model (imported by
 //! scripts/setup.sh) before extracting.
 
-use handmatch::dataset::hand_info::{Dataset, LoadOptions};
-use handmatch::dataset::synth::{generate, SynthOptions};
-use handmatch::embed::runtime::open_session;
-use handmatch::embed::RuntimeOptions;
-use handmatch::hand::landmarks::{LANDMARKS, PARENT};
-use handmatch_trainer::backbone::hand::{geometry, GEOMETRY_DIM, POOLED_DIM};
-use handmatch_trainer::backbone::BackboneSpec;
+use handmatch_core::dataset::hand_info::{Dataset, LoadOptions};
+use handmatch_core::dataset::synth::{generate, SynthOptions};
+use handmatch_core::embed::runtime::open_session;
+use handmatch_core::embed::RuntimeOptions;
+use handmatch_core::hand::landmarks::{LANDMARKS, PARENT};
+use handmatch_export::backbone::hand::{geometry, GEOMETRY_DIM, POOLED_DIM};
+use handmatch_export::backbone::BackboneSpec;
+use handmatch_export::onnx::graph::Dim;
+use handmatch_export::onnx::proto::tensor_proto::DataType;
+use handmatch_export::onnx::{GraphBuilder, ModelFile};
 use handmatch_trainer::extract::{extract, ExtractOptions};
-use handmatch_trainer::onnx::graph::Dim;
-use handmatch_trainer::onnx::proto::tensor_proto::DataType;
-use handmatch_trainer::onnx::{GraphBuilder, ModelFile};
 use handmatch_trainer::pipeline::export_backbone;
 use ndarray::Array2;
 use ort::value::TensorRef;
@@ -108,7 +108,7 @@ fn geometry_matches_the_plain_computation_and_ignores_pose_scale_and_mirroring()
 fn extraction_aligns_synthetic_hands_with_the_real_landmark_model() {
     let hand_model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
-        .join(handmatch_trainer::backbone::hand::DEFAULT_MODEL);
+        .join(handmatch_export::backbone::hand::DEFAULT_MODEL);
     assert!(
         hand_model.is_file(),
         "{} is missing: run scripts/setup.sh",

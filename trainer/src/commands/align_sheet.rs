@@ -5,14 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use handmatch::dataset::{Aspect, HandImage};
-use handmatch::embed::decode::{decode_rgb, DecodeLimits};
-use handmatch::embed::preprocess::resize;
-use handmatch::hand::landmarks::{LANDMARKS, PARENT};
-use handmatch::hand::{AlignmentSpec, HandAligner, Similarity, LANDMARK_INPUT};
-use handmatch_trainer::artefact::backbone_model;
-use handmatch_trainer::backbone::BackboneSpec;
-use handmatch_trainer::backbone_session::BackboneSession;
+use handmatch_core::embed::backbone_session::BackboneSession;
+use handmatch_core::embed::decode::{decode_rgb, DecodeLimits};
+use handmatch_core::hand::landmarks::{LANDMARKS, PARENT};
+use handmatch_core::hand::{AlignmentSpec, HandAligner, Similarity, LANDMARK_INPUT};
+use handmatch_core::hand_image::{Aspect, HandImage};
+use handmatch_core::resize::resize;
+use handmatch_export::artefact::backbone_model;
+use handmatch_export::backbone::BackboneSpec;
 use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_circle_mut, draw_line_segment_mut};
 
@@ -23,7 +23,7 @@ pub struct AlignSheetArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// The imported hand landmark model.
-    #[arg(long, env = "HANDMATCH_HAND_MODEL", default_value = handmatch_trainer::backbone::hand::DEFAULT_MODEL)]
+    #[arg(long, env = "HANDMATCH_HAND_MODEL", default_value = handmatch_export::backbone::hand::DEFAULT_MODEL)]
     pub hand_model: PathBuf,
     /// Subjects shown (one dorsal and one palmar image each, from subjects spread over the
     /// dataset).

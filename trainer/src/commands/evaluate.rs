@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use handmatch::dataset::split::Subset;
+use handmatch_core::dataset::split::Subset;
 use handmatch_trainer::evaluate::{embed_images, score, table, write_report};
 use handmatch_trainer::pipeline::images_of;
 

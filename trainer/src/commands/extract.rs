@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use handmatch::dataset::split::Subset;
+use handmatch_core::dataset::split::Subset;
 use handmatch_trainer::extract::{extract, ExtractOptions};
 use handmatch_trainer::pipeline::{export_backbone, images_of};
 

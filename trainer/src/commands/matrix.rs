@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use handmatch::dataset::split::Subset;
-use handmatch::hand::LANDMARK_INPUT;
-use handmatch::report::plot::cmc_chart;
-use handmatch_trainer::backbone::BackboneSpec;
+use handmatch_core::dataset::split::Subset;
+use handmatch_core::hand::LANDMARK_INPUT;
+use handmatch_core::report::plot::cmc_chart;
+use handmatch_export::backbone::BackboneSpec;
 use handmatch_trainer::evaluate::{embed_images, score};
 use handmatch_trainer::pipeline::{images_of, run_fit, FitJob};
 use handmatch_trainer::training::FitConfig;

@@ -1,52 +1,25 @@
-//! The training and evaluation subcommands of `handmatch-train`.
+//! The subcommands of `handmatch-train`, one module each, and the arguments they share.
 
 pub mod align_sheet;
+pub mod dataset;
 pub mod evaluate;
+pub mod export;
+pub mod export_backbone;
 pub mod extract;
 pub mod fit;
+pub mod import_hand_landmarks;
+pub mod init_random;
 pub mod matrix;
+pub mod split;
+pub mod synth;
 
 use std::path::PathBuf;
 
 use clap::Args;
-use handmatch::dataset::hand_info::{Dataset, LoadOptions, LoadReport, OnProblem, ProblemKind};
-use handmatch::dataset::split::{Fractions, SubjectSplit};
-use handmatch::embed::{Device, RuntimeOptions};
-
-#[derive(Args, Clone)]
-pub struct DataArgs {
-    /// A folder in the 11k Hands layout: HandInfo.csv and Hands/*.jpg.
-    #[arg(long, env = "HANDMATCH_DATA")]
-    pub data: PathBuf,
-    /// Leave out (and count) rows with problems instead of failing on the first.
-    #[arg(long, env = "HANDMATCH_SKIP_PROBLEMS")]
-    pub skip_problems: bool,
-}
-
-impl DataArgs {
-    pub fn load(&self) -> anyhow::Result<(Dataset, LoadReport)> {
-        let on_problem = if self.skip_problems {
-            OnProblem::Skip
-        } else {
-            OnProblem::Error
-        };
-        let (ds, report) = Dataset::load(&self.data, &LoadOptions { on_problem })?;
-        if !report.problems.is_empty() {
-            eprintln!(
-                "skipped {} of {} rows: {} missing files, {} unknown aspects, {} malformed",
-                report.problems.len(),
-                report.rows,
-                report.count(ProblemKind::MissingFile),
-                report.count(ProblemKind::UnknownAspect),
-                report.count(ProblemKind::Malformed)
-            );
-            for p in report.problems.iter().take(5) {
-                eprintln!("  line {}: {}", p.line, p.message);
-            }
-        }
-        Ok((ds, report))
-    }
-}
+pub use handmatch_core::args::DatasetArgs as DataArgs;
+use handmatch_core::dataset::hand_info::Dataset;
+use handmatch_core::dataset::split::{Fractions, SubjectSplit};
+use handmatch_core::embed::RuntimeOptions;
 
 /// A dataset and the split that says which subjects are for what.
 #[derive(Args, Clone)]
@@ -87,13 +60,13 @@ pub struct BackboneArgs {
     #[arg(long, env = "HANDMATCH_BACKBONE", default_value = "checkpoint")]
     pub backbone: String,
     /// The hand landmark model that `import-hand-landmarks` writes.
-    #[arg(long, env = "HANDMATCH_HAND_MODEL", default_value = handmatch_trainer::backbone::hand::DEFAULT_MODEL)]
+    #[arg(long, env = "HANDMATCH_HAND_MODEL", default_value = handmatch_export::backbone::hand::DEFAULT_MODEL)]
     pub hand_model: PathBuf,
 }
 
 impl BackboneArgs {
-    pub fn spec(&self) -> anyhow::Result<handmatch_trainer::backbone::BackboneSpec> {
-        handmatch_trainer::backbone::BackboneSpec::parse(
+    pub fn spec(&self) -> anyhow::Result<handmatch_export::backbone::BackboneSpec> {
+        handmatch_export::backbone::BackboneSpec::parse(
             &self.backbone,
             self.hf_dir.clone(),
             self.hand_model.clone(),
@@ -102,13 +75,11 @@ impl BackboneArgs {
     }
 }
 
+/// ONNX Runtime, and how many images go into one call.
 #[derive(Args, Clone)]
 pub struct RuntimeArgs {
-    /// ONNX Runtime's shared library (default: .ort/lib/libonnxruntime.so).
-    #[arg(long, env = "ORT_DYLIB_PATH")]
-    pub ort_lib: Option<PathBuf>,
-    #[arg(long, env = "HANDMATCH_DEVICE", value_enum, default_value_t = Device::Auto)]
-    pub device: Device,
+    #[command(flatten)]
+    pub runtime: handmatch_core::args::RuntimeArgs,
     /// Images per inference call.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
@@ -116,10 +87,6 @@ pub struct RuntimeArgs {
 
 impl RuntimeArgs {
     pub fn options(&self) -> RuntimeOptions {
-        RuntimeOptions {
-            library: self.ort_lib.clone(),
-            device: self.device,
-            intra_threads: 0,
-        }
+        self.runtime.options()
     }
 }

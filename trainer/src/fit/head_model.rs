@@ -1,6 +1,6 @@
 //! The trainable projection head: Linear → BatchNorm1d → ReLU → Dropout → Linear →
 //! L2-normalise, the same function as [`ProjectionHead`] (which the exporter consumes),
-//! with its variables in a candle `VarMap` under the names of [`crate::head::names`], so
+//! with its variables in a candle `VarMap` under the names of [`handmatch_export::head::names`], so
 //! `VarMap::save` writes a file `ProjectionHead::load` reads (when the dtype is F32).
 
 use std::sync::Mutex;
@@ -11,8 +11,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Uniform};
 
-use crate::head::{names, ProjectionHead, BN_EPS};
-use crate::tensor::Tensor as PlainTensor;
+use handmatch_export::head::{names, ProjectionHead, BN_EPS};
+use handmatch_export::tensor::Tensor as PlainTensor;
 
 /// PyTorch's BatchNorm1d default: `running = (1 - momentum) * running + momentum * batch`.
 pub const BN_MOMENTUM: f64 = 0.1;

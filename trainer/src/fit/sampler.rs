@@ -8,7 +8,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::fit::View;
+use crate::fit::view::View;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SamplerError {

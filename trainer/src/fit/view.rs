@@ -1,6 +1,6 @@
 //! Which side of the hand a training row shows.
 
-use handmatch::dataset::Aspect;
+use handmatch_core::hand_image::Aspect;
 
 /// Dorsal rows are the queries and palmar rows the gallery, so the losses only ever
 /// compare rows across views.

@@ -3,21 +3,10 @@
 //! (a non-mated search). A threshold t is then read off at a target false-positive
 //! identification rate: the fraction of non-mated searches whose best score reaches t.
 
-use handmatch::dataset::Aspect;
-use handmatch::index::template::{dot, mean_template};
-use handmatch::metrics::EmbeddedImage;
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct OperatingPoint {
-    pub target_fpir: f64,
-    pub threshold: f32,
-    /// What the data gives at `threshold` (it may not reach the target with few searches).
-    pub fpir: f64,
-    /// Mated searches whose own subject is not rank 1 with a score ≥ threshold.
-    pub fnir: f64,
-    pub mated_searches: usize,
-    pub non_mated_searches: usize,
-}
+use handmatch_core::hand_image::Aspect;
+use handmatch_core::metrics::EmbeddedImage;
+use handmatch_core::template::{dot, mean_template};
+pub use handmatch_core::training_summary::OperatingPoint;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Scores {

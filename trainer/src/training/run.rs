@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
-use handmatch::metrics::{evaluate_protocols, EmbeddedImage, ProtocolResults};
+use handmatch_core::metrics::{evaluate_protocols, EmbeddedImage, ProtocolResults};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -17,7 +17,7 @@ use crate::fit::{
     ContrastiveLoss, CosineSchedule, CrossBatchMemory, HeadConfig, HeadModel, PkSampler,
     TripletLoss, View,
 };
-use crate::head::ProjectionHead;
+use handmatch_export::head::ProjectionHead;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FitError {
@@ -26,7 +26,7 @@ pub enum FitError {
     #[error("training: {0}")]
     Sampler(#[from] crate::fit::sampler::SamplerError),
     #[error("validation: {0}")]
-    Metrics(#[from] handmatch::metrics::MetricsError),
+    Metrics(#[from] handmatch_core::metrics::MetricsError),
     #[error("{0}")]
     Data(String),
 }
@@ -78,7 +78,7 @@ pub fn raw_features(cache: &FeatureCache, rows: &[usize]) -> Vec<EmbeddedImage> 
     rows.iter()
         .map(|&r| {
             let mut e = cache.eval.row(r).to_vec();
-            handmatch::index::template::l2_normalize(&mut e);
+            handmatch_core::template::l2_normalize(&mut e);
             EmbeddedImage {
                 subject: cache.images[r].subject.clone(),
                 aspect: cache.images[r].aspect,
@@ -98,7 +98,8 @@ pub fn rows_of(cache: &FeatureCache, subjects: &BTreeSet<String>) -> Vec<usize> 
 /// Lower mean rank wins; ties go to the higher R@1.
 fn better(a: &ProtocolResults, b: &ProtocolResults) -> bool {
     let (ra, rb) = (&a.template_to_template, &b.template_to_template);
-    let r1 = |m: &handmatch::metrics::RetrievalMetrics| m.recall_at(1).map_or(0.0, |r| r.value);
+    let r1 =
+        |m: &handmatch_core::metrics::RetrievalMetrics| m.recall_at(1).map_or(0.0, |r| r.value);
     ra.mean_rank < rb.mean_rank || (ra.mean_rank == rb.mean_rank && r1(ra) > r1(rb))
 }
 

@@ -3,8 +3,9 @@
 
 use candle_core::{Result, Tensor};
 
+use super::batch;
 use super::distance::{gather_entries, pairwise_distances};
-use crate::fit::View;
+use crate::fit::view::View;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ContrastiveLoss {
@@ -26,7 +27,7 @@ impl ContrastiveLoss {
     /// negatives every pair of different subjects (either view). Same-subject same-view
     /// pairs are not used, as the triplet loss leaves them free too. A scalar tensor.
     pub fn forward(&self, emb: &Tensor, subjects: &[u32], views: &[View]) -> Result<Tensor> {
-        super::check_rows(emb, subjects, views)?;
+        batch::check_rows(emb, subjects, views)?;
         let distances = pairwise_distances(emb, emb)?;
         let rows = emb.dim(0)?;
         let mut positives = Vec::new();
@@ -42,9 +43,9 @@ impl ContrastiveLoss {
         }
         let pair_count = positives.len() + negatives.len();
         if pair_count == 0 {
-            return super::attached_zero(emb);
+            return batch::attached_zero(emb);
         }
-        let mut total = super::attached_zero(emb)?;
+        let mut total = batch::attached_zero(emb)?;
         if !positives.is_empty() {
             let pulled = gather_entries(&distances, &positives)?.sqr()?.sum_all()?;
             total = total.add(&pulled)?;

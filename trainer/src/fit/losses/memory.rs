@@ -6,7 +6,7 @@
 
 use candle_core::{bail, Result, Tensor};
 
-use crate::fit::View;
+use crate::fit::view::View;
 
 #[derive(Debug, Clone)]
 pub struct CrossBatchMemory {

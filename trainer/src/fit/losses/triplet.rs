@@ -5,9 +5,10 @@
 
 use candle_core::{Result, Tensor};
 
+use super::batch;
 use super::distance::{detached_rows, gather_entries, pairwise_distances};
-use super::CrossBatchMemory;
-use crate::fit::View;
+use super::memory::CrossBatchMemory;
+use crate::fit::view::View;
 
 /// How triplets are chosen from the batch (and memory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +70,7 @@ impl TripletLoss {
         views: &[View],
         memory: Option<&CrossBatchMemory>,
     ) -> Result<Tensor> {
-        super::check_rows(emb, subjects, views)?;
+        batch::check_rows(emb, subjects, views)?;
         let (candidates, candidate_subjects, candidate_views) = match memory {
             Some(memory) if !memory.is_empty() => {
                 let stored = memory
@@ -109,7 +110,7 @@ impl TripletLoss {
             }
         }
         if direction_losses.is_empty() {
-            return super::attached_zero(emb);
+            return batch::attached_zero(emb);
         }
         let count = direction_losses.len() as f64;
         Tensor::stack(&direction_losses, 0)?.sum_all()? / count
@@ -175,7 +176,7 @@ impl TripletLoss {
         emb: &Tensor,
     ) -> Result<Tensor> {
         if triplets.is_empty() {
-            return super::attached_zero(emb);
+            return batch::attached_zero(emb);
         }
         let positive_entries: Vec<_> = triplets.iter().map(|t| t.anchor_positive).collect();
         let negative_entries: Vec<_> = triplets.iter().map(|t| t.anchor_negative).collect();

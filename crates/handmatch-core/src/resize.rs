@@ -1,0 +1,30 @@
+//! The one resize filter of the project: the evaluation transform, hand alignment and the
+//! report's thumbnails all shrink images the same way, so training and serving see the
+//! same pixels.
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::RgbImage;
+
+/// Antialiased bilinear resize (PIL's and torchvision's filter), SIMD-accelerated.
+pub fn resize(image: &RgbImage, width: u32, height: u32) -> RgbImage {
+    if image.dimensions() == (width, height) {
+        return image.clone();
+    }
+    let src = ImageRef::new(
+        image.width(),
+        image.height(),
+        image.as_raw(),
+        PixelType::U8x3,
+    )
+    .expect("an RgbImage is a valid U8x3 buffer");
+    let mut dst = Image::new(width, height, PixelType::U8x3);
+    Resizer::new()
+        .resize(
+            &src,
+            &mut dst,
+            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)),
+        )
+        .expect("same pixel type on both sides");
+    RgbImage::from_raw(width, height, dst.into_vec()).expect("buffer matches its size")
+}

@@ -1,0 +1,151 @@
+//! Shared set-up for the end-to-end tests: a small random artefact built with the real
+//! exporter, a synthetic hand dataset, databases (a fresh SQLite file, or a fresh Postgres
+//! database at DATABASE_URL / 127.0.0.1:5432), and the whole server started in-process.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use handmatch_core::dataset::hand_info::{Dataset, LoadOptions};
+use handmatch_core::dataset::synth::{generate, SynthOptions};
+use handmatch_export::artefact::{artefact_model, HeadSource};
+use handmatch_export::checkpoint::Checkpoint;
+use handmatch_export::random_init::{self, Arch};
+use handmatch_proto::v1::hand_match_client::HandMatchClient;
+use handmatch_server::config::Args;
+use handmatch_server::server::RunningServer;
+use sqlx::Connection;
+use tonic::transport::Channel;
+
+pub const IMAGE_SIZE: usize = 56;
+
+/// Lives as long as the test process: artefacts and data shared by its tests.
+fn workdir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+/// A random DINOv2-tiny artefact at 56 px (the exporter's real graph, small and fast).
+/// `seed` selects the head, so two seeds give two different model ids.
+pub fn model(seed: u64) -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap();
+    let path = workdir().join(format!("model-{seed}.onnx"));
+    if !path.exists() {
+        let ckpt_dir = workdir().join("ckpt");
+        if !ckpt_dir.join("model.safetensors").exists() {
+            random_init::write(Arch::Dinov2Tiny, 1, &ckpt_dir).unwrap();
+        }
+        let ckpt = Checkpoint::open(&ckpt_dir).unwrap();
+        let head = HeadSource::Random {
+            hidden: 64,
+            embedding_dim: 32,
+            seed,
+        };
+        let (model, _) = artefact_model(&ckpt, IMAGE_SIZE, head, None).unwrap();
+        model.save(&path).unwrap();
+    }
+    path
+}
+
+/// The imported MediaPipe hand landmark model (`scripts/setup.sh` imports it).
+pub fn hand_model_file() -> PathBuf {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(handmatch_export::backbone::hand::DEFAULT_MODEL);
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/setup.sh (it imports the hand landmark model)",
+        path.display()
+    );
+    path
+}
+
+/// A `hand-landmarks` artefact (aligned 224-pixel crops) with a random head.
+pub fn hand_model() -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap();
+    let path = workdir().join("hand-model.onnx");
+    if !path.exists() {
+        let hand = handmatch_export::backbone::HandModel::open(&hand_model_file()).unwrap();
+        let head = HeadSource::Random {
+            hidden: 128,
+            embedding_dim: 64,
+            seed: 3,
+        };
+        let (model, _) = artefact_model(&hand, 224, head, None).unwrap();
+        model.save(&path).unwrap();
+    }
+    path
+}
+
+/// 20 synthetic subjects in the 11k Hands layout.
+pub fn hands() -> &'static Dataset {
+    static DATA: OnceLock<Dataset> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let dir = workdir().join("hands");
+        let opts = SynthOptions {
+            subjects: 20,
+            seed: 5,
+            width: 160,
+            height: 120,
+            per_view_min: 1,
+            per_view_max: 2,
+        };
+        generate(&opts, &dir).unwrap();
+        Dataset::load(&dir, &LoadOptions::default()).unwrap().0
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database of the given kind; returns its URL.
+pub async fn database(backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap().keep();
+            format!("sqlite://{}", dir.join("handmatch.db").display())
+        }
+        Backend::Postgres => {
+            let admin = std::env::var("DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("these tests need PostgreSQL at {admin} (set DATABASE_URL): {e}")
+                });
+            let name = format!("hm_e2e_{}_{}", std::process::id(), rand::random::<u32>());
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
+            format!("{base}/{name}")
+        }
+    }
+}
+
+pub async fn start(model: &Path, database_url: &str) -> RunningServer {
+    let mut server = handmatch_server::server::start(Args::for_model(model, database_url))
+        .await
+        .unwrap();
+    server.ready().await.unwrap();
+    server
+}
+
+pub async fn start_with(args: Args) -> anyhow::Result<RunningServer> {
+    let mut server = handmatch_server::server::start(args).await?;
+    server.ready().await?;
+    Ok(server)
+}
+
+pub async fn client(server: &RunningServer) -> HandMatchClient<Channel> {
+    HandMatchClient::connect(format!("http://{}", server.addr))
+        .await
+        .unwrap()
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20)
+}

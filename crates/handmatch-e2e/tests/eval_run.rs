@@ -1,0 +1,207 @@
+//! `handmatch-eval run` against the real server with a model trained by `fit` on synthetic
+//! hands gives exactly the metrics that `handmatch-train evaluate` computes offline for the
+//! same model, data and subjects; with non-mated subjects it reports open-set FPIR/FNIR at
+//! the model's own thresholds.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::Backend;
+use handmatch_core::dataset::split::{Fractions, SubjectSplit};
+use handmatch_core::embed::RuntimeOptions;
+use handmatch_core::hand_image::HandImage;
+use handmatch_core::template::dot;
+use handmatch_eval::run::{model_thresholds, run, RunOptions};
+use handmatch_trainer::evaluate::{embed_images, score};
+use handmatch_trainer::pipeline::{run_fit, FitJob};
+use handmatch_trainer::training::FitConfig;
+
+/// A head trained for a few epochs on the synthetic subjects, exported as an artefact.
+fn trained_model() -> &'static std::path::Path {
+    static MODEL: OnceLock<(tempfile::TempDir, std::path::PathBuf)> = OnceLock::new();
+    let (_, path) = MODEL.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let ckpt = dir.path().join("ckpt");
+        handmatch_export::random_init::write(
+            handmatch_export::random_init::Arch::Dinov2Tiny,
+            1,
+            &ckpt,
+        )
+        .unwrap();
+        let data = common::hands();
+        let fractions = Fractions {
+            train: 0.6,
+            val: 0.2,
+            test: 0.2,
+        };
+        let split = SubjectSplit::new(data, fractions, 0).unwrap();
+        let mut config = FitConfig::reference_triplet();
+        config.epochs = 3;
+        config.validate_every = 1;
+        config.p = 4;
+        let report = run_fit(&FitJob {
+            backbone: handmatch_export::backbone::BackboneSpec::checkpoint(ckpt),
+            image_size: common::IMAGE_SIZE,
+            data,
+            split: &split,
+            out: dir.path().join("run"),
+            cache: dir.path().join("features.safetensors"),
+            views: 2,
+            config,
+            runtime: RuntimeOptions::default(),
+            batch_size: 32,
+            progress: false,
+        })
+        .unwrap();
+        (dir, report.model)
+    });
+    path
+}
+
+fn options(non_mated: f64, thresholds: Vec<(f32, String)>) -> RunOptions {
+    RunOptions {
+        concurrency: 4,
+        non_mated,
+        seed: 1,
+        thresholds,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_through_the_service_equal_the_offline_evaluation() {
+    let data = common::hands();
+    let model = tokio::task::spawn_blocking(|| trained_model().to_path_buf())
+        .await
+        .unwrap();
+    let images: Vec<&HandImage> = data.images.iter().collect();
+    let offline = {
+        let images = images.clone();
+        let model = model.clone();
+        tokio::task::spawn_blocking(move || {
+            let e = embed_images(&model, &images, &RuntimeOptions::default(), 16, false).unwrap();
+            score(&e.images, &e.embeddings).unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let server = common::start(&model, &common::database(Backend::Sqlite).await).await;
+    let mut client = common::client(&server).await;
+    let online = run(&mut client, &images, &options(0.0, Vec::new()))
+        .await
+        .unwrap();
+    assert_eq!(online.gallery_subjects, 20);
+    assert_eq!(online.image_to_template, offline.image_to_template);
+    assert_eq!(online.template_to_template, offline.template_to_template);
+    assert!(online.image_queries.iter().all(|q| q.rank.is_some()));
+    assert!(online.open_set.is_none());
+    // The report embeds every query and a palm thumbnail per subject, and no external file.
+    let page = handmatch_eval::html_report::render(&online, &images).unwrap();
+    assert_eq!(
+        page.matches("data:image/jpeg;base64,").count(),
+        online.image_queries.len() + 20
+    );
+    assert!(!page.contains("src=\"http") && !page.contains("file:"));
+    assert_eq!(
+        handmatch_eval::run::cleanup(&mut client, &images)
+            .await
+            .unwrap(),
+        20
+    );
+
+    // Open set: 30 % of the subjects are queried but never enrolled, at the model's thresholds.
+    let info = client
+        .get_info(handmatch_proto::v1::GetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let thresholds = model_thresholds(&info.training).unwrap();
+    assert_eq!(thresholds.len(), 2, "{}", info.training);
+    let open = run(&mut client, &images, &options(0.3, thresholds))
+        .await
+        .unwrap();
+    let set = open.open_set.as_ref().unwrap();
+    assert_eq!(set.non_mated_subjects.len(), 6);
+    assert_eq!(open.gallery_subjects, 14);
+    let non_mated_images = images
+        .iter()
+        .filter(|i| {
+            i.aspect == handmatch_core::hand_image::Aspect::Dorsal
+                && set.non_mated_subjects.contains(&i.subject)
+        })
+        .count();
+    for p in &set.points {
+        assert_eq!(p.non_mated_searches, non_mated_images);
+        assert_eq!(p.mated_searches, open.image_queries.len());
+        assert!((0.0..=1.0).contains(&p.fpir) && (0.0..=1.0).contains(&p.fnir));
+        let fp = set
+            .non_mated_scores
+            .iter()
+            .filter(|s| **s >= p.threshold)
+            .count();
+        assert!((p.fpir - fp as f64 / non_mated_images as f64).abs() < 1e-12);
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[test]
+/// A trained artefact served over gRPC scores exactly as `evaluate` embeds (≤ 1e-5).
+fn the_service_serves_the_embeddings_that_evaluate_used() {
+    let model = trained_model();
+    let images: Vec<&HandImage> = common::hands().images.iter().collect();
+    let embeddings = embed_images(model, &images, &RuntimeOptions::default(), 8, false)
+        .unwrap()
+        .embeddings;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let db = common::database(Backend::Sqlite).await;
+        let server = common::start(model, &db).await;
+        let mut client = common::client(&server).await;
+        use handmatch_proto::v1 as pb;
+        // Enrol single images, so each subject's template is exactly one embedding.
+        let gallery: Vec<usize> = (0..images.len())
+            .filter(|&i| images[i].aspect == handmatch_core::hand_image::Aspect::Palmar)
+            .take(5)
+            .collect();
+        for (n, &g) in gallery.iter().enumerate() {
+            client
+                .enroll(pb::EnrollRequest {
+                    subject_id: format!("g{n}"),
+                    images: vec![handmatch_eval::client::pb_image(images[g]).unwrap()],
+                })
+                .await
+                .unwrap();
+        }
+        let mut compared = 0;
+        for (q, img) in images
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.aspect == handmatch_core::hand_image::Aspect::Dorsal)
+            .take(6)
+        {
+            let answer = client
+                .identify(pb::IdentifyRequest {
+                    images: vec![handmatch_eval::client::pb_image(img).unwrap()],
+                    top_k: Some(10),
+                    gallery_aspect: 0,
+                    min_score: None,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            for c in answer.candidates {
+                let n: usize = c.subject_id[1..].parse().unwrap();
+                let expected = dot(&embeddings[q], &embeddings[gallery[n]]);
+                assert!(
+                    (c.score - expected).abs() <= 1e-5,
+                    "{} vs {expected}",
+                    c.score
+                );
+                compared += 1;
+            }
+        }
+        assert_eq!(compared, 30);
+        server.shutdown().await.unwrap();
+    });
+}

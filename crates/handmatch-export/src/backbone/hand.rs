@@ -1,0 +1,197 @@
+//! The `hand-landmarks` backbone: MediaPipe's hand landmark network (imported to ONNX by
+//! `handmatch-train import-hand-landmarks`) spliced into our graph. Its features are a
+//! geometry descriptor that looks the same from the palm and the back of the hand — the
+//! 210 pairwise distances between the 21 world landmarks divided by their mean, and the 190
+//! cosines between the 20 bones — followed by the network's 1152-d pooled trunk feature.
+//! The landmark model's presence and landmarks are exposed too, so the same graph also
+//! finds the hand for alignment.
+
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use super::features::Features;
+use crate::error::{ExportError, Result};
+use crate::onnx::proto::{GraphProto, ModelProto};
+use crate::onnx::GraphBuilder;
+use handmatch_core::embed::metadata::{IMAGENET_MEAN, IMAGENET_STD};
+use handmatch_core::hand::landmarks::{LANDMARKS, PARENT};
+use handmatch_core::hand::LANDMARK_INPUT;
+
+/// Where `import-hand-landmarks` puts the model, relative to the repository.
+pub const DEFAULT_MODEL: &str = "models/hand-landmarks/hand_landmark_full.onnx";
+const INPUT: &str = "image";
+const OUTPUTS: [&str; 5] = [
+    "landmarks",
+    "presence",
+    "handedness",
+    "world_landmarks",
+    "pooled",
+];
+pub const POOLED_DIM: usize = 1152;
+pub const DISTANCES: usize = LANDMARKS * (LANDMARKS - 1) / 2;
+pub const BONES: usize = LANDMARKS - 1;
+pub const BONE_COSINES: usize = BONES * (BONES - 1) / 2;
+pub const GEOMETRY_DIM: usize = DISTANCES + BONE_COSINES;
+
+pub struct HandModel {
+    path: PathBuf,
+    graph: GraphProto,
+    sha256: String,
+}
+
+/// What the hand branch adds to a graph.
+pub struct HandBranch {
+    pub features: Features,
+    /// `[N, 1]` hand presence and `[N, 63]` landmarks of the input crop.
+    pub presence: String,
+    pub landmarks: String,
+}
+
+impl HandModel {
+    pub fn open(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|source| ExportError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                source.kind(),
+                format!("{source} (run `handmatch-train import-hand-landmarks` to fetch the hand model)"),
+            ),
+        })?;
+        let invalid = |reason: String| ExportError::Argument {
+            field: "hand-model".into(),
+            reason: format!("{}: {reason}", path.display()),
+        };
+        let model = ModelProto::decode(bytes.as_slice())
+            .map_err(|e| invalid(format!("not an ONNX model: {e}")))?;
+        let graph = model.graph.ok_or_else(|| invalid("no graph".into()))?;
+        if !graph.input.iter().any(|i| i.name() == INPUT) {
+            return Err(invalid(format!("no input `{INPUT}`")));
+        }
+        for o in OUTPUTS {
+            if !graph.output.iter().any(|v| v.name() == o) {
+                return Err(invalid(format!(
+                    "no output `{o}` (import it with `handmatch-train import-hand-landmarks`)"
+                )));
+            }
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            graph,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn description(&self) -> String {
+        format!(
+            "hand-landmarks(mediapipe-hand_landmark_full,sha256={})",
+            &self.sha256[..16]
+        )
+    }
+}
+
+/// Adds the hand branch reading ImageNet-normalised `pixels` (`[N, 3, 224, 224]`).
+pub fn build(
+    g: &mut GraphBuilder,
+    model: &HandModel,
+    pixels: &str,
+    image_size: usize,
+) -> Result<HandBranch> {
+    if image_size != LANDMARK_INPUT as usize {
+        return Err(ExportError::Argument {
+            field: "image-size".into(),
+            reason: format!(
+                "the hand landmark model takes {LANDMARK_INPUT} x {LANDMARK_INPUT} crops, not {image_size}"
+            ),
+        });
+    }
+    // Every backbone reads ImageNet-normalised pixels; MediaPipe wants [0, 1].
+    let std = g.const_f32("hand_std", &[1, 3, 1, 1], IMAGENET_STD.to_vec());
+    let mean = g.const_f32("hand_mean", &[1, 3, 1, 1], IMAGENET_MEAN.to_vec());
+    let x = g.mul(pixels, &std);
+    let unit = g.add(&x, &mean);
+    let out = g.splice(&model.graph, "hand", &[(INPUT, &unit)]);
+    let world = &out["world_landmarks"];
+    let geometry = geometry(g, world);
+    let pooled = g.reshape(&out["pooled"], &[-1, POOLED_DIM as i64]);
+    let value = g.op(
+        "Concat",
+        &[&geometry, &pooled],
+        vec![("axis", crate::onnx::graph::Attr::Int(1))],
+    );
+    Ok(HandBranch {
+        features: Features {
+            value,
+            dim: GEOMETRY_DIM + POOLED_DIM,
+            description: model.description(),
+        },
+        presence: out["presence"].clone(),
+        landmarks: out["landmarks"].clone(),
+    })
+}
+
+fn upper_triangle(n: usize) -> Vec<i64> {
+    let mut idx = Vec::with_capacity(n * (n - 1) / 2);
+    for i in 0..n {
+        for j in i + 1..n {
+            idx.push((i * n + j) as i64);
+        }
+    }
+    idx
+}
+
+/// `[N, 63]` world landmarks → `[N, 400]`: normalised distances, then bone cosines. Both are
+/// unchanged by rotation, scale (distances are divided by their mean) and mirroring.
+pub fn geometry(g: &mut GraphBuilder, world: &str) -> String {
+    use crate::onnx::graph::Attr;
+    let n = LANDMARKS as i64;
+    let p = g.reshape(world, &[-1, n, 3]);
+    let ax2 = g.const_i64("axes", &[2]);
+    let ax1 = g.const_i64("axes", &[1]);
+    let ax3 = g.const_i64("axes", &[3]);
+    let a = g.op("Unsqueeze", &[&p, &ax2], vec![]);
+    let b = g.op("Unsqueeze", &[&p, &ax1], vec![]);
+    let d = g.op("Sub", &[&a, &b], vec![]);
+    let sq = g.mul(&d, &d);
+    let sum = g.op("ReduceSum", &[&sq, &ax3], vec![("keepdims", Attr::Int(0))]);
+    let eps = g.const_f32("eps", &[], vec![1e-12]);
+    let sum = g.add(&sum, &eps);
+    let dist = g.op("Sqrt", &[&sum], vec![]);
+    let flat = g.reshape(&dist, &[-1, n * n]);
+    let pairs = g.const_i64("pairs", &upper_triangle(LANDMARKS));
+    let dists = g.op("Gather", &[&flat, &pairs], vec![("axis", Attr::Int(1))]);
+    let mean = g.op(
+        "ReduceMean",
+        &[&dists],
+        vec![("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(1))],
+    );
+    let mean = g.add(&mean, &eps);
+    let dists = g.op("Div", &[&dists, &mean], vec![]);
+
+    let children: Vec<i64> = (1..LANDMARKS as i64).collect();
+    let parents: Vec<i64> = PARENT[1..].iter().map(|&p| p as i64).collect();
+    let children = g.const_i64("children", &children);
+    let parents = g.const_i64("parents", &parents);
+    let c = g.op("Gather", &[&p, &children], vec![("axis", Attr::Int(1))]);
+    let q = g.op("Gather", &[&p, &parents], vec![("axis", Attr::Int(1))]);
+    let bone = g.op("Sub", &[&c, &q], vec![]);
+    let sq = g.mul(&bone, &bone);
+    let len2 = g.op("ReduceSum", &[&sq, &ax2], vec![("keepdims", Attr::Int(1))]);
+    let len2 = g.add(&len2, &eps);
+    let len = g.op("Sqrt", &[&len2], vec![]);
+    let unit = g.op("Div", &[&bone, &len], vec![]);
+    let unit_t = g.transpose(&unit, &[0, 2, 1]);
+    let gram = g.op("MatMul", &[&unit, &unit_t], vec![]);
+    let gram = g.reshape(&gram, &[-1, (BONES * BONES) as i64]);
+    let bone_pairs = g.const_i64("bone_pairs", &upper_triangle(BONES));
+    let cosines = g.op(
+        "Gather",
+        &[&gram, &bone_pairs],
+        vec![("axis", Attr::Int(1))],
+    );
+    g.op("Concat", &[&dists, &cosines], vec![("axis", Attr::Int(1))])
+}

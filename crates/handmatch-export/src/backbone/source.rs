@@ -1,0 +1,92 @@
+//! The backbone an artefact is built on (a checkpoint, the hand network, or both), and
+//! building it into a graph.
+
+use super::features::Features;
+use super::hand::{self, HandModel};
+use super::{dinov2, resnet};
+use crate::checkpoint::Checkpoint;
+use crate::error::{ExportError, Result};
+use crate::onnx::graph::Attr;
+use crate::onnx::GraphBuilder;
+
+#[derive(Clone, Copy)]
+pub enum BackboneRef<'a> {
+    Checkpoint(&'a Checkpoint),
+    Hand(&'a HandModel),
+    Combined(&'a Checkpoint, &'a HandModel),
+}
+
+impl<'a> From<&'a Checkpoint> for BackboneRef<'a> {
+    fn from(c: &'a Checkpoint) -> Self {
+        BackboneRef::Checkpoint(c)
+    }
+}
+
+impl<'a> From<&'a HandModel> for BackboneRef<'a> {
+    fn from(h: &'a HandModel) -> Self {
+        BackboneRef::Hand(h)
+    }
+}
+
+/// A built backbone: its features and, with the hand model, what alignment needs.
+pub struct Built {
+    pub features: Features,
+    /// `(presence, landmarks)` of the hand model on the input crop.
+    pub hand: Option<(String, String)>,
+}
+
+/// Adds the backbone to `g`, reading ImageNet-normalised `pixels` at `image_size`.
+pub fn build_any(
+    g: &mut GraphBuilder,
+    source: BackboneRef<'_>,
+    pixels: &str,
+    image_size: usize,
+) -> Result<Built> {
+    Ok(match source {
+        BackboneRef::Checkpoint(c) => Built {
+            features: build(g, c, pixels, image_size)?,
+            hand: None,
+        },
+        BackboneRef::Hand(h) => {
+            let b = hand::build(g, h, pixels, image_size)?;
+            Built {
+                features: b.features,
+                hand: Some((b.presence, b.landmarks)),
+            }
+        }
+        BackboneRef::Combined(c, h) => {
+            let first = build(g, c, pixels, image_size)?;
+            let b = hand::build(g, h, pixels, image_size)?;
+            let value = g.op(
+                "Concat",
+                &[&first.value, &b.features.value],
+                vec![("axis", Attr::Int(1))],
+            );
+            Built {
+                features: Features {
+                    value,
+                    dim: first.dim + b.features.dim,
+                    description: format!("{}+{}", first.description, b.features.description),
+                },
+                hand: Some((b.presence, b.landmarks)),
+            }
+        }
+    })
+}
+
+/// Adds the checkpoint's backbone to `g`, reading `pixels` at `image_size`.
+pub fn build(
+    g: &mut GraphBuilder,
+    ckpt: &Checkpoint,
+    pixels: &str,
+    image_size: usize,
+) -> Result<Features> {
+    match ckpt.model_type()? {
+        "dinov2" => dinov2::build(g, ckpt, pixels, image_size),
+        "resnet" => resnet::build(g, ckpt, pixels, image_size),
+        other => Err(ExportError::UnsupportedModelType {
+            path: ckpt.config_path().to_path_buf(),
+            found: other.to_string(),
+        }),
+    }
+}

@@ -1,0 +1,11 @@
+//! Writing ONNX graphs: the generated protobuf types, a small graph builder and the
+//! model file writer.
+
+pub mod graph;
+pub mod model;
+
+#[allow(clippy::all, missing_docs)]
+pub mod proto;
+
+pub use graph::{Dim, GraphBuilder};
+pub use model::{ModelFile, OPSET};

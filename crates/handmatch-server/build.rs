@@ -1,0 +1,4 @@
+// sqlx::migrate! embeds the migrations at compile time.
+fn main() {
+    println!("cargo:rerun-if-changed=migrations");
+}

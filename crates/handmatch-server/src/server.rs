@@ -1,0 +1,243 @@
+//! Starting and stopping the whole server: listen first (health answers NOT_SERVING), then
+//! load and warm up the model, open the store, check it holds no other model's templates,
+//! load the index, and only then report SERVING. Shutdown lets requests in flight finish.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, OnceCell};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::{Args, OnModelMismatch};
+use crate::service::matcher::MatcherLimits;
+use crate::service::{HandMatchService, Matcher};
+use crate::store::TemplateStore;
+use handmatch_core::embed::decode::DecodeLimits;
+use handmatch_core::embed::queue::EmbedQueue;
+use handmatch_core::embed::EmbeddingSession;
+use handmatch_proto::v1::hand_match_server::HandMatchServer;
+use handmatch_proto::v1::FILE_DESCRIPTOR_SET;
+
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    ready: Arc<OnceCell<Arc<Matcher>>>,
+    startup: JoinHandle<anyhow::Result<()>>,
+    stop: Option<oneshot::Sender<()>>,
+    serve: JoinHandle<anyhow::Result<()>>,
+    grace: Duration,
+}
+
+impl RunningServer {
+    /// Waits until the model is loaded and the gallery is up, or start-up failed.
+    pub async fn ready(&mut self) -> anyhow::Result<()> {
+        loop {
+            if self.ready.initialized() {
+                return Ok(());
+            }
+            if self.startup.is_finished() {
+                return match (&mut self.startup).await {
+                    Ok(Ok(())) if self.ready.initialized() => Ok(()),
+                    Ok(Ok(())) => anyhow::bail!("start-up ended without a model"),
+                    Ok(Err(e)) => Err(e),
+                    Err(e) => Err(e.into()),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops accepting, lets requests in flight finish, and returns when the server is down.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.startup.abort();
+        match tokio::time::timeout(self.grace, &mut self.serve).await {
+            Ok(result) => result?,
+            Err(_) => {
+                tracing::warn!(
+                    "requests still in flight after {:?}; stopping anyway",
+                    self.grace
+                );
+                self.serve.abort();
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs until `signal` fires (then shuts down gracefully) or start-up fails.
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        tokio::pin!(signal);
+        tokio::select! {
+            _ = &mut signal => {
+                tracing::info!("shutting down before start-up finished");
+                return self.shutdown().await;
+            }
+            started = &mut self.startup => match started {
+                Ok(Ok(())) => tracing::info!(addr = %self.addr, "ready: SERVING"),
+                Ok(Err(e)) => return Err(e),
+                Err(e) => return Err(e.into()),
+            },
+        }
+        tokio::select! {
+            _ = &mut signal => {
+                tracing::info!("shutting down: finishing requests in flight");
+                self.shutdown().await
+            }
+            served = &mut self.serve => served?,
+        }
+    }
+}
+
+/// Binds `args.listen` and starts serving; the model loads in the background.
+pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_not_serving::<HandMatchServer<HandMatchService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let ready = Arc::new(OnceCell::new());
+    let api = HandMatchServer::new(HandMatchService::new(ready.clone()))
+        .max_decoding_message_size(args.max_message_bytes)
+        .max_encoding_message_size(args.max_message_bytes);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let grace = Duration::from_secs(args.shutdown_grace_seconds);
+    let serve = tokio::spawn(async move {
+        let server = tonic::transport::Server::builder()
+            .layer(tower::util::MapResponseLayer::new(
+                oversized_message_is_resource_exhausted,
+            ))
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(api)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = stopped.await;
+            });
+        server.await.context("gRPC server")
+    });
+    tracing::info!(%addr, "listening (NOT_SERVING until the model is loaded)");
+    let startup = {
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            let matcher = load(&args).await?;
+            let _ = ready.set(matcher);
+            health
+                .set_serving::<HandMatchServer<HandMatchService>>()
+                .await;
+            Ok(())
+        })
+    };
+    Ok(RunningServer {
+        addr,
+        ready,
+        startup,
+        stop: Some(stop),
+        serve,
+        grace,
+    })
+}
+
+async fn load(args: &Args) -> anyhow::Result<Arc<Matcher>> {
+    let opts = args.runtime.options();
+    let model = args.model.clone();
+    let mut session =
+        tokio::task::spawn_blocking(move || EmbeddingSession::open(&model, &opts)).await??;
+    let meta = session.metadata().clone();
+    tracing::info!(
+        model_id = %meta.model_id,
+        backbone = %meta.backbone,
+        provider = %session.provider(),
+        "model loaded; warming up"
+    );
+    // One run before serving: kernels, allocations and (on CUDA) the device are ready.
+    let session = tokio::task::spawn_blocking(move || {
+        let s = session.metadata().input_size as usize;
+        session.embed(ndarray::Array4::<u8>::from_elem((1, s, s, 3), 128).view())?;
+        anyhow::Ok(session)
+    })
+    .await??;
+    let queue = EmbedQueue::start(session, args.max_batch_size, args.max_queue);
+
+    let store = TemplateStore::connect(&args.database_url, args.db_max_connections).await?;
+    guard_model(&store, &meta.model_id, args.on_model_mismatch).await?;
+    let limits = MatcherLimits {
+        decode: DecodeLimits {
+            max_pixels: args.max_image_pixels,
+            min_side: args.min_image_side,
+        },
+        max_images_per_request: args.max_images_per_request,
+        verify_threshold: args.verify_threshold,
+    };
+    Ok(Matcher::open(queue, store, limits).await?)
+}
+
+/// Templates of different models are not comparable, so a database holding another
+/// model's templates needs an explicit decision.
+async fn guard_model(
+    store: &TemplateStore,
+    model_id: &str,
+    policy: OnModelMismatch,
+) -> anyhow::Result<()> {
+    let others: Vec<(String, u64)> = store
+        .models()
+        .await?
+        .into_iter()
+        .filter(|(m, _)| m != model_id)
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    let list = others
+        .iter()
+        .map(|(m, n)| format!("{n} of model {m}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match policy {
+        OnModelMismatch::Refuse => anyhow::bail!(
+            "the database holds templates of another model ({list}); this server runs model {model_id}. \
+             Start with --on-model-mismatch ignore (keep them, never compare) or delete (remove them)"
+        ),
+        OnModelMismatch::Ignore => tracing::warn!("ignoring templates of other models: {list}"),
+        OnModelMismatch::Delete => {
+            for (m, _) in &others {
+                let n = store.delete_model(m).await?;
+                tracing::warn!("deleted {n} templates of model {m}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// tonic refuses a message over `max_decoding_message_size` with OUT_OF_RANGE; gRPC's
+/// convention (and this API's contract) for a message over the size limit is
+/// RESOURCE_EXHAUSTED. The refusal is a headers-only response, so the code is rewritten there.
+fn oversized_message_is_resource_exhausted<B>(
+    mut response: http::Response<B>,
+) -> http::Response<B> {
+    let headers = response.headers();
+    let out_of_range = headers.get("grpc-status").is_some_and(|v| v == "11");
+    let too_large = headers
+        .get("grpc-message")
+        .and_then(|m| m.to_str().ok())
+        .is_some_and(|m| m.replace("%20", " ").contains("message length too large"));
+    if out_of_range && too_large {
+        response
+            .headers_mut()
+            .insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+    response
+}

@@ -1,0 +1,287 @@
+//! The gRPC surface: translates `handmatch.v1` messages to `Matcher` calls and back. Until
+//! the model is loaded and warmed up every RPC answers UNAVAILABLE (and health says
+//! NOT_SERVING).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use tokio::sync::OnceCell;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::error::ServiceError;
+use super::matcher::{Matcher, RequestImage, Timings};
+use crate::store::{HandSide, TemplateRecord};
+use handmatch_core::hand_image::Aspect;
+use handmatch_core::training_summary::TrainingSummary;
+use handmatch_proto::v1 as pb;
+
+/// How many items of one EnrollStream are in flight at once (their embeddings can share a
+/// batch); results still come back in request order.
+const STREAM_CONCURRENCY: usize = 4;
+
+#[derive(Clone)]
+pub struct HandMatchService {
+    matcher: Arc<OnceCell<Arc<Matcher>>>,
+}
+
+impl HandMatchService {
+    pub fn new(matcher: Arc<OnceCell<Arc<Matcher>>>) -> Self {
+        Self { matcher }
+    }
+
+    fn ready(&self) -> Result<Arc<Matcher>, ServiceError> {
+        self.matcher.get().cloned().ok_or_else(|| {
+            ServiceError::Unavailable("the model is still loading; retry shortly".into())
+        })
+    }
+}
+
+fn aspect(value: i32, field: &str) -> Result<Option<Aspect>, ServiceError> {
+    match pb::Aspect::try_from(value) {
+        Ok(pb::Aspect::Unspecified) => Ok(None),
+        Ok(pb::Aspect::Dorsal) => Ok(Some(Aspect::Dorsal)),
+        Ok(pb::Aspect::Palmar) => Ok(Some(Aspect::Palmar)),
+        Err(_) => Err(ServiceError::invalid(format!(
+            "{field} has the unknown value {value}"
+        ))),
+    }
+}
+
+fn side(value: i32, field: &str) -> Result<HandSide, ServiceError> {
+    match pb::Side::try_from(value) {
+        Ok(pb::Side::Unknown) => Ok(HandSide::Unknown),
+        Ok(pb::Side::Left) => Ok(HandSide::Left),
+        Ok(pb::Side::Right) => Ok(HandSide::Right),
+        Err(_) => Err(ServiceError::invalid(format!(
+            "{field} has the unknown value {value}"
+        ))),
+    }
+}
+
+fn to_pb_aspect(a: Aspect) -> pb::Aspect {
+    match a {
+        Aspect::Dorsal => pb::Aspect::Dorsal,
+        Aspect::Palmar => pb::Aspect::Palmar,
+    }
+}
+
+fn to_pb_side(s: HandSide) -> pb::Side {
+    match s {
+        HandSide::Unknown => pb::Side::Unknown,
+        HandSide::Left => pb::Side::Left,
+        HandSide::Right => pb::Side::Right,
+    }
+}
+
+fn images(list: Vec<pb::Image>) -> Result<Vec<RequestImage>, ServiceError> {
+    list.into_iter()
+        .enumerate()
+        .map(|(i, img)| {
+            Ok(RequestImage {
+                aspect: aspect(img.aspect, &format!("images[{i}].aspect"))?,
+                side: side(img.side, &format!("images[{i}].side"))?,
+                data: img.data,
+            })
+        })
+        .collect()
+}
+
+fn gallery_aspect(value: i32) -> Result<Aspect, ServiceError> {
+    Ok(aspect(value, "gallery_aspect")?.unwrap_or(Aspect::Palmar))
+}
+
+fn timings(t: Timings) -> pb::Timings {
+    pb::Timings {
+        decode_ms: t.decode.as_secs_f64() * 1e3,
+        embed_ms: t.embed.as_secs_f64() * 1e3,
+        search_ms: t.search.as_secs_f64() * 1e3,
+    }
+}
+
+async fn enroll(
+    matcher: &Matcher,
+    req: pb::EnrollRequest,
+) -> Result<pb::EnrollResponse, ServiceError> {
+    let outcomes = matcher.enroll(&req.subject_id, images(req.images)?).await?;
+    Ok(pb::EnrollResponse {
+        subject_id: req.subject_id,
+        templates: outcomes
+            .into_iter()
+            .map(|o| pb::EnrolledTemplate {
+                template_id: o.template_id,
+                created: o.created,
+            })
+            .collect(),
+        model_id: matcher.metadata().model_id.clone(),
+    })
+}
+
+fn template_info(t: TemplateRecord) -> pb::TemplateInfo {
+    pb::TemplateInfo {
+        template_id: t.template_id,
+        aspect: to_pb_aspect(t.aspect) as i32,
+        side: to_pb_side(t.side) as i32,
+        image_sha256: t.image_sha256,
+        created_at_ms: t.created_at_ms,
+    }
+}
+
+type EnrollStreamOut = Pin<Box<dyn Stream<Item = Result<pb::EnrollStreamResult, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::hand_match_server::HandMatch for HandMatchService {
+    async fn enroll(
+        &self,
+        request: Request<pb::EnrollRequest>,
+    ) -> Result<Response<pb::EnrollResponse>, Status> {
+        let matcher = self.ready()?;
+        Ok(Response::new(enroll(&matcher, request.into_inner()).await?))
+    }
+
+    type EnrollStreamStream = EnrollStreamOut;
+
+    async fn enroll_stream(
+        &self,
+        request: Request<Streaming<pb::EnrollRequest>>,
+    ) -> Result<Response<Self::EnrollStreamStream>, Status> {
+        let matcher = self.ready()?;
+        let input = request.into_inner();
+        let output = input
+            .enumerate()
+            .map(move |(index, item)| {
+                let matcher = matcher.clone();
+                async move {
+                    let item = item?; // a transport error ends the stream
+                    let result = match enroll(&matcher, item).await {
+                        Ok(r) => pb::enroll_stream_result::Result::Enrolled(r),
+                        Err(e) => pb::enroll_stream_result::Result::Error(pb::Error {
+                            code: e.code() as i32,
+                            message: e.to_string(),
+                        }),
+                    };
+                    Ok(pb::EnrollStreamResult {
+                        index: index as u64,
+                        result: Some(result),
+                    })
+                }
+            })
+            .buffered(STREAM_CONCURRENCY);
+        Ok(Response::new(Box::pin(output)))
+    }
+
+    async fn identify(
+        &self,
+        request: Request<pb::IdentifyRequest>,
+    ) -> Result<Response<pb::IdentifyResponse>, Status> {
+        let matcher = self.ready()?;
+        let req = request.into_inner();
+        let gallery = gallery_aspect(req.gallery_aspect)?;
+        let found = matcher
+            .identify(images(req.images)?, req.top_k, gallery, req.min_score)
+            .await?;
+        Ok(Response::new(pb::IdentifyResponse {
+            candidates: found
+                .candidates
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| pb::Candidate {
+                    subject_id: m.subject_id,
+                    score: m.score,
+                    rank: i as u32 + 1,
+                })
+                .collect(),
+            model_id: matcher.metadata().model_id.clone(),
+            gallery_subjects: found.gallery_subjects as u64,
+            timings: Some(timings(found.timings)),
+        }))
+    }
+
+    async fn verify(
+        &self,
+        request: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
+        let matcher = self.ready()?;
+        let req = request.into_inner();
+        let gallery = gallery_aspect(req.gallery_aspect)?;
+        let v = matcher
+            .verify(&req.subject_id, images(req.images)?, gallery, req.threshold)
+            .await?;
+        Ok(Response::new(pb::VerifyResponse {
+            score: v.score,
+            r#match: v.threshold.map(|t| v.score >= t),
+            threshold: v.threshold,
+            model_id: matcher.metadata().model_id.clone(),
+            timings: Some(timings(v.timings)),
+        }))
+    }
+
+    async fn delete_subject(
+        &self,
+        request: Request<pb::DeleteSubjectRequest>,
+    ) -> Result<Response<pb::DeleteSubjectResponse>, Status> {
+        let matcher = self.ready()?;
+        let deleted = matcher.delete(&request.into_inner().subject_id).await?;
+        Ok(Response::new(pb::DeleteSubjectResponse {
+            templates_deleted: deleted,
+        }))
+    }
+
+    async fn get_subject(
+        &self,
+        request: Request<pb::GetSubjectRequest>,
+    ) -> Result<Response<pb::Subject>, Status> {
+        let matcher = self.ready()?;
+        let subject_id = request.into_inner().subject_id;
+        let templates = matcher.subject(&subject_id).await?;
+        Ok(Response::new(pb::Subject {
+            subject_id,
+            templates: templates.into_iter().map(template_info).collect(),
+        }))
+    }
+
+    async fn list_subjects(
+        &self,
+        request: Request<pb::ListSubjectsRequest>,
+    ) -> Result<Response<pb::ListSubjectsResponse>, Status> {
+        let matcher = self.ready()?;
+        let req = request.into_inner();
+        let (page, next_page_token) = matcher.list(req.page_size, &req.page_token).await?;
+        Ok(Response::new(pb::ListSubjectsResponse {
+            subjects: page
+                .into_iter()
+                .map(|s| pb::SubjectSummary {
+                    subject_id: s.subject_id,
+                    dorsal_templates: s.dorsal_templates,
+                    palmar_templates: s.palmar_templates,
+                })
+                .collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_info(
+        &self,
+        _: Request<pb::GetInfoRequest>,
+    ) -> Result<Response<pb::InfoResponse>, Status> {
+        let matcher = self.ready()?;
+        let meta = matcher.metadata();
+        let gallery = matcher.gallery();
+        Ok(Response::new(pb::InfoResponse {
+            model_id: meta.model_id.clone(),
+            backbone: meta.backbone.clone(),
+            embedding_dim: meta.embedding_dim as u32,
+            input_size: meta.input_size,
+            execution_provider: matcher.provider().to_string(),
+            gallery_subjects: gallery.subjects as u64,
+            gallery_templates: gallery.templates as u64,
+            server_version: env!("CARGO_PKG_VERSION").into(),
+            verify_threshold: matcher.verify_threshold(),
+            training: meta
+                .training
+                .as_ref()
+                .map(TrainingSummary::to_json)
+                .unwrap_or_default(),
+        }))
+    }
+}

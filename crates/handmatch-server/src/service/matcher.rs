@@ -1,0 +1,329 @@
+//! `Matcher`: the service's operations, independent of gRPC. Writes go to the store first
+//! and reach the index only after their transaction committed, under one write lock, so a
+//! template is searchable if and only if it is durable.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use ndarray::Array2;
+
+use super::error::ServiceError;
+use super::images::prepare;
+use super::validate;
+use crate::index::{GalleryIndex, IndexedTemplate, Match};
+use crate::store::{
+    EnrollOutcome, HandSide, NewTemplate, SubjectSummary, TemplateRecord, TemplateStore,
+};
+use handmatch_core::embed::decode::DecodeLimits;
+use handmatch_core::embed::metadata::ArtefactMetadata;
+use handmatch_core::embed::queue::EmbedQueue;
+use handmatch_core::embed::ExecutionProviderKind;
+use handmatch_core::hand_image::Aspect;
+use handmatch_core::template::mean_template;
+
+/// One image of a request.
+pub struct RequestImage {
+    pub data: Vec<u8>,
+    /// Required for enrolment; ignored for queries.
+    pub aspect: Option<Aspect>,
+    pub side: HandSide,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    pub decode: Duration,
+    pub embed: Duration,
+    pub search: Duration,
+}
+
+pub struct Identification {
+    pub candidates: Vec<Match>,
+    pub gallery_subjects: usize,
+    pub timings: Timings,
+}
+
+pub struct Verification {
+    pub score: f32,
+    pub threshold: Option<f32>,
+    pub timings: Timings,
+}
+
+pub struct MatcherLimits {
+    pub decode: DecodeLimits,
+    pub max_images_per_request: usize,
+    pub verify_threshold: Option<f32>,
+}
+
+pub struct GalleryStats {
+    pub subjects: usize,
+    pub templates: usize,
+}
+
+pub struct Matcher {
+    queue: EmbedQueue,
+    store: TemplateStore,
+    index: RwLock<GalleryIndex>,
+    write_lock: tokio::sync::Mutex<()>,
+    limits: MatcherLimits,
+}
+
+impl Matcher {
+    /// Loads the model's templates from the store into a fresh index.
+    pub async fn open(
+        queue: EmbedQueue,
+        store: TemplateStore,
+        limits: MatcherLimits,
+    ) -> Result<Arc<Self>, ServiceError> {
+        let meta = queue.metadata().clone();
+        let mut index = GalleryIndex::new(meta.embedding_dim);
+        let records = store.load_templates(&meta.model_id).await?;
+        let count = records.len();
+        for r in records {
+            if r.embedding.len() != meta.embedding_dim {
+                return Err(ServiceError::Internal(format!(
+                    "template {} has {} dimensions, the model gives {}",
+                    r.template_id,
+                    r.embedding.len(),
+                    meta.embedding_dim
+                )));
+            }
+            index.insert(
+                &r.subject_id,
+                [IndexedTemplate {
+                    template_id: r.template_id,
+                    aspect: r.aspect,
+                    embedding: r.embedding,
+                }],
+            );
+        }
+        tracing::info!(
+            templates = count,
+            subjects = index.subject_count(),
+            "gallery loaded"
+        );
+        Ok(Arc::new(Self {
+            queue,
+            store,
+            index: RwLock::new(index),
+            write_lock: tokio::sync::Mutex::new(()),
+            limits,
+        }))
+    }
+
+    pub fn metadata(&self) -> &ArtefactMetadata {
+        self.queue.metadata()
+    }
+
+    pub fn provider(&self) -> ExecutionProviderKind {
+        self.queue.provider()
+    }
+
+    pub fn verify_threshold(&self) -> Option<f32> {
+        self.limits.verify_threshold
+    }
+
+    pub fn gallery(&self) -> GalleryStats {
+        let index = self.index.read().unwrap();
+        GalleryStats {
+            subjects: index.subject_count(),
+            templates: index.template_count(),
+        }
+    }
+
+    pub fn store(&self) -> &TemplateStore {
+        &self.store
+    }
+
+    /// Decodes and embeds; returns one unit-length row per image.
+    async fn embed(
+        &self,
+        images: Vec<Vec<u8>>,
+        timings: &mut Timings,
+    ) -> Result<(Array2<f32>, Vec<String>), ServiceError> {
+        validate::image_count(images.len(), self.limits.max_images_per_request)?;
+        let prepared = prepare(
+            images,
+            self.limits.decode.clone(),
+            self.queue.shared_metadata(),
+        )
+        .await?;
+        timings.decode = prepared.decode_time;
+        let start = Instant::now();
+        let (embeddings, _) = self.queue.embed(prepared.crops).await?;
+        timings.embed = start.elapsed();
+        Ok((embeddings, prepared.sha256))
+    }
+
+    /// The query: the normalised mean of the images' embeddings.
+    async fn query(
+        &self,
+        images: Vec<RequestImage>,
+        timings: &mut Timings,
+    ) -> Result<Vec<f32>, ServiceError> {
+        let (embeddings, _) = self
+            .embed(images.into_iter().map(|i| i.data).collect(), timings)
+            .await?;
+        let dim = embeddings.ncols();
+        Ok(mean_template(
+            embeddings
+                .rows()
+                .into_iter()
+                .map(|r| r.to_slice().expect("rows are contiguous")),
+            dim,
+        )
+        .expect("at least one image"))
+    }
+
+    pub async fn enroll(
+        &self,
+        subject_id: &str,
+        images: Vec<RequestImage>,
+    ) -> Result<Vec<EnrollOutcome>, ServiceError> {
+        validate::subject_id(subject_id)?;
+        let mut sides = Vec::with_capacity(images.len());
+        for (i, img) in images.iter().enumerate() {
+            let aspect = img.aspect.ok_or_else(|| {
+                ServiceError::invalid(format!("images[{i}].aspect is required: DORSAL or PALMAR"))
+            })?;
+            sides.push((aspect, img.side));
+        }
+        let mut timings = Timings::default();
+        let (embeddings, sha256) = self
+            .embed(images.into_iter().map(|i| i.data).collect(), &mut timings)
+            .await?;
+        let items: Vec<NewTemplate> = embeddings
+            .rows()
+            .into_iter()
+            .zip(sha256)
+            .zip(&sides)
+            .map(|((row, sha), &(aspect, side))| NewTemplate {
+                subject_id: subject_id.to_string(),
+                aspect,
+                side,
+                image_sha256: sha,
+                embedding: row.to_vec(),
+            })
+            .collect();
+        let model_id = self.metadata().model_id.clone();
+        let _write = self.write_lock.lock().await;
+        let outcomes = self.store.enroll(&model_id, &items).await?;
+        let mut index = self.index.write().unwrap();
+        index.insert(
+            subject_id,
+            outcomes.iter().zip(items).map(|(o, item)| IndexedTemplate {
+                template_id: o.template_id,
+                aspect: item.aspect,
+                embedding: item.embedding,
+            }),
+        );
+        Ok(outcomes)
+    }
+
+    pub async fn identify(
+        &self,
+        images: Vec<RequestImage>,
+        top_k: Option<u32>,
+        gallery: Aspect,
+        min_score: Option<f32>,
+    ) -> Result<Identification, ServiceError> {
+        let top_k = validate::top_k(top_k)?;
+        let min_score = validate::score("min_score", min_score)?;
+        if self.index.read().unwrap().subjects_with(gallery) == 0 {
+            return Err(ServiceError::FailedPrecondition(format!(
+                "the gallery has no {} templates: enroll subjects first",
+                gallery.as_str()
+            )));
+        }
+        let mut timings = Timings::default();
+        let query = self.query(images, &mut timings).await?;
+        let start = Instant::now();
+        let index = self.index.read().unwrap();
+        let candidates = index.search(&query, gallery, top_k, min_score);
+        let gallery_subjects = index.subjects_with(gallery);
+        drop(index);
+        timings.search = start.elapsed();
+        Ok(Identification {
+            candidates,
+            gallery_subjects,
+            timings,
+        })
+    }
+
+    pub async fn verify(
+        &self,
+        subject_id: &str,
+        images: Vec<RequestImage>,
+        gallery: Aspect,
+        threshold: Option<f32>,
+    ) -> Result<Verification, ServiceError> {
+        validate::subject_id(subject_id)?;
+        let threshold = validate::score("threshold", threshold)?.or(self.limits.verify_threshold);
+        let not_found = || {
+            ServiceError::NotFound(format!(
+                "subject {subject_id:?} has no {} templates",
+                gallery.as_str()
+            ))
+        };
+        if !self.index.read().unwrap().has(subject_id, gallery) {
+            return Err(not_found());
+        }
+        let mut timings = Timings::default();
+        let query = self.query(images, &mut timings).await?;
+        let start = Instant::now();
+        let score = self
+            .index
+            .read()
+            .unwrap()
+            .score(subject_id, &query, gallery)
+            .ok_or_else(not_found)?;
+        timings.search = start.elapsed();
+        Ok(Verification {
+            score,
+            threshold,
+            timings,
+        })
+    }
+
+    pub async fn delete(&self, subject_id: &str) -> Result<u64, ServiceError> {
+        validate::subject_id(subject_id)?;
+        let _write = self.write_lock.lock().await;
+        let deleted = self.store.delete_subject(subject_id).await?;
+        self.index.write().unwrap().remove_subject(subject_id);
+        Ok(deleted)
+    }
+
+    pub async fn subject(&self, subject_id: &str) -> Result<Vec<TemplateRecord>, ServiceError> {
+        validate::subject_id(subject_id)?;
+        let model_id = &self.metadata().model_id;
+        match self.store.subject(subject_id, model_id).await? {
+            Some(t) if !t.is_empty() => Ok(t),
+            _ => Err(ServiceError::NotFound(format!(
+                "subject {subject_id:?} is not enrolled"
+            ))),
+        }
+    }
+
+    /// A page of subjects; the token is the hex of the last subject id of the previous page.
+    pub async fn list(
+        &self,
+        page_size: Option<u32>,
+        page_token: &str,
+    ) -> Result<(Vec<SubjectSummary>, String), ServiceError> {
+        let page_size = validate::page_size(page_size)?;
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            let bytes = hex::decode(page_token).map_err(|_| {
+                ServiceError::invalid("page_token is not a token this server issued")
+            })?;
+            Some(String::from_utf8(bytes).map_err(|_| {
+                ServiceError::invalid("page_token is not a token this server issued")
+            })?)
+        };
+        let (page, next) = self
+            .store
+            .list_subjects(&self.metadata().model_id, page_size, after.as_deref())
+            .await?;
+        Ok((page, next.map(hex::encode).unwrap_or_default()))
+    }
+}

@@ -1,0 +1,102 @@
+//! Request checks shared by the RPCs; each message names the field and the limit.
+
+use super::error::ServiceError;
+use handmatch_proto::limits::{
+    DEFAULT_PAGE_SIZE, DEFAULT_TOP_K, MAX_PAGE_SIZE, MAX_SUBJECT_ID_CHARS, MAX_TOP_K,
+};
+
+pub fn subject_id(id: &str) -> Result<(), ServiceError> {
+    let n = id.chars().count();
+    if n == 0 {
+        return Err(ServiceError::invalid("subject_id is empty"));
+    }
+    if n > MAX_SUBJECT_ID_CHARS {
+        return Err(ServiceError::invalid(format!(
+            "subject_id has {n} characters, at most {MAX_SUBJECT_ID_CHARS} are allowed"
+        )));
+    }
+    if let Some(c) = id.chars().find(|c| c.is_control()) {
+        return Err(ServiceError::invalid(format!(
+            "subject_id contains the non-printable character U+{:04X}",
+            c as u32
+        )));
+    }
+    if id.trim() != id {
+        return Err(ServiceError::invalid(
+            "subject_id has leading or trailing whitespace",
+        ));
+    }
+    Ok(())
+}
+
+pub fn image_count(n: usize, max: usize) -> Result<(), ServiceError> {
+    if n == 0 {
+        return Err(ServiceError::invalid(
+            "images is empty: at least one image is required",
+        ));
+    }
+    if n > max {
+        return Err(ServiceError::invalid(format!(
+            "{n} images in one request, at most {max} are allowed"
+        )));
+    }
+    Ok(())
+}
+
+pub fn top_k(k: Option<u32>) -> Result<usize, ServiceError> {
+    match k.unwrap_or(DEFAULT_TOP_K) {
+        k @ 1..=MAX_TOP_K => Ok(k as usize),
+        k => Err(ServiceError::invalid(format!(
+            "top_k is {k}, it must be between 1 and {MAX_TOP_K}"
+        ))),
+    }
+}
+
+pub fn page_size(n: Option<u32>) -> Result<u32, ServiceError> {
+    match n.unwrap_or(DEFAULT_PAGE_SIZE) {
+        n @ 1..=MAX_PAGE_SIZE => Ok(n),
+        n => Err(ServiceError::invalid(format!(
+            "page_size is {n}, it must be between 1 and {MAX_PAGE_SIZE}"
+        ))),
+    }
+}
+
+pub fn score(name: &str, v: Option<f32>) -> Result<Option<f32>, ServiceError> {
+    match v {
+        Some(x) if !x.is_finite() || !(-1.0..=1.0).contains(&x) => Err(ServiceError::invalid(
+            format!("{name} is {x}, it must be a cosine similarity in [-1, 1]"),
+        )),
+        other => Ok(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_ids() {
+        assert!(subject_id("0000001").is_ok());
+        assert!(subject_id("Ann Smith #2").is_ok());
+        assert!(subject_id("").unwrap_err().to_string().contains("empty"));
+        assert!(subject_id(&"x".repeat(10_000))
+            .unwrap_err()
+            .to_string()
+            .contains("10000 characters"));
+        assert!(subject_id("a\u{7}b")
+            .unwrap_err()
+            .to_string()
+            .contains("U+0007"));
+        assert!(subject_id(" a").is_err());
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(top_k(None).unwrap(), 10);
+        assert!(top_k(Some(0)).is_err() && top_k(Some(1000)).is_err());
+        assert!(
+            image_count(0, 4).is_err() && image_count(5, 4).is_err() && image_count(4, 4).is_ok()
+        );
+        assert!(score("min_score", Some(f32::NAN)).is_err());
+    }
+}

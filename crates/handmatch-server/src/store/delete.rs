@@ -1,0 +1,53 @@
+//! Removing subjects (every model's templates go with them) and whole models.
+
+use super::error::StoreError;
+use super::template_store::TemplateStore;
+
+impl TemplateStore {
+    /// Deletes the subject and all its templates, of every model; returns how many templates
+    /// went. `NotFound` if the subject does not exist.
+    pub async fn delete_subject(&self, subject_id: &str) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Deleted explicitly rather than by the cascade, whose rows no driver counts.
+        let templates = sqlx::query("DELETE FROM templates WHERE subject_id = $1")
+            .bind(subject_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let subjects = sqlx::query("DELETE FROM subjects WHERE subject_id = $1")
+            .bind(subject_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if subjects == 0 {
+            // Nothing was deleted either (templates cannot outlive their subject); dropping
+            // the transaction rolls it back.
+            return Err(StoreError::NotFound {
+                subject_id: subject_id.to_string(),
+            });
+        }
+        tx.commit().await?;
+        Ok(templates)
+    }
+
+    /// Deletes every template of `model_id`, and the subjects left with no template of any
+    /// model; returns how many templates went (0 for an unknown model).
+    pub async fn delete_model(&self, model_id: &str) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let templates = sqlx::query("DELETE FROM templates WHERE model_id = $1")
+            .bind(model_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        // Subjects exist only to own templates, so any subject without one is debris, not
+        // just those this model's deletion emptied.
+        sqlx::query(
+            "DELETE FROM subjects WHERE NOT EXISTS \
+             (SELECT 1 FROM templates t WHERE t.subject_id = subjects.subject_id)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(templates)
+    }
+}

@@ -1,0 +1,212 @@
+//! Enrollment: many templates, one transaction, idempotent per (subject, image, model).
+
+use sqlx::{Any, Row, Transaction};
+
+use super::embedding::{self, VALUE_BYTES};
+use super::error::StoreError;
+use super::records::{aspect_code, side_code, EnrollOutcome, NewTemplate};
+use super::template_store::{now_ms, TemplateStore};
+
+impl TemplateStore {
+    /// Stores `items` under `model_id` in one transaction: all of them or none. An item whose
+    /// (subject_id, image_sha256, model_id) is already stored keeps its template (the stored
+    /// embedding is not replaced) and comes back with `created: false`. Subjects are created as
+    /// needed. Outcomes are in input order; returns after the commit.
+    ///
+    /// Every embedding of a model must have the same, non-zero dimension and finite values,
+    /// and `image_sha256` must be 64 hex digits (stored lowercase); otherwise `InvalidInput`,
+    /// as for ids beyond the schema's limits (1 to 128 characters).
+    pub async fn enroll(
+        &self,
+        model_id: &str,
+        items: &[NewTemplate],
+    ) -> Result<Vec<EnrollOutcome>, StoreError> {
+        let Some(first) = items.first() else {
+            return Ok(Vec::new());
+        };
+        let dimension = first.embedding.len();
+        let hashes = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| validate(item, dimension).map_err(|e| e.context(item_label(i, item))))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let mut tx = self.pool.begin().await?;
+        let now = now_ms();
+        let mut outcomes = Vec::with_capacity(items.len());
+        for (i, (item, sha)) in items.iter().zip(&hashes).enumerate() {
+            let outcome = async {
+                insert_subject(&mut tx, &item.subject_id, now).await?;
+                if i == 0 {
+                    // After the first write, not before: a SQLite transaction that reads first
+                    // and writes second fails outright (SQLITE_BUSY_SNAPSHOT) if another
+                    // writer commits in between, where one that writes first simply waits.
+                    check_model_dimension(&mut tx, model_id, dimension).await?;
+                }
+                insert_template(&mut tx, model_id, item, sha, now).await
+            }
+            .await
+            .map_err(|e| e.context(item_label(i, item)))?;
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+}
+
+fn item_label(index: usize, item: &NewTemplate) -> String {
+    format!("item {index} (subject {:?})", item.subject_id)
+}
+
+/// Checks what the schema cannot express; returns the canonical (lowercase) hash.
+fn validate(item: &NewTemplate, dimension: usize) -> Result<String, StoreError> {
+    let sha = &item.image_sha256;
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StoreError::InvalidInput(format!(
+            "image_sha256 {sha:?} is not 64 hex digits"
+        )));
+    }
+    if item.embedding.is_empty() {
+        return Err(StoreError::InvalidInput("embedding is empty".into()));
+    }
+    if item.embedding.len() != dimension {
+        return Err(StoreError::InvalidInput(format!(
+            "embedding has {} values where the batch's first has {dimension}",
+            item.embedding.len()
+        )));
+    }
+    if let Some(i) = item.embedding.iter().position(|v| !v.is_finite()) {
+        return Err(StoreError::InvalidInput(format!(
+            "embedding value {i} is {}",
+            item.embedding[i]
+        )));
+    }
+    Ok(sha.to_ascii_lowercase())
+}
+
+async fn insert_subject(
+    tx: &mut Transaction<'static, Any>,
+    subject_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO subjects (subject_id, created_at_ms) VALUES ($1, $2) \
+         ON CONFLICT (subject_id) DO NOTHING",
+    )
+    .bind(subject_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A model's templates all share one dimension: the in-memory index compares them pairwise.
+async fn check_model_dimension(
+    tx: &mut Transaction<'static, Any>,
+    model_id: &str,
+    dimension: usize,
+) -> Result<(), StoreError> {
+    let stored_bytes: Option<i64> =
+        sqlx::query_scalar("SELECT length(embedding) FROM templates WHERE model_id = $1 LIMIT 1")
+            .bind(model_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    match stored_bytes {
+        Some(bytes) if bytes != (dimension * VALUE_BYTES) as i64 => {
+            Err(StoreError::InvalidInput(format!(
+                "embedding has {dimension} values but model {model_id:?} stores {}",
+                bytes / VALUE_BYTES as i64
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn insert_template(
+    tx: &mut Transaction<'static, Any>,
+    model_id: &str,
+    item: &NewTemplate,
+    sha: &str,
+    now: i64,
+) -> Result<EnrollOutcome, StoreError> {
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO templates \
+         (subject_id, model_id, aspect, side, image_sha256, embedding, created_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (subject_id, image_sha256, model_id) DO NOTHING \
+         RETURNING template_id",
+    )
+    .bind(&item.subject_id)
+    .bind(model_id)
+    .bind(aspect_code(item.aspect))
+    .bind(side_code(item.side))
+    .bind(sha)
+    .bind(embedding::encode(&item.embedding))
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(template_id) = inserted {
+        return Ok(EnrollOutcome {
+            template_id,
+            created: true,
+        });
+    }
+    let existing = sqlx::query(
+        "SELECT template_id FROM templates \
+         WHERE subject_id = $1 AND image_sha256 = $2 AND model_id = $3",
+    )
+    .bind(&item.subject_id)
+    .bind(sha)
+    .bind(model_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match existing {
+        Some(row) => Ok(EnrollOutcome {
+            template_id: row.try_get("template_id")?,
+            created: false,
+        }),
+        // Possible only under Postgres' READ COMMITTED: the conflicting row was deleted by a
+        // concurrent transaction between our insert and this read.
+        None => Err(StoreError::Unavailable(
+            "the existing template was deleted concurrently; retry".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Aspect, HandSide};
+
+    fn item(sha: &str, embedding: Vec<f32>) -> NewTemplate {
+        NewTemplate {
+            subject_id: "s".into(),
+            aspect: Aspect::Dorsal,
+            side: HandSide::Unknown,
+            image_sha256: sha.into(),
+            embedding,
+        }
+    }
+
+    #[test]
+    fn validation_canonicalises_the_hash_and_names_each_problem() {
+        let upper = "AB".repeat(32);
+        assert_eq!(
+            validate(&item(&upper, vec![1.0]), 1).unwrap(),
+            "ab".repeat(32)
+        );
+
+        let problems = [
+            (item("abc", vec![1.0]), "64 hex digits"),
+            (item(&"g".repeat(64), vec![1.0]), "64 hex digits"),
+            (item(&upper, vec![]), "empty"),
+            (item(&upper, vec![1.0, 2.0]), "2 values"),
+            (item(&upper, vec![f32::NAN]), "NaN"),
+        ];
+        for (bad, says) in problems {
+            let err = validate(&bad, 1).unwrap_err();
+            assert!(matches!(err, StoreError::InvalidInput(_)), "{err}");
+            assert!(err.to_string().contains(says), "{err} should say {says}");
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The durable template store: one embedding per enrolled image and model, in Postgres
+//! (`postgres://…`) or an embedded SQLite file (`sqlite://path/to/file.db`).
+//!
+//! Both backends go through sqlx's `Any` driver, so every query is written once; the SQL sticks
+//! to what both dialects share (`$n` placeholders, `ON CONFLICT`, `RETURNING`, aggregate
+//! `FILTER`). Only the migrations differ per dialect.
+
+mod delete;
+mod embedding;
+mod enroll;
+mod error;
+mod migrate;
+mod read;
+mod records;
+mod target;
+mod template_store;
+
+pub use error::StoreError;
+pub use handmatch_core::hand_image::Aspect;
+pub use records::{EnrollOutcome, HandSide, NewTemplate, SubjectSummary, TemplateRecord};
+pub use template_store::TemplateStore;

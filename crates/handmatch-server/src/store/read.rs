@@ -1,0 +1,161 @@
+//! Reading templates back: per subject, per model (to build the in-memory index), and the
+//! paged subject listing.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::embedding;
+use super::error::StoreError;
+use super::records::{aspect_from_code, side_from_code, SubjectSummary, TemplateRecord};
+use super::template_store::TemplateStore;
+use handmatch_proto::limits::MAX_PAGE_SIZE;
+
+/// Qualified with `t`, the alias every query gives `templates`.
+const TEMPLATE_COLUMNS: &str = "t.template_id, t.subject_id, t.aspect, t.side, t.image_sha256, \
+     t.embedding, t.created_at_ms";
+
+impl TemplateStore {
+    /// The subject's templates for `model_id`, embeddings included, ordered by template_id;
+    /// `None` if the subject does not exist (`Some(empty)` if it has templates of other models
+    /// only).
+    pub async fn subject(
+        &self,
+        subject_id: &str,
+        model_id: &str,
+    ) -> Result<Option<Vec<TemplateRecord>>, StoreError> {
+        // One statement (so one snapshot) answers both "does the subject exist" and "its
+        // templates": a subject without templates of this model yields a single row of NULLs.
+        let rows = sqlx::query(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM subjects s \
+             LEFT JOIN templates t ON t.subject_id = s.subject_id AND t.model_id = $2 \
+             WHERE s.subject_id = $1 ORDER BY t.template_id"
+        ))
+        .bind(subject_id)
+        .bind(model_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        if first.try_get::<Option<i64>, _>("template_id")?.is_none() {
+            return Ok(Some(Vec::new()));
+        }
+        records(&rows, model_id).map(Some)
+    }
+
+    /// Every template of `model_id`, ordered by template_id: what the in-memory index is
+    /// built from at start.
+    pub async fn load_templates(&self, model_id: &str) -> Result<Vec<TemplateRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM templates t \
+             WHERE t.model_id = $1 ORDER BY t.template_id"
+        ))
+        .bind(model_id)
+        .fetch_all(&self.pool)
+        .await?;
+        records(&rows, model_id)
+    }
+
+    /// One page of the subjects having at least one template of `model_id`, by subject_id
+    /// ascending (bytewise, on both backends), starting after `after`. Returns the page and,
+    /// if more subjects follow, the last subject_id of the page to pass as the next `after`.
+    /// `page_size` is capped at [`MAX_PAGE_SIZE`]; 0 is `InvalidInput`.
+    pub async fn list_subjects(
+        &self,
+        model_id: &str,
+        page_size: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<SubjectSummary>, Option<String>), StoreError> {
+        if page_size == 0 {
+            return Err(StoreError::InvalidInput("page size 0".into()));
+        }
+        let page_size = page_size.min(MAX_PAGE_SIZE) as usize;
+        // Every subject_id is at least one character long (schema CHECK), so "" sorts
+        // before all of them and serves as "from the start".
+        let rows = sqlx::query(
+            "SELECT subject_id, \
+               COUNT(*) FILTER (WHERE aspect = 1) AS dorsal, \
+               COUNT(*) FILTER (WHERE aspect = 2) AS palmar \
+             FROM templates \
+             WHERE model_id = $1 AND subject_id > $2 \
+             GROUP BY subject_id ORDER BY subject_id LIMIT $3",
+        )
+        .bind(model_id)
+        .bind(after.unwrap_or(""))
+        // One extra row tells whether another page follows.
+        .bind(page_size as i64 + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let more = rows.len() > page_size;
+        let page = rows
+            .iter()
+            .take(page_size)
+            .map(|row| {
+                Ok(SubjectSummary {
+                    subject_id: row.try_get("subject_id")?,
+                    dorsal_templates: count(row, "dorsal")?,
+                    palmar_templates: count(row, "palmar")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let next = more
+            .then(|| page.last().map(|s| s.subject_id.clone()))
+            .flatten();
+        Ok((page, next))
+    }
+
+    /// (model_id, template count) for every model that has templates, by model_id.
+    pub async fn models(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT model_id, COUNT(*) AS templates FROM templates \
+             GROUP BY model_id ORDER BY model_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let templates: i64 = row.try_get("templates")?;
+                Ok((row.try_get("model_id")?, templates.max(0) as u64))
+            })
+            .collect()
+    }
+}
+
+fn count(row: &AnyRow, column: &str) -> Result<u32, StoreError> {
+    let n: i64 = row.try_get(column)?;
+    u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("{column} count {n} out of range")))
+}
+
+/// Decodes rows of [`TEMPLATE_COLUMNS`], insisting on one embedding dimension throughout.
+fn records(rows: &[AnyRow], model_id: &str) -> Result<Vec<TemplateRecord>, StoreError> {
+    let mut dimension = None;
+    rows.iter()
+        .map(|row| {
+            let template_id: i64 = row.try_get("template_id")?;
+            let record = record(row, template_id)
+                .map_err(|e| e.context(format!("template {template_id}")))?;
+            let expected = *dimension.get_or_insert(record.embedding.len());
+            if record.embedding.len() != expected {
+                return Err(StoreError::Corrupt(format!(
+                    "template {template_id} of model {model_id:?} has {} values where earlier \
+                     templates have {expected}",
+                    record.embedding.len()
+                )));
+            }
+            Ok(record)
+        })
+        .collect()
+}
+
+fn record(row: &AnyRow, template_id: i64) -> Result<TemplateRecord, StoreError> {
+    let blob: Vec<u8> = row.try_get("embedding")?;
+    Ok(TemplateRecord {
+        template_id,
+        subject_id: row.try_get("subject_id")?,
+        aspect: aspect_from_code(row.try_get("aspect")?)?,
+        side: side_from_code(row.try_get("side")?)?,
+        image_sha256: row.try_get("image_sha256")?,
+        embedding: embedding::decode(&blob).map_err(StoreError::Corrupt)?,
+        created_at_ms: row.try_get("created_at_ms")?,
+    })
+}

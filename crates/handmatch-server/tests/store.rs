@@ -1,0 +1,741 @@
+//! The template store, run against both backends: each test body below is written once and
+//! runs on a fresh SQLite file and on a fresh Postgres schema (`DATABASE_URL`, else
+//! postgres://postgres@127.0.0.1:5432/test). Postgres being unreachable fails the Postgres
+//! variants; it never skips them.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use handmatch_server::store::{
+    Aspect, EnrollOutcome, HandSide, NewTemplate, StoreError, SubjectSummary, TemplateRecord,
+    TemplateStore,
+};
+use sqlx::{AnyPool, Connection, Executor};
+
+const MODEL: &str = "resnet50-hands@3";
+const OTHER_MODEL: &str = "dinov2-s14@1";
+const DIM: usize = 8;
+
+/// A store on a database of its own, and the URL it was opened with (to reconnect).
+struct Db {
+    store: TemplateStore,
+    url: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+macro_rules! on_both_backends {
+    ($($body:ident),* $(,)?) => {$(
+        mod $body {
+            #[tokio::test]
+            async fn sqlite() {
+                super::on_sqlite(super::$body).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::on_postgres(super::$body).await
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    enroll_and_read_back,
+    reenroll_is_idempotent,
+    failed_batch_leaves_nothing,
+    delete_subject_removes_every_model,
+    schema_cascades_subject_deletion,
+    data_survives_reconnect,
+    list_subjects_pages_without_duplicates,
+    list_subjects_orders_bytewise,
+    models_and_delete_model,
+    load_templates_in_id_order,
+    mixed_dimensions_on_disk_are_corrupt,
+    concurrent_enrollments_agree,
+    ping_and_backend_name,
+);
+
+/// Runs `body` as a task of its own, so that its panic comes back as a value: the harness
+/// cleans up (a failing test must not leak its Postgres schema) and then re-raises it.
+async fn run_isolated<F, Fut>(db: Db, body: F) -> std::thread::Result<()>
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(body(db)).await.map_err(|e| e.into_panic())
+}
+
+async fn on_sqlite<F, Fut>(body: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let dir = tempfile::tempdir().unwrap();
+    // Absolute form (sqlite:///tmp/…), in folders that do not exist yet.
+    let url = format!("sqlite://{}/nested/dir/templates.db", dir.path().display());
+    let store = TemplateStore::connect(&url, 4)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    let outcome = run_isolated(Db { store, url }, body).await;
+    drop(dir);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The server to test against, and how to name it in a failure without printing a password.
+fn postgres_base_url() -> (String, String) {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => (url, "the server DATABASE_URL names".into()),
+        _ => (
+            DEFAULT_POSTGRES_URL.to_string(),
+            format!("{DEFAULT_POSTGRES_URL} (DATABASE_URL unset)"),
+        ),
+    }
+}
+
+async fn on_postgres<F, Fut>(body: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (base, server) = postgres_base_url();
+    let mut admin = match tokio::time::timeout(
+        Duration::from_secs(10),
+        sqlx::postgres::PgConnection::connect(&base),
+    )
+    .await
+    {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => panic!("Postgres tests need a server: cannot connect to {server}: {e}"),
+        Err(_) => panic!("Postgres tests need a server: no answer within 10 s from {server}"),
+    };
+    // Tests run in parallel: each gets its own schema, selected through the URL so that
+    // every pooled connection (and every reconnect) lands in it.
+    let schema = format!("hm_test_{:016x}", rand::random::<u64>());
+    admin
+        .execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await
+        .unwrap_or_else(|e| panic!("create schema {schema}: {e}"));
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+
+    let (outcome, connect_error) = match TemplateStore::connect(&url, 4).await {
+        Ok(store) => (run_isolated(Db { store, url }, body).await, None),
+        Err(e) => (
+            Ok(()),
+            Some(format!("connect to the test schema {schema}: {e}")),
+        ),
+    };
+
+    // A test that panicked mid-transaction may leave a backend finishing its rollback;
+    // don't wait on it forever.
+    let dropped = admin
+        .execute(format!("SET lock_timeout = '10s'; DROP SCHEMA {schema} CASCADE").as_str())
+        .await;
+    if let Err(e) = dropped {
+        eprintln!("warning: could not drop test schema {schema}: {e}");
+    }
+    let _ = admin.close().await;
+    if let Some(message) = connect_error {
+        panic!("{message}");
+    }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A plain pool on the test database, for what the store's API deliberately cannot do.
+async fn raw_pool(url: &str) -> AnyPool {
+    sqlx::any::install_default_drivers();
+    AnyPool::connect(url).await.expect("raw connection")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+fn sha(n: u64) -> String {
+    format!("{n:064x}")
+}
+
+/// Deterministic, awkward values: negative zero, a subnormal, long mantissas.
+fn embedding(seed: u64) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..DIM)
+        .map(|i| ((seed as f32 + 1.0) * 0.618_034 + i as f32 * 1.324_718).sin())
+        .collect();
+    v[0] = -0.0;
+    v[1] = f32::from_bits(1 + seed as u32);
+    v
+}
+
+fn template(subject: &str, aspect: Aspect, side: HandSide, n: u64) -> NewTemplate {
+    NewTemplate {
+        subject_id: subject.to_string(),
+        aspect,
+        side,
+        image_sha256: sha(n),
+        embedding: embedding(n),
+    }
+}
+
+fn dorsal(subject: &str, n: u64) -> NewTemplate {
+    template(subject, Aspect::Dorsal, HandSide::Left, n)
+}
+
+fn palmar(subject: &str, n: u64) -> NewTemplate {
+    template(subject, Aspect::Palmar, HandSide::Right, n)
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn ids(outcomes: &[EnrollOutcome]) -> Vec<i64> {
+    outcomes.iter().map(|o| o.template_id).collect()
+}
+
+async fn templates_of(store: &TemplateStore, subject: &str, model: &str) -> Vec<TemplateRecord> {
+    store
+        .subject(subject, model)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("subject {subject} should exist"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies
+
+async fn enroll_and_read_back(db: Db) {
+    let store = db.store;
+    let mut upper_hash = palmar("alice", 3);
+    upper_hash.image_sha256 = upper_hash.image_sha256.replace('0', "A");
+    let items = vec![
+        dorsal("alice", 1),
+        template("alice", Aspect::Dorsal, HandSide::Unknown, 2),
+        upper_hash.clone(),
+        dorsal("bob", 4),
+    ];
+    let before = now_ms();
+    let outcomes = store.enroll(MODEL, &items).await.unwrap();
+    let after = now_ms();
+    assert!(outcomes.iter().all(|o| o.created), "{outcomes:?}");
+    assert!(
+        ids(&outcomes).windows(2).all(|w| w[0] < w[1]),
+        "{outcomes:?}"
+    );
+
+    let alice = templates_of(&store, "alice", MODEL).await;
+    assert_eq!(alice.len(), 3);
+    for ((record, item), outcome) in alice.iter().zip(&items).zip(&outcomes) {
+        assert_eq!(record.template_id, outcome.template_id);
+        assert_eq!(record.subject_id, "alice");
+        assert_eq!(record.aspect, item.aspect);
+        assert_eq!(record.side, item.side);
+        assert_eq!(bits(&record.embedding), bits(&item.embedding), "bit-exact");
+        assert!((before..=after).contains(&record.created_at_ms));
+    }
+    assert_eq!(alice[0].image_sha256, sha(1));
+    assert_eq!(
+        alice[2].image_sha256,
+        upper_hash.image_sha256.to_lowercase(),
+        "hashes are stored lowercase"
+    );
+
+    assert_eq!(
+        store.subject("alice", OTHER_MODEL).await.unwrap(),
+        Some(vec![]),
+        "an existing subject without templates of the model"
+    );
+    assert_eq!(store.subject("carol", MODEL).await.unwrap(), None);
+    assert_eq!(store.enroll(MODEL, &[]).await.unwrap(), vec![]);
+}
+
+async fn reenroll_is_idempotent(db: Db) {
+    let store = db.store;
+    // 0xabc: a hash with letters, to re-enroll in upper case.
+    let items = vec![dorsal("alice", 1), palmar("alice", 0xabc), dorsal("bob", 3)];
+    let first = store.enroll(MODEL, &items).await.unwrap();
+
+    // Same images again, even with a different embedding: the stored template stands.
+    let mut again = items.clone();
+    again[0].embedding = embedding(99);
+    again[1].image_sha256 = again[1].image_sha256.to_uppercase();
+    let second = store.enroll(MODEL, &again).await.unwrap();
+    assert_eq!(ids(&second), ids(&first));
+    assert!(second.iter().all(|o| !o.created), "{second:?}");
+    let alice = templates_of(&store, "alice", MODEL).await;
+    assert_eq!(bits(&alice[0].embedding), bits(&items[0].embedding));
+
+    // Old and new mixed, and a duplicate inside one batch.
+    let mixed = store
+        .enroll(
+            MODEL,
+            &[dorsal("alice", 1), dorsal("carol", 4), dorsal("carol", 4)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        mixed[0],
+        EnrollOutcome {
+            template_id: first[0].template_id,
+            created: false
+        }
+    );
+    assert!(mixed[1].created);
+    assert_eq!(
+        mixed[2],
+        EnrollOutcome {
+            template_id: mixed[1].template_id,
+            created: false
+        }
+    );
+
+    // The same image under another model is another template.
+    let other = store
+        .enroll(OTHER_MODEL, &[dorsal("alice", 1)])
+        .await
+        .unwrap();
+    assert!(other[0].created);
+    assert!(!ids(&first).contains(&other[0].template_id));
+
+    assert_eq!(store.load_templates(MODEL).await.unwrap().len(), 4);
+}
+
+async fn failed_batch_leaves_nothing(db: Db) {
+    let store = db.store;
+    let kept = store.enroll(MODEL, &[dorsal("carol", 1)]).await.unwrap();
+
+    // The third item breaks the schema's subject_id limit after two inserts have run.
+    let too_long = "x".repeat(129);
+    let batch = [dorsal("alice", 2), dorsal("carol", 3), dorsal(&too_long, 4)];
+    let err = store.enroll(MODEL, &batch).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+    assert!(err.to_string().contains("item 2"), "{err}");
+    assert!(err.to_string().contains("subject_id_length"), "{err}");
+
+    assert_eq!(store.subject("alice", MODEL).await.unwrap(), None);
+    assert_eq!(store.subject(&too_long, MODEL).await.unwrap(), None);
+    let carol = templates_of(&store, "carol", MODEL).await;
+    assert_eq!(
+        carol.iter().map(|t| t.template_id).collect::<Vec<_>>(),
+        ids(&kept)
+    );
+    assert_eq!(store.models().await.unwrap(), vec![(MODEL.to_string(), 1)]);
+
+    // The model already stores DIM values per template.
+    let mut short = dorsal("dave", 5);
+    short.embedding.truncate(DIM / 2);
+    let err = store.enroll(MODEL, &[short.clone()]).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+    assert!(err.to_string().contains(&format!("stores {DIM}")), "{err}");
+    assert_eq!(store.subject("dave", MODEL).await.unwrap(), None);
+
+    // Checked before any write: mixed dimensions in a batch, bad hashes, non-finite values.
+    let mut not_hex = dorsal("dave", 6);
+    not_hex.image_sha256 = "not a hash".into();
+    let mut nan = dorsal("dave", 7);
+    nan.embedding[3] = f32::NAN;
+    for batch in [
+        vec![dorsal("dave", 8), short],
+        vec![dorsal("dave", 8), not_hex],
+        vec![dorsal("dave", 8), nan],
+    ] {
+        let err = store.enroll(MODEL, &batch).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+        assert!(err.to_string().contains("item 1"), "{err}");
+    }
+    assert_eq!(store.subject("dave", MODEL).await.unwrap(), None);
+    assert_eq!(store.load_templates(MODEL).await.unwrap().len(), 1);
+}
+
+async fn delete_subject_removes_every_model(db: Db) {
+    let store = db.store;
+    store
+        .enroll(
+            MODEL,
+            &[dorsal("alice", 1), palmar("alice", 2), dorsal("bob", 3)],
+        )
+        .await
+        .unwrap();
+    store
+        .enroll(OTHER_MODEL, &[dorsal("alice", 1)])
+        .await
+        .unwrap();
+
+    assert_eq!(store.delete_subject("alice").await.unwrap(), 3);
+    assert_eq!(store.subject("alice", MODEL).await.unwrap(), None);
+    assert_eq!(store.subject("alice", OTHER_MODEL).await.unwrap(), None);
+    assert!(store.load_templates(OTHER_MODEL).await.unwrap().is_empty());
+    let left = store.load_templates(MODEL).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].subject_id, "bob");
+
+    for gone in ["alice", "nobody"] {
+        match store.delete_subject(gone).await {
+            Err(StoreError::NotFound { subject_id }) => assert_eq!(subject_id, gone),
+            other => panic!("deleting {gone}: expected NotFound, got {other:?}"),
+        }
+    }
+
+    // Re-enrolling a deleted subject starts afresh.
+    let again = store.enroll(MODEL, &[dorsal("alice", 1)]).await.unwrap();
+    assert!(again[0].created);
+}
+
+async fn schema_cascades_subject_deletion(db: Db) {
+    let store = db.store;
+    store
+        .enroll(MODEL, &[dorsal("alice", 1), dorsal("bob", 2)])
+        .await
+        .unwrap();
+    store
+        .enroll(OTHER_MODEL, &[dorsal("alice", 1)])
+        .await
+        .unwrap();
+    // Behind the store's back: the foreign key itself must take the templates along.
+    let raw = raw_pool(&db.url).await;
+    sqlx::query("DELETE FROM subjects WHERE subject_id = $1")
+        .bind("alice")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    let subjects = |t: Vec<TemplateRecord>| t.into_iter().map(|t| t.subject_id).collect::<Vec<_>>();
+    assert_eq!(
+        subjects(store.load_templates(MODEL).await.unwrap()),
+        ["bob"]
+    );
+    assert!(store.load_templates(OTHER_MODEL).await.unwrap().is_empty());
+}
+
+async fn data_survives_reconnect(db: Db) {
+    let items = [dorsal("alice", 1), palmar("bob", 2)];
+    let enrolled = db.store.enroll(MODEL, &items).await.unwrap();
+    let before = db.store.load_templates(MODEL).await.unwrap();
+    db.store.close().await;
+    drop(db.store);
+
+    let store = TemplateStore::connect(&db.url, 2).await.unwrap();
+    assert_eq!(store.load_templates(MODEL).await.unwrap(), before);
+    let again = store.enroll(MODEL, &items).await.unwrap();
+    assert_eq!(ids(&again), ids(&enrolled));
+    assert!(again.iter().all(|o| !o.created));
+    // New ids keep growing after the restart.
+    let next = store.enroll(MODEL, &[dorsal("carol", 3)]).await.unwrap();
+    assert!(next[0].template_id > *ids(&enrolled).iter().max().unwrap());
+}
+
+async fn list_subjects_pages_without_duplicates(db: Db) {
+    let store = db.store;
+    // 25 subjects, enrolled out of order, 1-3 dorsal and 0-1 palmar templates each.
+    let mut expected = Vec::new();
+    let mut items = Vec::new();
+    for i in (0..25u64).map(|i| (i * 7) % 25) {
+        let subject = format!("subject-{i:02}");
+        let dorsal_count = 1 + i % 3;
+        let palmar_count = i % 2;
+        for k in 0..dorsal_count {
+            items.push(dorsal(&subject, 100 * i + k));
+        }
+        for k in 0..palmar_count {
+            items.push(palmar(&subject, 100 * i + 50 + k));
+        }
+        expected.push(SubjectSummary {
+            subject_id: subject,
+            dorsal_templates: dorsal_count as u32,
+            palmar_templates: palmar_count as u32,
+        });
+    }
+    store.enroll(MODEL, &items).await.unwrap();
+    // Subjects of another model only are not listed.
+    store
+        .enroll(OTHER_MODEL, &[dorsal("other-only", 1)])
+        .await
+        .unwrap();
+    expected.sort_by(|a, b| a.subject_id.cmp(&b.subject_id));
+
+    let mut listed = Vec::new();
+    let mut after: Option<String> = None;
+    let mut page_lengths = Vec::new();
+    loop {
+        let (page, next) = store
+            .list_subjects(MODEL, 10, after.as_deref())
+            .await
+            .unwrap();
+        page_lengths.push(page.len());
+        listed.extend(page);
+        match next {
+            Some(last) => {
+                assert_eq!(Some(&last), listed.last().map(|s| &s.subject_id));
+                after = Some(last);
+            }
+            None => break,
+        }
+        assert!(page_lengths.len() < 10, "pagination does not end");
+    }
+    assert_eq!(page_lengths, [10, 10, 5]);
+    assert_eq!(listed, expected);
+
+    // A last page that is exactly full says no more follow.
+    let (page, next) = store
+        .list_subjects(MODEL, 5, Some("subject-19"))
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 5);
+    assert_eq!(next, None);
+    let (page, next) = store
+        .list_subjects(MODEL, 10, Some("subject-24"))
+        .await
+        .unwrap();
+    assert!(page.is_empty() && next.is_none());
+    assert!(store
+        .list_subjects("no-such-model", 10, None)
+        .await
+        .unwrap()
+        .0
+        .is_empty());
+
+    let err = store.list_subjects(MODEL, 0, None).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+}
+
+async fn list_subjects_orders_bytewise(db: Db) {
+    let store = db.store;
+    let mut names = ["adam", "Zed", "_x", "Émile", "eve", "10", "9", "a b"];
+    let items: Vec<_> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| dorsal(n, i as u64))
+        .collect();
+    store.enroll(MODEL, &items).await.unwrap();
+    names.sort(); // Rust compares strings bytewise, as the store promises on both backends.
+    let mut listed = Vec::new();
+    let mut after = None;
+    loop {
+        let (page, next) = store
+            .list_subjects(MODEL, 3, after.as_deref())
+            .await
+            .unwrap();
+        listed.extend(page.into_iter().map(|s| s.subject_id));
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(listed, names);
+}
+
+async fn models_and_delete_model(db: Db) {
+    let store = db.store;
+    assert_eq!(store.models().await.unwrap(), vec![]);
+    store
+        .enroll(
+            MODEL,
+            &[dorsal("alice", 1), palmar("alice", 2), dorsal("bob", 3)],
+        )
+        .await
+        .unwrap();
+    store
+        .enroll(OTHER_MODEL, &[dorsal("alice", 1), dorsal("carol", 4)])
+        .await
+        .unwrap();
+    let mut expected = vec![(MODEL.to_string(), 3), (OTHER_MODEL.to_string(), 2)];
+    expected.sort();
+    assert_eq!(store.models().await.unwrap(), expected);
+
+    assert_eq!(store.delete_model(MODEL).await.unwrap(), 3);
+    assert_eq!(
+        store.models().await.unwrap(),
+        vec![(OTHER_MODEL.to_string(), 2)]
+    );
+    // bob had templates of the deleted model only: gone with it. alice keeps the other model.
+    assert_eq!(store.subject("bob", OTHER_MODEL).await.unwrap(), None);
+    assert!(matches!(
+        store.delete_subject("bob").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(store.subject("alice", MODEL).await.unwrap(), Some(vec![]));
+    assert_eq!(templates_of(&store, "alice", OTHER_MODEL).await.len(), 1);
+    assert!(store.load_templates(MODEL).await.unwrap().is_empty());
+
+    assert_eq!(store.delete_model("no-such-model").await.unwrap(), 0);
+    assert_eq!(store.delete_model(OTHER_MODEL).await.unwrap(), 2);
+    assert_eq!(store.models().await.unwrap(), vec![]);
+    assert_eq!(store.subject("alice", OTHER_MODEL).await.unwrap(), None);
+}
+
+async fn load_templates_in_id_order(db: Db) {
+    let store = db.store;
+    let mut enrolled = Vec::new();
+    // Interleaved subjects across batches and models.
+    for batch in 0..4u64 {
+        let items = [
+            dorsal(&format!("s{}", 3 - batch), 10 * batch),
+            palmar("shared", 10 * batch + 1),
+            dorsal(&format!("s{batch}"), 10 * batch + 2),
+        ];
+        let outcomes = store.enroll(MODEL, &items).await.unwrap();
+        store.enroll(OTHER_MODEL, &items[..1]).await.unwrap();
+        enrolled.extend(items.into_iter().zip(outcomes));
+    }
+    let loaded = store.load_templates(MODEL).await.unwrap();
+    assert_eq!(loaded.len(), enrolled.len());
+    for (record, (item, outcome)) in loaded.iter().zip(&enrolled) {
+        assert_eq!(record.template_id, outcome.template_id);
+        assert_eq!(record.subject_id, item.subject_id);
+        assert_eq!(record.aspect, item.aspect);
+        assert_eq!(record.side, item.side);
+        assert_eq!(record.image_sha256, item.image_sha256);
+        assert_eq!(bits(&record.embedding), bits(&item.embedding));
+    }
+    assert!(loaded
+        .windows(2)
+        .all(|w| w[0].template_id < w[1].template_id));
+    assert_eq!(store.load_templates(OTHER_MODEL).await.unwrap().len(), 4);
+    assert!(store
+        .load_templates("no-such-model")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn mixed_dimensions_on_disk_are_corrupt(db: Db) {
+    let store = db.store;
+    store.enroll(MODEL, &[dorsal("alice", 1)]).await.unwrap();
+    // What the store refuses to write, written behind its back.
+    let raw = raw_pool(&db.url).await;
+    sqlx::query(
+        "INSERT INTO templates \
+         (subject_id, model_id, aspect, side, image_sha256, embedding, created_at_ms) \
+         VALUES ($1, $2, 1, 0, $3, $4, 0)",
+    )
+    .bind("alice")
+    .bind(MODEL)
+    .bind(sha(2))
+    .bind(vec![0u8; 4 * (DIM + 1)])
+    .execute(&raw)
+    .await
+    .unwrap();
+    raw.close().await;
+    for result in [
+        store.load_templates(MODEL).await,
+        store.subject("alice", MODEL).await.map(|s| s.unwrap()),
+    ] {
+        let err = result.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+        assert!(
+            err.to_string().contains(&format!("{} values", DIM + 1)),
+            "{err}"
+        );
+    }
+}
+
+async fn concurrent_enrollments_agree(db: Db) {
+    let store = db.store;
+    let tasks: Vec<_> = (0..8u64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .enroll(
+                        MODEL,
+                        &[dorsal("shared", 1), dorsal(&format!("own-{i}"), 10 + i)],
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut shared = Vec::new();
+    for task in tasks {
+        let outcomes = task.await.unwrap().expect("concurrent enroll");
+        assert!(outcomes[1].created);
+        shared.push(outcomes[0].clone());
+    }
+    assert_eq!(shared.iter().filter(|o| o.created).count(), 1, "{shared:?}");
+    assert!(shared
+        .iter()
+        .all(|o| o.template_id == shared[0].template_id));
+    assert_eq!(store.load_templates(MODEL).await.unwrap().len(), 9);
+}
+
+async fn ping_and_backend_name(db: Db) {
+    db.store.ping().await.unwrap();
+    let expected = if db.url.starts_with("sqlite") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    assert_eq!(db.store.backend(), expected);
+    let debug = format!("{:?}", db.store);
+    assert!(
+        !debug.contains("hm_test_") && !debug.contains("templates.db"),
+        "{debug}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connecting: what is not there, and what SQLite gets set up with
+
+#[tokio::test]
+async fn postgres_on_a_closed_port_is_unavailable_quickly() {
+    let started = Instant::now();
+    let err = TemplateStore::connect("postgres://hm:s3cret@127.0.0.1:1/test?password=s3cret", 2)
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("postgres://hm@127.0.0.1:1/test"),
+        "{message}"
+    );
+    assert!(!message.contains("s3cret"), "{message}");
+}
+
+#[tokio::test]
+async fn sqlite_under_a_regular_file_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-folder");
+    std::fs::write(&file, b"").unwrap();
+    let url = format!("sqlite://{}/templates.db", file.display());
+    let err = TemplateStore::connect(&url, 2).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains("not-a-folder"), "{err}");
+}
+
+#[tokio::test]
+async fn sqlite_file_is_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/templates.db", dir.path().display());
+    let store = TemplateStore::connect(&url, 2).await.unwrap();
+    let raw = raw_pool(&url).await;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    raw.close().await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn unknown_schemes_are_refused() {
+    let err = TemplateStore::connect("mysql://db/hm", 2)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

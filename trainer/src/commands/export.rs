@@ -1,0 +1,63 @@
+//! `handmatch-train export`: the service's artefact, uint8 image [N,S,S,3] → L2-normalised embedding [N,E].
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use handmatch_export::artefact::{artefact_model, HeadSource};
+use handmatch_export::head::{ProjectionHead, DEFAULT_HIDDEN};
+
+use super::BackboneArgs;
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub backbone: BackboneArgs,
+    #[arg(long, env = "HANDMATCH_IMAGE_SIZE", default_value_t = 224)]
+    pub image_size: usize,
+    /// A trained head (safetensors written by `fit`).
+    #[arg(
+        long,
+        conflicts_with = "random_head",
+        required_unless_present = "random_head"
+    )]
+    pub head: Option<PathBuf>,
+    /// Use a random head instead (tests, benchmarks, the demo before training).
+    #[arg(long)]
+    pub random_head: bool,
+    /// Embedding size E of the random head.
+    #[arg(long, default_value_t = 256)]
+    pub embedding_dim: usize,
+    /// Hidden width of the random head.
+    #[arg(long, default_value_t = DEFAULT_HIDDEN)]
+    pub head_hidden: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(a: ExportArgs) -> anyhow::Result<()> {
+    let open = a.backbone.spec()?.open()?;
+    let head = match &a.head {
+        Some(path) => HeadSource::Trained(Box::new(ProjectionHead::load(path)?)),
+        None => HeadSource::Random {
+            hidden: a.head_hidden,
+            embedding_dim: a.embedding_dim,
+            seed: a.seed,
+        },
+    };
+    let (model, meta) = artefact_model(open.as_ref(), a.image_size, head, None)?;
+    model
+        .save(&a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "wrote {} (model_id {}, {}, {}px → {}-d)",
+        a.out.display(),
+        meta.model_id,
+        meta.backbone,
+        meta.input_size,
+        meta.embedding_dim
+    );
+    Ok(())
+}
