@@ -9,7 +9,7 @@ size=${2:-224}
 seconds=${3:-20}
 "$root/scripts/setup.sh"
 cd "$root"
-cargo build --release --quiet -p handmatch-trainer -p handmatch
+cargo build --release --quiet -p handmatch-trainer -p handmatch-server
 work="$root/models/bench-$arch"
 [ -f "$work/ckpt/model.safetensors" ] || target/release/handmatch-train init-random --arch "$arch" --seed 0 --out "$work/ckpt"
 start=$(date +%s.%N)

@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
 cd "$root"
-cargo build --release --quiet -p handmatch -p handmatch-trainer
+cargo build --release --quiet -p handmatch-server -p handmatch-eval -p handmatch-trainer
 T=target/release/handmatch-train
 E=target/release/handmatch-eval
 work="$root/models/bench-dinov2-base"

@@ -9,7 +9,7 @@ use handmatch_core::embed::preprocess::model_input;
 use handmatch_core::embed::{EmbeddingSession, RuntimeOptions};
 use handmatch_core::hand_image::HandImage;
 use handmatch_core::metrics::protocols::{evaluate_protocols, EmbeddedImage, ProtocolResults};
-use indicatif::{ProgressBar, ProgressStyle};
+use handmatch_core::progress;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluateError {
@@ -46,21 +46,11 @@ pub fn embed_images<'a>(
     images: &[&'a HandImage],
     runtime: &RuntimeOptions,
     batch_size: usize,
-    progress: bool,
+    show_progress: bool,
 ) -> Result<Embedded<'a>, EvaluateError> {
     let mut session = EmbeddingSession::open(model, runtime)?;
     let meta = session.metadata().clone();
-    let bar = if progress {
-        let bar = ProgressBar::new(images.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("embed [{bar:40}] {pos}/{len} images {per_sec} eta {eta}")
-                .expect("a valid template")
-                .progress_chars("=> "),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = progress::bar(images.len() as u64, "embed", "images", show_progress);
     let mut out = Embedded {
         images: Vec::with_capacity(images.len()),
         embeddings: Vec::with_capacity(images.len()),
@@ -130,7 +120,7 @@ pub fn write_report(
     })?;
     let json = serde_json::to_string_pretty(results).expect("results serialise") + "\n";
     let path = out.join("results.json");
-    handmatch_export::atomic_file::AtomicFile::write(&path, json.as_bytes())
+    handmatch_core::atomic_file::AtomicFile::write(&path, json.as_bytes())
         .map_err(|source| EvaluateError::Io { path, source })?;
     let curves = vec![
         (

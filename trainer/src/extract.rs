@@ -14,16 +14,17 @@ use handmatch_core::embed::preprocess::EvalTransform;
 use handmatch_core::embed::RuntimeOptions;
 use handmatch_core::hand::{AlignmentSpec, HandAligner};
 use handmatch_core::hand_image::{Aspect, HandImage};
+use handmatch_core::progress;
 use image::RgbImage;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use ndarray::{Array2, Array3};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
 
+use handmatch_core::atomic_file::AtomicFile;
 use handmatch_core::embed::backbone_session::{pixels, BackboneSession};
-use handmatch_export::atomic_file::AtomicFile;
 
 /// One image of the cache, in cache order.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -126,7 +127,41 @@ pub fn extract(
             reason: e.to_string(),
         }
     })?;
-    let (backbone_model_id, image_size) = backbone_info(&session, &opts.backbone)?;
+    let key = cache_key(&session, images, opts)?;
+    if let Ok(cache) = load(cache_path) {
+        if cache.key == key {
+            tracing::info!("reusing the feature cache {}", cache_path.display());
+            return Ok(cache);
+        }
+        tracing::info!(
+            "the feature cache {} is stale; extracting again",
+            cache_path.display()
+        );
+    }
+    let started = Instant::now();
+    let (kept, outputs) = run_extraction(&mut session, images, &key, opts)?;
+    let views_per_image = 1 + opts.views;
+    let n = kept.len();
+    tracing::info!(
+        images = n,
+        views = n * views_per_image,
+        seconds = started.elapsed().as_secs_f64(),
+        "features extracted ({:.1} views/s)",
+        (n * views_per_image) as f64 / started.elapsed().as_secs_f64()
+    );
+    let cache = into_cache(images, &kept, &outputs, key);
+    save(&cache, cache_path)?;
+    Ok(cache)
+}
+
+/// What the cache will be made from: the backbone's identity and alignment, the images,
+/// the transforms.
+fn cache_key(
+    session: &BackboneSession,
+    images: &[&HandImage],
+    opts: &ExtractOptions,
+) -> Result<CacheKey, ExtractError> {
+    let (backbone_model_id, image_size) = backbone_info(session, &opts.backbone)?;
     let alignment: Option<AlignmentSpec> = match session.custom_metadata(keys::HAND_ALIGNMENT) {
         None => None,
         Some(text) => Some(
@@ -136,7 +171,7 @@ pub fn extract(
             })?,
         ),
     };
-    let key = CacheKey {
+    Ok(CacheKey {
         backbone_model_id,
         image_list_sha256: image_list_hash(images),
         image_size,
@@ -151,54 +186,52 @@ pub fn extract(
         // seeds share one cache.
         seed: if opts.views == 0 { 0 } else { opts.seed },
         alignment,
-    };
-    if let Ok(cache) = load(cache_path) {
-        if cache.key == key {
-            tracing::info!("reusing the feature cache {}", cache_path.display());
-            return Ok(cache);
-        }
-        tracing::info!(
-            "the feature cache {} is stale; extracting again",
-            cache_path.display()
-        );
-    }
-    let transform = EvalTransform::new(key.resize_short_side, image_size);
-    let views_per_image = 1 + opts.views;
-    let bar = if opts.progress {
-        let bar = ProgressBar::new((images.len() * views_per_image) as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "extract [{bar:40}] {pos}/{len} views {per_sec} eta {eta}",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
-    let started = Instant::now();
-    let mut eval_rows: Vec<Vec<f32>> = Vec::with_capacity(images.len());
-    let mut view_rows: Vec<Vec<f32>> = Vec::with_capacity(images.len() * opts.views);
-    let mut pending: Vec<RgbImage> = Vec::new();
-    let mut outputs: Vec<Vec<f32>> = Vec::new();
-    let flush = |session: &mut BackboneSession,
-                 pending: &mut Vec<RgbImage>,
-                 outputs: &mut Vec<Vec<f32>>|
-     -> Result<(), ExtractError> {
-        if pending.is_empty() {
+    })
+}
+
+/// Crops waiting for one backbone call, and the features of those already run.
+struct Batches<'s> {
+    session: &'s mut BackboneSession,
+    pending: Vec<RgbImage>,
+    outputs: Vec<Vec<f32>>,
+    bar: ProgressBar,
+}
+
+impl Batches<'_> {
+    fn flush(&mut self) -> Result<(), ExtractError> {
+        if self.pending.is_empty() {
             return Ok(());
         }
-        let f = session
-            .run(pixels(&pending.iter().collect::<Vec<_>>()).view())
+        let f = self
+            .session
+            .run(pixels(&self.pending.iter().collect::<Vec<_>>()).view())
             .map_err(|e| ExtractError::Inference(e.to_string()))?;
-        outputs.extend(f.rows().into_iter().map(|r| r.to_vec()));
-        bar.inc(pending.len() as u64);
-        pending.clear();
+        self.outputs
+            .extend(f.rows().into_iter().map(|r| r.to_vec()));
+        self.bar.inc(self.pending.len() as u64);
+        self.pending.clear();
         Ok(())
-    };
-    let aligner = alignment.map(|spec| HandAligner::new(spec, image_size));
-    let mut kept: Vec<usize> = Vec::with_capacity(images.len());
+    }
+}
+
+/// The eval crop of an image, and what its augmented views are cut from (centre-crop
+/// models: the whole image; hand models: the aligned crop, so `None`).
+type Prepared = (RgbImage, Option<RgbImage>);
+
+/// Runs every image's eval crop and views through the backbone: the indices of the images
+/// kept (hand models leave out images without a hand) and, per kept image, its
+/// `1 + views` feature rows in order.
+fn run_extraction(
+    session: &mut BackboneSession,
+    images: &[&HandImage],
+    key: &CacheKey,
+    opts: &ExtractOptions,
+) -> Result<(Vec<usize>, Vec<Vec<f32>>), ExtractError> {
+    let views_per_image = 1 + opts.views;
+    let transform = EvalTransform::new(key.resize_short_side, key.image_size);
+    let aligner = key
+        .alignment
+        .map(|spec| HandAligner::new(spec, key.image_size));
     // Alignment runs the landmark model on four rotations per image: a group of images
     // fills about one inference batch.
     let group = if aligner.is_some() {
@@ -206,28 +239,28 @@ pub fn extract(
     } else {
         1
     };
+    let bar = progress::bar(
+        (images.len() * views_per_image) as u64,
+        "extract",
+        "views",
+        opts.progress,
+    );
+    let mut kept: Vec<usize> = Vec::with_capacity(images.len());
+    let mut batches = Batches {
+        session,
+        pending: Vec::new(),
+        outputs: Vec::new(),
+        bar,
+    };
     for (g, chunk) in images.chunks(group).enumerate() {
-        let mut decoded = Vec::with_capacity(chunk.len());
-        for img in chunk {
-            let bytes = std::fs::read(&img.path).map_err(|e| ExtractError::Image {
-                path: img.path.clone(),
-                reason: e.to_string(),
-            })?;
-            decoded.push(decode_rgb(&bytes, &DecodeLimits::default()).map_err(|e| {
-                ExtractError::Image {
-                    path: img.path.clone(),
-                    reason: e.to_string(),
-                }
-            })?);
-        }
-        // (eval crop, what the augmented views are cut from) per image; None: no hand.
-        let prepared: Vec<Option<(RgbImage, Option<RgbImage>)>> = match &aligner {
+        let decoded = decode_all(chunk)?;
+        let prepared: Vec<Option<Prepared>> = match &aligner {
             None => decoded
                 .into_iter()
                 .map(|rgb| Some((transform.apply(&rgb), Some(rgb))))
                 .collect(),
             Some(aligner) => aligner
-                .align(&mut session, &decoded.iter().collect::<Vec<_>>())
+                .align(batches.session, &decoded.iter().collect::<Vec<_>>())
                 .map_err(|e| ExtractError::Inference(e.to_string()))?
                 .into_iter()
                 .map(|a| a.ok().map(|h| (h.crop, None)))
@@ -237,43 +270,71 @@ pub fn extract(
             let i = g * group + j;
             let Some((eval_crop, source)) = p else {
                 tracing::warn!("no hand found in {}; left out", images[i].path.display());
-                bar.inc(views_per_image as u64);
+                batches.bar.inc(views_per_image as u64);
                 continue;
             };
             kept.push(i);
-            // Centre-crop models cut the views from the whole image, hand models from the
-            // aligned crop.
-            let from = source.as_ref().unwrap_or(&eval_crop);
-            let views: Vec<RgbImage> = (0..opts.views)
-                .map(|v| {
-                    let mut rng =
-                        ChaCha8Rng::seed_from_u64(opts.seed ^ ((i as u64) << 20) ^ (v as u64));
-                    key.augment.apply(from, &mut rng)
-                })
-                .collect();
-            pending.push(eval_crop);
-            pending.extend(views);
-            if pending.len() >= opts.batch_size.max(views_per_image) {
-                flush(&mut session, &mut pending, &mut outputs)?;
+            let views = augmented_views(source.as_ref().unwrap_or(&eval_crop), i, key, opts);
+            batches.pending.push(eval_crop);
+            batches.pending.extend(views);
+            if batches.pending.len() >= opts.batch_size.max(views_per_image) {
+                batches.flush()?;
             }
         }
     }
-    flush(&mut session, &mut pending, &mut outputs)?;
-    bar.finish_and_clear();
+    batches.flush()?;
+    batches.bar.finish_and_clear();
+    Ok((kept, batches.outputs))
+}
+
+fn decode_all(images: &[&HandImage]) -> Result<Vec<RgbImage>, ExtractError> {
+    images
+        .iter()
+        .map(|img| {
+            let err = |reason: String| ExtractError::Image {
+                path: img.path.clone(),
+                reason,
+            };
+            let bytes = std::fs::read(&img.path).map_err(|e| err(e.to_string()))?;
+            decode_rgb(&bytes, &DecodeLimits::default()).map_err(|e| err(e.to_string()))
+        })
+        .collect()
+}
+
+/// Image `i`'s augmented views, each from its own seeded generator so that a view does not
+/// depend on batching.
+fn augmented_views(
+    from: &RgbImage,
+    i: usize,
+    key: &CacheKey,
+    opts: &ExtractOptions,
+) -> Vec<RgbImage> {
+    (0..opts.views)
+        .map(|v| {
+            let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ ((i as u64) << 20) ^ (v as u64));
+            key.augment.apply(from, &mut rng)
+        })
+        .collect()
+}
+
+fn into_cache(
+    images: &[&HandImage],
+    kept: &[usize],
+    outputs: &[Vec<f32>],
+    key: CacheKey,
+) -> FeatureCache {
+    let views_per_image = 1 + key.views;
+    let mut eval_rows: Vec<f32> = Vec::new();
+    let mut view_rows: Vec<f32> = Vec::new();
     for chunk in outputs.chunks(views_per_image) {
-        eval_rows.push(chunk[0].clone());
-        view_rows.extend(chunk[1..].iter().cloned());
+        eval_rows.extend_from_slice(&chunk[0]);
+        chunk[1..]
+            .iter()
+            .for_each(|r| view_rows.extend_from_slice(r));
     }
-    let d = eval_rows.first().map_or(0, |r| r.len());
+    let d = outputs.first().map_or(0, |r| r.len());
     let n = kept.len();
-    tracing::info!(
-        images = n,
-        views = n * views_per_image,
-        seconds = started.elapsed().as_secs_f64(),
-        "features extracted ({:.1} views/s)",
-        (n * views_per_image) as f64 / started.elapsed().as_secs_f64()
-    );
-    let cache = FeatureCache {
+    FeatureCache {
         images: kept
             .iter()
             .map(|&k| images[k])
@@ -284,13 +345,10 @@ pub fn extract(
                 image_name: i.image_name.clone(),
             })
             .collect(),
-        eval: Array2::from_shape_vec((n, d), eval_rows.concat()).expect("rows of equal length"),
-        views: Array3::from_shape_vec((n, opts.views, d), view_rows.concat())
-            .expect("rows of equal length"),
+        eval: Array2::from_shape_vec((n, d), eval_rows).expect("rows of equal length"),
+        views: Array3::from_shape_vec((n, key.views, d), view_rows).expect("rows of equal length"),
         key,
-    };
-    save(&cache, cache_path)?;
-    Ok(cache)
+    }
 }
 
 fn save(cache: &FeatureCache, path: &Path) -> Result<(), ExtractError> {

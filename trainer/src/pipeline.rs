@@ -63,44 +63,70 @@ pub fn run_fit(job: &FitJob) -> anyhow::Result<FitReport> {
     export_backbone(&job.backbone, job.image_size, &backbone)?;
     let train = job.split.subject_set(Subset::Train);
     let val = job.split.subject_set(Subset::Val);
-    let both: BTreeSet<String> = train.union(&val).cloned().collect();
-    let images = images_of(job.data, &both);
     let started = Instant::now();
-    let cache: FeatureCache = extract(
+    let cache = extract_training_features(job, &backbone, &train, &val)?;
+    let extract_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let progress = job.progress;
+    let outcome = fit(&cache, &train, &val, &job.config, |r: &EpochRecord| {
+        if progress {
+            print_epoch(r);
+        }
+    })?;
+    let fit_seconds = started.elapsed().as_secs_f64();
+    write_run_folder(job, &outcome)?;
+    let model = export_trained(job, &cache, &outcome)?;
+    Ok(FitReport {
+        outcome,
+        model,
+        backbone,
+        extract_seconds,
+        fit_seconds,
+    })
+}
+
+/// Features of the training and validation subjects' images (cached).
+fn extract_training_features(
+    job: &FitJob,
+    backbone: &Path,
+    train: &BTreeSet<String>,
+    val: &BTreeSet<String>,
+) -> anyhow::Result<FeatureCache> {
+    let both: BTreeSet<String> = train.union(val).cloned().collect();
+    let images = images_of(job.data, &both);
+    Ok(extract(
         &images,
         &job.cache,
         &ExtractOptions {
-            backbone: backbone.clone(),
+            backbone: backbone.to_path_buf(),
             views: job.views,
             seed: job.config.seed,
             batch_size: job.batch_size,
             runtime: job.runtime.clone(),
             progress: job.progress,
         },
-    )?;
-    let extract_seconds = started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    let progress = job.progress;
-    let outcome = fit(&cache, &train, &val, &job.config, |r: &EpochRecord| {
-        if progress {
-            let val = r.validation.as_ref().map_or(String::new(), |v| {
-                format!(
-                    ", validation mean rank {:.2}, R@1 {:.3}",
-                    v.template_to_template.mean_rank,
-                    v.template_to_template.recall_at(1).map_or(0.0, |x| x.value)
-                )
-            });
-            eprintln!(
-                "epoch {:>3}: loss {:.4}, lr {:.2e}{val}",
-                r.epoch, r.mean_loss, r.lr
-            );
-        }
-    })?;
-    let fit_seconds = started.elapsed().as_secs_f64();
+    )?)
+}
 
+fn print_epoch(r: &EpochRecord) {
+    let val = r.validation.as_ref().map_or(String::new(), |v| {
+        format!(
+            ", validation mean rank {:.2}, R@1 {:.3}",
+            v.template_to_template.mean_rank,
+            v.template_to_template.recall_at(1).map_or(0.0, |x| x.value)
+        )
+    });
+    eprintln!(
+        "epoch {:>3}: loss {:.4}, lr {:.2e}{val}",
+        r.epoch, r.mean_loss, r.lr
+    );
+}
+
+/// config.json, history.json, head.safetensors and training.png.
+fn write_run_folder(job: &FitJob, outcome: &FitOutcome) -> anyhow::Result<()> {
     let write = |name: &str, value: &serde_json::Value| -> anyhow::Result<()> {
         let path = job.out.join(name);
-        handmatch_export::atomic_file::AtomicFile::write(
+        handmatch_core::atomic_file::AtomicFile::write(
             &path,
             (serde_json::to_string_pretty(value)? + "\n").as_bytes(),
         )?;
@@ -109,18 +135,20 @@ pub fn run_fit(job: &FitJob) -> anyhow::Result<FitReport> {
     write("config.json", &serde_json::to_value(&job.config)?)?;
     write("history.json", &serde_json::to_value(&outcome.history)?)?;
     outcome.head.save(&job.out.join("head.safetensors"))?;
+    training_chart(&job.out.join("training.png"), &outcome.history)
+}
+
+fn training_chart(path: &Path, history: &[EpochRecord]) -> anyhow::Result<()> {
     let loss = Series {
         name: "training loss".into(),
-        points: outcome
-            .history
+        points: history
             .iter()
             .map(|r| (r.epoch as f64, r.mean_loss))
             .collect(),
     };
     let r1 = Series {
         name: "validation R@1 (template → template)".into(),
-        points: outcome
-            .history
+        points: history
             .iter()
             .filter_map(|r| {
                 let v = r.validation.as_ref()?;
@@ -128,14 +156,16 @@ pub fn run_fit(job: &FitJob) -> anyhow::Result<FitReport> {
             })
             .collect(),
     };
-    line_chart(
-        &job.out.join("training.png"),
-        "Training",
-        "epoch",
-        "loss / recall",
-        &[loss, r1],
-    )?;
+    line_chart(path, "Training", "epoch", "loss / recall", &[loss, r1])?;
+    Ok(())
+}
 
+/// The artefact with the trained head and its training summary: `out/model.onnx`.
+fn export_trained(
+    job: &FitJob,
+    cache: &FeatureCache,
+    outcome: &FitOutcome,
+) -> anyhow::Result<PathBuf> {
     let training = TrainingSummary {
         config: serde_json::to_value(&job.config).expect("the config serialises"),
         best_epoch: outcome.best_epoch,
@@ -161,11 +191,5 @@ pub fn run_fit(job: &FitJob) -> anyhow::Result<FitReport> {
     )?;
     let model_path = job.out.join("model.onnx");
     model.save(&model_path)?;
-    Ok(FitReport {
-        outcome,
-        model: model_path,
-        backbone,
-        extract_seconds,
-        fit_seconds,
-    })
+    Ok(model_path)
 }

@@ -164,7 +164,22 @@ fn trained_head_against_raw_features_and_triplet_against_contrastive() {
         .as_ref()
         .expect("fit records its summary");
     assert_eq!(training.best_epoch, triplet.outcome.best_epoch);
-    assert_eq!(training.open_set, triplet.outcome.operating_points);
+    // JSON keeps f64 to within its last bit.
+    assert_eq!(
+        training.open_set.len(),
+        triplet.outcome.operating_points.len()
+    );
+    for (read, trained) in training
+        .open_set
+        .iter()
+        .zip(&triplet.outcome.operating_points)
+    {
+        assert_eq!(read.threshold, trained.threshold);
+        assert_eq!(read.mated_searches, trained.mated_searches);
+        assert!(
+            (read.fnir - trained.fnir).abs() <= 1e-12 && (read.fpir - trained.fpir).abs() <= 1e-12
+        );
+    }
 }
 
 #[test]

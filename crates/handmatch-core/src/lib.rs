@@ -4,11 +4,13 @@
 //! No gRPC, no database, no training framework.
 
 pub mod args;
+pub mod atomic_file;
 pub mod dataset;
 pub mod embed;
 pub mod hand;
 pub mod hand_image;
 pub mod metrics;
+pub mod progress;
 pub mod report;
 pub mod resize;
 pub mod template;

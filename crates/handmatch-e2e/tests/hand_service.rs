@@ -33,6 +33,8 @@ fn no_hand() -> Vec<u8> {
     }))
 }
 
+// Long on purpose: one scenario, read top to bottom; each step depends on the state the
+// previous ones left, so splitting it would hide that state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identifies_aligned_hands_and_refuses_images_without_one() {
     let model = hand_model();

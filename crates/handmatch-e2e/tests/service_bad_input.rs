@@ -138,6 +138,8 @@ fn expect(result: Result<impl std::fmt::Debug, tonic::Status>, code: Code, words
     }
 }
 
+// Long on purpose: a table of bad requests against one server, each followed by the check
+// that the gallery did not change; one server keeps the test fast.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_input_is_refused_clearly_and_changes_nothing() {
     let mut args = Args::for_model(common::model(0), common::database(Backend::Sqlite).await);

@@ -50,6 +50,8 @@ fn reference_embeddings(images: &[&HandImage]) -> Vec<Vec<f32>> {
     e.rows().into_iter().map(|r| r.to_vec()).collect()
 }
 
+// Long on purpose: one scenario, read top to bottom; each step depends on the state the
+// previous ones left, so splitting it would hide that state.
 async fn enrol_identify_and_check(backend: Backend) {
     let data = common::hands();
     let server = common::start(&common::model(0), &common::database(backend).await).await;

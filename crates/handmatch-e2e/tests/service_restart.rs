@@ -23,6 +23,8 @@ fn palmar_request(subject: &str, imgs: &[&HandImage]) -> pb::EnrollRequest {
     }
 }
 
+// Long on purpose: one scenario, read top to bottom; each step depends on the state the
+// previous ones left, so splitting it would hide that state.
 async fn restart_keeps_templates_and_deletions(backend: Backend) {
     let data = common::hands();
     let db = common::database(backend).await;

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use tonic::transport::Channel;
 
 use handmatch_core::hand_image::{Aspect, HandImage, Side};
+use handmatch_core::progress;
 use handmatch_proto::v1 as pb;
 use handmatch_proto::v1::hand_match_client::HandMatchClient;
 
@@ -45,17 +45,6 @@ pub fn pb_image(img: &HandImage) -> std::io::Result<pb::Image> {
     })
 }
 
-pub fn progress(len: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
-            .expect("a valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(what.to_string());
-    bar
-}
-
 /// Enrols `images` grouped by subject (one stream item per subject); returns the number of
 /// templates stored and the items that failed, with their messages.
 pub async fn enroll_all(
@@ -76,7 +65,7 @@ pub async fn enroll_all(
             images: imgs.iter().map(|i| pb_image(i)).collect::<Result<_, _>>()?,
         });
     }
-    let bar = progress(requests.len() as u64, "enrol");
+    let bar = progress::bar(requests.len() as u64, "enrol", "subjects", true);
     let mut results = client
         .enroll_stream(tokio_stream::iter(requests))
         .await?

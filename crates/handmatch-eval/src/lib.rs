@@ -5,4 +5,5 @@
 pub mod client;
 pub mod html_report;
 pub mod load;
+pub mod outputs;
 pub mod run;

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -117,89 +118,22 @@ pub async fn run(
     anyhow::ensure!(!images.queries.is_empty(), "no query images");
     let start = Instant::now();
     let deadline = start + cfg.duration;
-    let budget = Arc::new(std::sync::atomic::AtomicU64::new(cfg.max_requests));
-    let mut workers = Vec::new();
-    for w in 0..cfg.concurrency {
-        let mut client = client.clone();
-        let images = images.clone();
-        let mix = cfg.mix.clone();
-        let budget = budget.clone();
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ (w as u64) << 32);
-        workers.push(tokio::spawn(async move {
-            let mut samples = Vec::new();
-            let mut mine: Vec<String> = Vec::new();
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                if budget
-                    .fetch_update(
-                        std::sync::atomic::Ordering::Relaxed,
-                        std::sync::atomic::Ordering::Relaxed,
-                        |b| b.checked_sub(1),
-                    )
-                    .is_err()
-                {
-                    break;
-                }
-                let rpc = match mix.pick(&mut rng) {
-                    Rpc::Delete if mine.is_empty() => Rpc::Enroll,
-                    Rpc::Enroll if images.gallery.is_empty() => Rpc::Identify,
-                    other => other,
-                };
-                let t = Instant::now();
-                let code = match rpc {
-                    Rpc::Identify => {
-                        let img = images.queries[rng.random_range(0..images.queries.len())].clone();
-                        let req = pb::IdentifyRequest {
-                            images: vec![img],
-                            top_k: Some(10),
-                            gallery_aspect: 0,
-                            min_score: None,
-                        };
-                        code_of(client.identify(req).await)
-                    }
-                    Rpc::Enroll => {
-                        n += 1;
-                        let subject = format!("load-{w}-{n}");
-                        let img = images.gallery[rng.random_range(0..images.gallery.len())].clone();
-                        let r = client
-                            .enroll(pb::EnrollRequest {
-                                subject_id: subject.clone(),
-                                images: vec![img],
-                            })
-                            .await;
-                        if r.is_ok() {
-                            mine.push(subject);
-                        }
-                        code_of(r)
-                    }
-                    Rpc::Delete => {
-                        let subject = mine.swap_remove(rng.random_range(0..mine.len()));
-                        code_of(
-                            client
-                                .delete_subject(pb::DeleteSubjectRequest {
-                                    subject_id: subject,
-                                })
-                                .await,
-                        )
-                    }
-                };
-                samples.push(Sample {
-                    rpc,
-                    latency: t.elapsed(),
-                    code,
-                });
-            }
-            // Leave the gallery as it was found.
-            for subject in mine {
-                let _ = client
-                    .delete_subject(pb::DeleteSubjectRequest {
-                        subject_id: subject,
-                    })
-                    .await;
-            }
-            samples
-        }));
-    }
+    let budget = Arc::new(AtomicU64::new(cfg.max_requests));
+    let workers: Vec<_> = (0..cfg.concurrency)
+        .map(|id| {
+            let worker = Worker {
+                id,
+                client: client.clone(),
+                images: images.clone(),
+                mix: cfg.mix.clone(),
+                budget: budget.clone(),
+                rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ (id as u64) << 32),
+                mine: Vec::new(),
+                enrolled: 0,
+            };
+            tokio::spawn(worker.run(deadline))
+        })
+        .collect();
     let mut samples = Vec::new();
     for w in workers {
         samples.extend(w.await?);
@@ -210,6 +144,99 @@ pub async fn run(
         .min(cfg.duration.as_secs_f64().max(1e-9))
         .max(1e-9);
     Ok(report(samples, cfg.concurrency, seconds))
+}
+
+/// One request loop: its own client, generator and the subjects it enrolled (so Delete only
+/// removes what this worker made, and everything left is removed at the end).
+struct Worker {
+    id: usize,
+    client: Client,
+    images: Arc<LoadImages>,
+    mix: Mix,
+    /// Requests left for all workers together.
+    budget: Arc<AtomicU64>,
+    rng: ChaCha8Rng,
+    mine: Vec<String>,
+    enrolled: u64,
+}
+
+impl Worker {
+    async fn run(mut self, deadline: Instant) -> Vec<Sample> {
+        let mut samples = Vec::new();
+        while Instant::now() < deadline && self.take_one() {
+            let rpc = match self.mix.pick(&mut self.rng) {
+                Rpc::Delete if self.mine.is_empty() => Rpc::Enroll,
+                Rpc::Enroll if self.images.gallery.is_empty() => Rpc::Identify,
+                other => other,
+            };
+            let t = Instant::now();
+            let code = self.call(rpc).await;
+            samples.push(Sample {
+                rpc,
+                latency: t.elapsed(),
+                code,
+            });
+        }
+        self.leave_gallery_as_found().await;
+        samples
+    }
+
+    fn take_one(&self) -> bool {
+        self.budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1))
+            .is_ok()
+    }
+
+    async fn call(&mut self, rpc: Rpc) -> tonic::Code {
+        match rpc {
+            Rpc::Identify => {
+                let queries = &self.images.queries;
+                let img = queries[self.rng.random_range(0..queries.len())].clone();
+                let req = pb::IdentifyRequest {
+                    images: vec![img],
+                    top_k: Some(10),
+                    gallery_aspect: 0,
+                    min_score: None,
+                };
+                code_of(self.client.identify(req).await)
+            }
+            Rpc::Enroll => {
+                self.enrolled += 1;
+                let subject = format!("load-{}-{}", self.id, self.enrolled);
+                let gallery = &self.images.gallery;
+                let img = gallery[self.rng.random_range(0..gallery.len())].clone();
+                let r = self
+                    .client
+                    .enroll(pb::EnrollRequest {
+                        subject_id: subject.clone(),
+                        images: vec![img],
+                    })
+                    .await;
+                if r.is_ok() {
+                    self.mine.push(subject);
+                }
+                code_of(r)
+            }
+            Rpc::Delete => {
+                let subject = self
+                    .mine
+                    .swap_remove(self.rng.random_range(0..self.mine.len()));
+                let req = pb::DeleteSubjectRequest {
+                    subject_id: subject,
+                };
+                code_of(self.client.delete_subject(req).await)
+            }
+        }
+    }
+
+    async fn leave_gallery_as_found(&mut self) {
+        for subject in std::mem::take(&mut self.mine) {
+            let req = pb::DeleteSubjectRequest {
+                subject_id: subject,
+            };
+            let _ = self.client.delete_subject(req).await;
+        }
+    }
 }
 
 fn code_of<T>(r: Result<T, tonic::Status>) -> tonic::Code {

@@ -229,20 +229,7 @@ pub async fn run(
         (0.0..1.0).contains(&opts.non_mated),
         "--non-mated must be in [0, 1)"
     );
-    // Non-mated subjects: a seeded choice, queried but never enrolled.
-    let mut names: Vec<&str> = subjects.keys().copied().collect();
-    {
-        use rand::seq::SliceRandom;
-        use rand::SeedableRng;
-        names.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed));
-    }
-    let n_non_mated = (names.len() as f64 * opts.non_mated).round() as usize;
-    let mut held_out: Vec<&str> = names[..n_non_mated.min(names.len().saturating_sub(1))].to_vec();
-    held_out.sort();
-    let non_mated_subjects: BTreeMap<&str, Vec<&HandImage>> = held_out
-        .iter()
-        .map(|s| (*s, subjects.remove(s).expect("a chosen subject")))
-        .collect();
+    let non_mated_subjects = take_non_mated(&mut subjects, opts);
     let palmar: Vec<&HandImage> = subjects
         .values()
         .flatten()
@@ -258,19 +245,13 @@ pub async fn run(
     );
 
     let image_jobs = single_dorsal_jobs(&subjects);
-    let template_jobs: Vec<(&str, Vec<&HandImage>)> = subjects
-        .iter()
-        .map(|(s, imgs)| {
-            (
-                *s,
-                imgs.iter()
-                    .filter(|i| i.aspect == Aspect::Dorsal)
-                    .copied()
-                    .collect(),
-            )
-        })
-        .collect();
-    let bar = super::client::progress((image_jobs.len() + template_jobs.len()) as u64, "identify");
+    let template_jobs = dorsal_set_jobs(&subjects);
+    let bar = handmatch_core::progress::bar(
+        (image_jobs.len() + template_jobs.len()) as u64,
+        "identify",
+        "queries",
+        true,
+    );
     let non_mated_jobs = single_dorsal_jobs(&non_mated_subjects);
     bar.inc_length(non_mated_jobs.len() as u64);
     let image_queries = identify_all(client, image_jobs, concurrency, &bar).await?;
@@ -278,17 +259,13 @@ pub async fn run(
     let non_mated_queries = identify_all(client, non_mated_jobs, concurrency, &bar).await?;
     bar.finish();
     let gallery = subjects.len();
-    let open_set = (!non_mated_queries.is_empty()).then(|| OpenSet {
-        non_mated_subjects: held_out.iter().map(|s| s.to_string()).collect(),
-        mated_scores: image_queries
-            .iter()
-            .filter_map(|q| q.candidates.iter().find(|c| c.0 == q.subject).map(|c| c.1))
-            .collect(),
-        non_mated_scores: non_mated_queries
-            .iter()
-            .filter_map(|q| q.candidates.first().map(|c| c.1))
-            .collect(),
-        points: open_set_points(&image_queries, &non_mated_queries, &opts.thresholds),
+    let open_set = (!non_mated_queries.is_empty()).then(|| {
+        open_set(
+            &non_mated_subjects,
+            &image_queries,
+            &non_mated_queries,
+            &opts.thresholds,
+        )
     });
     Ok(RunResults {
         open_set,
@@ -299,6 +276,60 @@ pub async fn run(
         template_queries,
         image_queries,
     })
+}
+
+/// Removes a seeded choice of `opts.non_mated` of the subjects (at least one stays): they
+/// are queried but never enrolled.
+fn take_non_mated<'a>(
+    subjects: &mut BTreeMap<&'a str, Vec<&'a HandImage>>,
+    opts: &RunOptions,
+) -> BTreeMap<&'a str, Vec<&'a HandImage>> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut names: Vec<&str> = subjects.keys().copied().collect();
+    names.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed));
+    let n_non_mated = (names.len() as f64 * opts.non_mated).round() as usize;
+    names[..n_non_mated.min(names.len().saturating_sub(1))]
+        .iter()
+        .map(|s| (*s, subjects.remove(s).expect("a chosen subject")))
+        .collect()
+}
+
+/// One Identify per subject with all of its dorsal images (the template → template protocol).
+fn dorsal_set_jobs<'a>(
+    subjects: &BTreeMap<&'a str, Vec<&'a HandImage>>,
+) -> Vec<(&'a str, Vec<&'a HandImage>)> {
+    subjects
+        .iter()
+        .map(|(s, imgs)| {
+            let dorsal = imgs
+                .iter()
+                .filter(|i| i.aspect == Aspect::Dorsal)
+                .copied()
+                .collect();
+            (*s, dorsal)
+        })
+        .collect()
+}
+
+fn open_set(
+    non_mated_subjects: &BTreeMap<&str, Vec<&HandImage>>,
+    mated: &[QueryRecord],
+    non_mated: &[QueryRecord],
+    thresholds: &[(f32, String)],
+) -> OpenSet {
+    OpenSet {
+        non_mated_subjects: non_mated_subjects.keys().map(|s| s.to_string()).collect(),
+        mated_scores: mated
+            .iter()
+            .filter_map(|q| q.candidates.iter().find(|c| c.0 == q.subject).map(|c| c.1))
+            .collect(),
+        non_mated_scores: non_mated
+            .iter()
+            .filter_map(|q| q.candidates.first().map(|c| c.1))
+            .collect(),
+        points: open_set_points(mated, non_mated, thresholds),
+    }
 }
 
 /// Deletes the subjects `run` enrolled.

@@ -103,6 +103,8 @@ pub fn backbone_model<'a>(
 }
 
 /// The full artefact; `training` (for heads that `fit` trained) goes into the metadata.
+// Long on purpose: the graph is built in the order it runs (cast, normalise, backbone,
+// head, L2, outputs, metadata), which is easier to check as one sequence than split.
 pub fn artefact_model<'a>(
     source: impl Into<BackboneRef<'a>>,
     image_size: usize,

@@ -9,11 +9,11 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
-use crate::atomic_file::AtomicFile;
 use crate::error::{ExportError, Result};
 use crate::onnx::graph::Attr;
 use crate::onnx::GraphBuilder;
 use crate::tensor::{BatchNorm, Tensor};
+use handmatch_core::atomic_file::AtomicFile;
 
 /// The reference study's hidden width.
 pub const DEFAULT_HIDDEN: usize = 512;

@@ -3,7 +3,6 @@
 //! projection head (safetensors) and L2 normalisation complete the artefact.
 
 pub mod artefact;
-pub mod atomic_file;
 pub mod backbone;
 pub mod checkpoint;
 pub mod error;

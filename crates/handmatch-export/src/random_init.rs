@@ -9,11 +9,11 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde_json::json;
 
-use crate::atomic_file::AtomicFile;
 use crate::backbone::dinov2::Dinov2Config;
 use crate::error::{ExportError, Result};
 use crate::head::write_safetensors;
 use crate::tensor::Tensor;
+use handmatch_core::atomic_file::AtomicFile;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Arch {

@@ -7,10 +7,11 @@ use std::time::Instant;
 use clap::Args;
 use handmatch_core::dataset::split::Subset;
 use handmatch_core::hand::LANDMARK_INPUT;
+use handmatch_core::metrics::ProtocolResults;
 use handmatch_core::report::plot::cmc_chart;
 use handmatch_export::backbone::BackboneSpec;
 use handmatch_trainer::evaluate::{embed_images, score};
-use handmatch_trainer::pipeline::{images_of, run_fit, FitJob};
+use handmatch_trainer::pipeline::{images_of, run_fit, FitJob, FitReport};
 use handmatch_trainer::training::FitConfig;
 
 use super::{DataSplitArgs, RuntimeArgs};
@@ -51,32 +52,7 @@ pub fn run(a: MatrixArgs) -> anyhow::Result<()> {
         "| backbone | loss | test R@1 | R@5 | R@10 | mean rank | image→template R@1 | extract s | fit s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut curves = Vec::new();
-    let mut backbones: Vec<(&str, BackboneSpec, usize)> = Vec::new();
-    if let Some(r) = &a.resnet {
-        backbones.push(("resnet", BackboneSpec::checkpoint(r), a.image_size));
-    }
-    if let Some(d) = &a.dinov2 {
-        backbones.push(("dinov2", BackboneSpec::checkpoint(d), a.image_size));
-    }
-    if let Some(h) = &a.hand_model {
-        backbones.push((
-            "hand-landmarks",
-            BackboneSpec::hand(h),
-            LANDMARK_INPUT as usize,
-        ));
-        if let Some(d) = &a.dinov2 {
-            let both = BackboneSpec {
-                hf_dir: Some(d.clone()),
-                hand_model: Some(h.clone()),
-            };
-            backbones.push(("dinov2+hand-landmarks", both, LANDMARK_INPUT as usize));
-        }
-    }
-    anyhow::ensure!(
-        !backbones.is_empty(),
-        "nothing to run: give --dinov2, --resnet and/or --hand-model"
-    );
-    for (backbone, spec, image_size) in backbones {
+    for (backbone, spec, image_size) in backbones(&a)? {
         for (loss, mut cfg) in [
             ("contrastive", FitConfig::reference_contrastive()),
             ("triplet batch-hard", FitConfig::reference_triplet()),
@@ -106,20 +82,11 @@ pub fn run(a: MatrixArgs) -> anyhow::Result<()> {
                 true,
             )?;
             let results = score(&embedded.images, &embedded.embeddings)?;
-            let t = &results.template_to_template;
-            let r = |k| t.recall_at(k).map_or(f64::NAN, |x| x.value);
-            rows +=
-                &format!(
-                "| {backbone} | {loss} | {:.3} | {:.3} | {:.3} | {:.2} | {:.3} | {:.1} | {:.1} |\n",
-                r(1),
-                r(5),
-                r(10),
-                t.mean_rank,
-                results.image_to_template.recall_at(1).map_or(f64::NAN, |x| x.value),
-                report.extract_seconds,
-                report.fit_seconds
-            );
-            curves.push((format!("{backbone}, {loss}"), t.cmc.clone()));
+            rows += &row(backbone, loss, &results, &report);
+            curves.push((
+                format!("{backbone}, {loss}"),
+                results.template_to_template.cmc.clone(),
+            ));
             std::fs::write(
                 out.join("test-results.json"),
                 serde_json::to_string_pretty(&results)? + "\n",
@@ -139,4 +106,49 @@ pub fn run(a: MatrixArgs) -> anyhow::Result<()> {
     )?;
     print!("{rows}");
     Ok(())
+}
+
+/// The backbones the flags name: (label, spec, input size).
+fn backbones(a: &MatrixArgs) -> anyhow::Result<Vec<(&'static str, BackboneSpec, usize)>> {
+    let mut out = Vec::new();
+    if let Some(r) = &a.resnet {
+        out.push(("resnet", BackboneSpec::checkpoint(r), a.image_size));
+    }
+    if let Some(d) = &a.dinov2 {
+        out.push(("dinov2", BackboneSpec::checkpoint(d), a.image_size));
+    }
+    if let Some(h) = &a.hand_model {
+        let hand_size = LANDMARK_INPUT as usize;
+        out.push(("hand-landmarks", BackboneSpec::hand(h), hand_size));
+        if let Some(d) = &a.dinov2 {
+            let both = BackboneSpec {
+                hf_dir: Some(d.clone()),
+                hand_model: Some(h.clone()),
+            };
+            out.push(("dinov2+hand-landmarks", both, hand_size));
+        }
+    }
+    anyhow::ensure!(
+        !out.is_empty(),
+        "nothing to run: give --dinov2, --resnet and/or --hand-model"
+    );
+    Ok(out)
+}
+
+fn row(backbone: &str, loss: &str, results: &ProtocolResults, report: &FitReport) -> String {
+    let t = &results.template_to_template;
+    let r = |k| t.recall_at(k).map_or(f64::NAN, |x| x.value);
+    let image_r1 = results
+        .image_to_template
+        .recall_at(1)
+        .map_or(f64::NAN, |x| x.value);
+    format!(
+        "| {backbone} | {loss} | {:.3} | {:.3} | {:.3} | {:.2} | {image_r1:.3} | {:.1} | {:.1} |\n",
+        r(1),
+        r(5),
+        r(10),
+        t.mean_rank,
+        report.extract_seconds,
+        report.fit_seconds
+    )
 }

@@ -121,6 +121,52 @@ pub struct Dataset {
     pub images: Vec<HandImage>,
 }
 
+fn check_header(reader: &mut csv::Reader<&[u8]>, csv_path: &Path) -> Result<(), DatasetError> {
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| DatasetError::Row {
+            path: csv_path.to_path_buf(),
+            line: 1,
+            message: e.to_string(),
+        })?
+        .iter()
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
+        .collect();
+    if header != HEADER {
+        return Err(DatasetError::Header {
+            path: csv_path.to_path_buf(),
+            found: header,
+            expected: HEADER.to_vec(),
+        });
+    }
+    Ok(())
+}
+
+/// 1-based line numbers from byte offsets. The csv crate's own line counter is one short
+/// in CRLF files (a record there starts at the LF of the previous CRLF), so lines are
+/// counted from the record's byte offset.
+struct LineIndex {
+    newlines: Vec<u64>,
+}
+
+impl LineIndex {
+    fn new(bytes: &[u8]) -> Self {
+        let newlines = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i as u64)
+            .collect();
+        Self { newlines }
+    }
+
+    fn line_at(&self, pos: Option<&csv::Position>, fallback: usize) -> usize {
+        pos.map_or(fallback, |p| {
+            1 + self.newlines.partition_point(|&n| n <= p.byte())
+        })
+    }
+}
+
 impl Dataset {
     /// Reads `root/HandInfo.csv`; images are looked up in `root/Hands/`, else in `root`.
     pub fn load(root: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport), DatasetError> {
@@ -143,36 +189,9 @@ impl Dataset {
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
             .from_reader(bytes.as_slice());
-        let header: Vec<String> = reader
-            .headers()
-            .map_err(|e| DatasetError::Row {
-                path: csv_path.clone(),
-                line: 1,
-                message: e.to_string(),
-            })?
-            .iter()
-            .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
-            .collect();
-        if header != HEADER {
-            return Err(DatasetError::Header {
-                path: csv_path,
-                found: header,
-                expected: HEADER.to_vec(),
-            });
-        }
-        // The csv crate's own line counter is one short in CRLF files (a record there starts
-        // at the LF of the previous CRLF), so lines are counted from the record's byte offset.
-        let newlines: Vec<u64> = bytes
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'\n')
-            .map(|(i, _)| i as u64)
-            .collect();
-        let line_at = |pos: Option<&csv::Position>, fallback: usize| {
-            pos.map_or(fallback, |p| {
-                1 + newlines.partition_point(|&n| n <= p.byte())
-            })
-        };
+        check_header(&mut reader, &csv_path)?;
+        let lines = LineIndex::new(&bytes);
+        let line_at = |pos: Option<&csv::Position>, fallback: usize| lines.line_at(pos, fallback);
         let mut report = LoadReport::default();
         let mut images = Vec::new();
         for record in reader.records() {

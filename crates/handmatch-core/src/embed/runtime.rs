@@ -89,7 +89,10 @@ pub fn resolve_library(explicit: Option<&Path>) -> PathBuf {
     if local.exists() {
         return local;
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_LIBRARY)
+    // This crate sits at crates/handmatch-core in the workspace.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(DEFAULT_LIBRARY)
 }
 
 /// The process-wide ONNX Runtime environment (ONNX Runtime allows only one per process).

@@ -50,8 +50,9 @@ pub fn model(seed: u64) -> PathBuf {
 
 /// The imported MediaPipe hand landmark model (`scripts/setup.sh` imports it).
 pub fn hand_model_file() -> PathBuf {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(handmatch_export::backbone::hand::DEFAULT_MODEL);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(handmatch_export::backbone::hand::DEFAULT_MODEL);
     assert!(
         path.is_file(),
         "{} is missing: run scripts/setup.sh (it imports the hand landmark model)",
@@ -111,7 +112,9 @@ pub async fn database(backend: Backend) -> String {
         }
         Backend::Postgres => {
             let admin = std::env::var("DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+                .ok()
+                .filter(|url| !url.is_empty())
+                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
             let mut conn = sqlx::PgConnection::connect(&admin)
                 .await
                 .unwrap_or_else(|e| {

@@ -82,6 +82,9 @@ impl Dinov2Config {
     }
 }
 
+// Long on purpose: one function follows transformers' Dinov2Model.forward step by step
+// (embeddings, interpolated positions, the layers, the final norm), so the two can be read
+// side by side; the layer itself is its own function.
 pub fn build(
     g: &mut GraphBuilder,
     ckpt: &Checkpoint,

@@ -61,6 +61,8 @@ struct Ctx<'a> {
     act: &'a str,
 }
 
+// Long on purpose: one function follows transformers' ResNetModel.forward (embedder,
+// stages, pooler) so the two can be read side by side; each block is its own function.
 pub fn build(
     g: &mut GraphBuilder,
     ckpt: &Checkpoint,

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::proto::{
     tensor_proto::DataLocation, GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto,
 };
-use crate::atomic_file::AtomicFile;
+use handmatch_core::atomic_file::AtomicFile;
 
 /// Opset 17 is the first with LayerNormalization; ONNX Runtime's CPU and CUDA providers
 /// both implement every operator used here at this opset.

@@ -123,6 +123,8 @@ pub(super) struct HandModel {
 }
 
 impl HandModel {
+    // Long on purpose: the palm, the thumb and the four fingers are placed in one pass in a
+    // fixed order, and that order fixes the random draws that make output byte-identical.
     pub(super) fn build(traits: &SubjectTraits, nuisance: &ImageNuisance) -> HandModel {
         let w = traits.palm_width;
         let l = traits.palm_length;
