@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import Dinov2Config, Dinov2Model, ResNetConfig, ResNetModel
 
-OUT = Path(sys.argv[1] if len(sys.argv) > 1 else "trainer/tests/fixtures/parity")
+OUT = Path(sys.argv[1] if len(sys.argv) > 1 else "crates/handmatch-export/tests/fixtures/parity")
 
 
 def randomise(model: torch.nn.Module, seed: int) -> None:

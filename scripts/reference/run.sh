@@ -9,4 +9,4 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/pip" install -q -r "$root/scripts/reference/requirements.txt"
 fi
 cd "$root"
-"$venv/bin/python" scripts/reference/make_parity_fixtures.py trainer/tests/fixtures/parity
+"$venv/bin/python" scripts/reference/make_parity_fixtures.py crates/handmatch-export/tests/fixtures/parity
