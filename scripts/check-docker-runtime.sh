@@ -33,7 +33,8 @@ for line in text.splitlines():
     op, _, rest = line.partition(" ")
     if op == "FROM":
         stage += 1
-    print(f"{stage}\t{op}\t{re.sub(r'\s+', ' ', rest)}")
+    args = re.sub(r"\s+", " ", rest)
+    print(f"{stage}\t{op}\t{args}")
 PY
 )
 instructions() { awk -F'\t' -v s="$1" -v op="$2" '$1 == s && $2 == op {print $3}' <<<"$stages"; }
@@ -74,6 +75,9 @@ if [ ! -f "$build_root/.stage-done" ]; then
 fi
 rm -rf "$build_root/src" && mkdir -p "$build_root/src"
 git ls-files -z | xargs -0 cp --parents -t "$build_root/src"
+# The host's trust store goes along: this machine may reach PyPI through a proxy with its
+# own CA, which a real image build does not need.
+cp /etc/ssl/certs/ca-certificates.crt "$build_root/etc/ssl/certs/ca-certificates.crt"
 chroot "$build_root" sh -c 'cd /src && bash scripts/hand-landmarks/import.sh' \
   || { echo "check-docker-runtime: the build stage's hand model import failed" >&2; exit 1; }
 
@@ -105,7 +109,8 @@ echo "== a demo artefact in /models (random dinov2-tiny, 56 px)"
 demo="$work/demo"
 [ -f "$demo/ckpt/model.safetensors" ] || target/release/handmatch-train init-random --arch dinov2-tiny --seed 0 --out "$demo/ckpt"
 [ -f "$demo/model.onnx" ] || target/release/handmatch-train export --hf-dir "$demo/ckpt" --image-size 56 --random-head --embedding-dim 64 --out "$demo/model.onnx"
-mkdir -p "$rt/models" && cp "$demo/model.onnx" "$rt/models/model.onnx"
+# Mounted read-only in compose: the file keeps the mode the exporter gave it.
+mkdir -p "$rt/models" && rm -f "$rt/models/model.onnx" && cp --preserve=mode "$demo/model.onnx" "$rt/models/model.onnx"
 
 env_args=()
 while IFS= read -r args; do
