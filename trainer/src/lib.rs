@@ -1,8 +1,11 @@
 //! handmatch-train: extracts backbone features, trains projection heads on them, exports
 //! the artefact (through handmatch-export) and evaluates it offline.
 
+pub mod cv;
 pub mod evaluate;
 pub mod extract;
 pub mod fit;
+pub mod lda;
 pub mod pipeline;
+pub mod recipe;
 pub mod training;

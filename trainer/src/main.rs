@@ -36,6 +36,9 @@ enum Command {
     Fit(commands::fit::FitArgs),
     /// Evaluate an artefact on a subset under every protocol.
     Evaluate(commands::evaluate::EvaluateArgs),
+    /// Repeated K-fold cross-validation over all subjects of a folder, one or more head
+    /// configurations on the same folds.
+    Cv(commands::cv::CvArgs),
     /// {ResNet, DINOv2} x {contrastive, triplet}: a results table and a comparison plot.
     Matrix(commands::matrix::MatrixArgs),
     /// Fetch MediaPipe's hand landmark model from PyPI and convert it to ONNX (runs
@@ -52,7 +55,8 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match Args::parse().command {
+    let argv = handmatch_trainer::recipe::expand(std::env::args_os().collect())?;
+    match Args::parse_from(argv).command {
         Command::ExportBackbone(a) => commands::export_backbone::run(a),
         Command::Export(a) => commands::export::run(a),
         Command::InitRandom(a) => commands::init_random::run(a),
@@ -63,6 +67,7 @@ fn main() -> anyhow::Result<()> {
         Command::Fit(a) => commands::fit::run(a),
         Command::Evaluate(a) => commands::evaluate::run(a),
         Command::Matrix(a) => commands::matrix::run(a),
+        Command::Cv(a) => commands::cv::run(a),
         Command::ImportHandLandmarks => commands::import_hand_landmarks::run(),
         Command::AlignSheet(a) => commands::align_sheet::run(a),
     }

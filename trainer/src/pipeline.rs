@@ -14,8 +14,8 @@ use handmatch_core::report::plot::{line_chart, Series};
 use handmatch_core::training_summary::{SplitSummary, TrainingSummary, ValidationSummary};
 
 use crate::extract::{extract, ExtractOptions, FeatureCache};
-use crate::training::run::{fit, EpochRecord, FitOutcome};
 use crate::training::FitConfig;
+use crate::training::{fit, EpochRecord, FitOutcome};
 use handmatch_export::artefact::{artefact_model, backbone_model, HeadSource};
 use handmatch_export::backbone::BackboneSpec;
 
@@ -122,7 +122,7 @@ fn print_epoch(r: &EpochRecord) {
     );
 }
 
-/// config.json, history.json, head.safetensors and training.png.
+/// config.json, history.json, head.safetensors and (for gradient fits) training.png.
 fn write_run_folder(job: &FitJob, outcome: &FitOutcome) -> anyhow::Result<()> {
     let write = |name: &str, value: &serde_json::Value| -> anyhow::Result<()> {
         let path = job.out.join(name);
@@ -135,6 +135,10 @@ fn write_run_folder(job: &FitJob, outcome: &FitOutcome) -> anyhow::Result<()> {
     write("config.json", &serde_json::to_value(&job.config)?)?;
     write("history.json", &serde_json::to_value(&outcome.history)?)?;
     outcome.head.save(&job.out.join("head.safetensors"))?;
+    // A closed-form head (LDA) has no epochs to plot.
+    if outcome.history.is_empty() {
+        return Ok(());
+    }
     training_chart(&job.out.join("training.png"), &outcome.history)
 }
 

@@ -21,7 +21,7 @@ use handmatch_export::random_init::{self, Arch};
 use handmatch_trainer::evaluate::{embed_images, score};
 use handmatch_trainer::extract::{extract, ExtractOptions};
 use handmatch_trainer::pipeline::{export_backbone, images_of, run_fit, FitJob};
-use handmatch_trainer::training::run::{raw_features, rows_of};
+use handmatch_trainer::training::data::{raw_features, rows_of};
 use handmatch_trainer::training::FitConfig;
 
 const IMAGE_SIZE: usize = 56;

@@ -15,12 +15,35 @@ use handmatch_core::template::dot;
 use handmatch_eval::run::{model_thresholds, run, RunOptions};
 use handmatch_trainer::evaluate::{embed_images, score};
 use handmatch_trainer::pipeline::{run_fit, FitJob};
-use handmatch_trainer::training::FitConfig;
+use handmatch_trainer::training::{FitConfig, HeadKind};
 
 /// A head trained for a few epochs on the synthetic subjects, exported as an artefact.
 fn trained_model() -> &'static std::path::Path {
     static MODEL: OnceLock<(tempfile::TempDir, std::path::PathBuf)> = OnceLock::new();
     let (_, path) = MODEL.get_or_init(|| {
+        let mut config = FitConfig::reference_triplet();
+        config.epochs = 3;
+        config.validate_every = 1;
+        config.p = 4;
+        fit_on_synthetic_hands(config)
+    });
+    path
+}
+
+/// A closed-form LDA head on the same features.
+fn lda_model() -> &'static std::path::Path {
+    static MODEL: OnceLock<(tempfile::TempDir, std::path::PathBuf)> = OnceLock::new();
+    let (_, path) = MODEL.get_or_init(|| {
+        let mut config = FitConfig::reference_triplet();
+        config.head = HeadKind::Lda;
+        config.embedding_dim = 8;
+        fit_on_synthetic_hands(config)
+    });
+    path
+}
+
+fn fit_on_synthetic_hands(config: FitConfig) -> (tempfile::TempDir, std::path::PathBuf) {
+    {
         let dir = tempfile::tempdir().unwrap();
         let ckpt = dir.path().join("ckpt");
         handmatch_export::random_init::write(
@@ -36,10 +59,6 @@ fn trained_model() -> &'static std::path::Path {
             test: 0.2,
         };
         let split = SubjectSplit::new(data, fractions, 0).unwrap();
-        let mut config = FitConfig::reference_triplet();
-        config.epochs = 3;
-        config.validate_every = 1;
-        config.p = 4;
         let report = run_fit(&FitJob {
             backbone: handmatch_export::backbone::BackboneSpec::checkpoint(ckpt),
             image_size: common::IMAGE_SIZE,
@@ -55,8 +74,7 @@ fn trained_model() -> &'static std::path::Path {
         })
         .unwrap();
         (dir, report.model)
-    });
-    path
+    }
 }
 
 fn options(non_mated: f64, thresholds: Vec<(f32, String)>) -> RunOptions {
@@ -144,10 +162,19 @@ async fn metrics_through_the_service_equal_the_offline_evaluation() {
     server.shutdown().await.unwrap();
 }
 
-#[test]
 /// A trained artefact served over gRPC scores exactly as `evaluate` embeds (≤ 1e-5).
+#[test]
 fn the_service_serves_the_embeddings_that_evaluate_used() {
-    let model = trained_model();
+    served_scores_equal_evaluate(trained_model());
+}
+
+/// The same for a linear (LDA) head: the artefact format and the server need nothing else.
+#[test]
+fn an_lda_head_is_served_with_the_embeddings_that_evaluate_used() {
+    served_scores_equal_evaluate(lda_model());
+}
+
+fn served_scores_equal_evaluate(model: &std::path::Path) {
     let images: Vec<&HandImage> = common::hands().images.iter().collect();
     let embeddings = embed_images(model, &images, &RuntimeOptions::default(), 8, false)
         .unwrap()

@@ -9,7 +9,7 @@ use handmatch_core::embed::session::{INPUT_NAME, OUTPUT_NAME};
 
 use crate::backbone::{self, BackboneRef, Built};
 use crate::error::{ExportError, Result};
-use crate::head::ProjectionHead;
+use crate::head::{Head, MlpHead};
 use crate::onnx::graph::Attr;
 use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::{Dim, GraphBuilder, ModelFile};
@@ -41,7 +41,7 @@ fn hand_outputs(g: &mut GraphBuilder, built: &Built) -> Option<AlignmentSpec> {
 
 /// Where the head comes from.
 pub enum HeadSource {
-    Trained(Box<ProjectionHead>),
+    Trained(Box<Head>),
     Random {
         hidden: usize,
         embedding_dim: usize,
@@ -154,7 +154,7 @@ pub fn artefact_model<'a>(
                     reason: "must be positive".into(),
                 });
             }
-            ProjectionHead::random(features.dim, hidden, embedding_dim, seed)
+            Head::Mlp(MlpHead::random(features.dim, hidden, embedding_dim, seed))
         }
     };
     if head.input_dim() != features.dim {

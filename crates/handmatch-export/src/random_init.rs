@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::backbone::dinov2::Dinov2Config;
 use crate::error::{ExportError, Result};
-use crate::head::write_safetensors;
+use crate::head::file::write_safetensors;
 use crate::tensor::Tensor;
 use handmatch_core::atomic_file::AtomicFile;
 

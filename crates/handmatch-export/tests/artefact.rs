@@ -8,8 +8,9 @@ use handmatch_core::embed::metadata::{IMAGENET_MEAN, IMAGENET_STD};
 use handmatch_core::embed::{EmbeddingSession, RuntimeOptions};
 use handmatch_export::artefact::{artefact_model, backbone_model, HeadSource};
 use handmatch_export::checkpoint::Checkpoint;
-use handmatch_export::head::ProjectionHead;
+use handmatch_export::head::{Head, LinearHead, MlpHead};
 use handmatch_export::random_init::{self, Arch};
+use handmatch_export::tensor::Tensor;
 use ndarray::{Array4, Axis};
 
 fn images(n: usize, s: usize, seed: u32) -> Array4<u8> {
@@ -37,7 +38,7 @@ fn no_files_left(dir: &Path) {
 
 /// The artefact equals backbone → head computed separately (normalisation in Rust, head on
 /// the CPU with an unfolded BatchNorm), to 1e-5.
-fn artefact_matches_its_parts(arch: Arch, image_size: usize) {
+fn artefact_matches_its_parts(arch: Arch, image_size: usize, kind: HeadKind) {
     let tmp = tempfile::tempdir().unwrap();
     let ckpt_dir = tmp.path().join("ckpt");
     random_init::write(arch, 7, &ckpt_dir).unwrap();
@@ -52,10 +53,13 @@ fn artefact_matches_its_parts(arch: Arch, image_size: usize) {
     let imgs = images(3, image_size, 1);
     let features = backbone.run(normalised(&imgs).view()).unwrap();
 
-    let head = ProjectionHead::random(features.ncols(), 32, 16, 3);
+    let head: Head = match kind {
+        HeadKind::Mlp => MlpHead::random(features.ncols(), 32, 16, 3).into(),
+        HeadKind::Linear => linear_head(features.ncols(), 16).into(),
+    };
     let head_path = tmp.path().join("head.safetensors");
     head.save(&head_path).unwrap();
-    let head = ProjectionHead::load(&head_path).unwrap();
+    let head = Head::load(&head_path).unwrap();
     let expected = head.forward(features.as_slice().unwrap());
 
     let model_path = tmp.path().join("model.onnx");
@@ -80,14 +84,39 @@ fn artefact_matches_its_parts(arch: Arch, image_size: usize) {
     assert!((&got.row(0) - &got.row(1)).iter().any(|d| d.abs() > 1e-3));
 }
 
+#[derive(Debug, Clone, Copy)]
+enum HeadKind {
+    Mlp,
+    Linear,
+}
+
+/// A linear head with varied weights, as LDA would give.
+fn linear_head(input_dim: usize, embedding_dim: usize) -> LinearHead {
+    let w = (0..embedding_dim * input_dim)
+        .map(|i| (i as f32 * 0.731).sin() * 0.2)
+        .collect();
+    let b = (0..embedding_dim)
+        .map(|i| (i as f32 * 0.37).cos() * 0.1)
+        .collect();
+    LinearHead::new(
+        Tensor::new(vec![embedding_dim, input_dim], w),
+        Tensor::new(vec![embedding_dim], b),
+    )
+}
+
 #[test]
 fn dinov2_artefact_equals_backbone_then_head_at_interpolated_size() {
-    artefact_matches_its_parts(Arch::Dinov2Tiny, 112);
+    artefact_matches_its_parts(Arch::Dinov2Tiny, 112, HeadKind::Mlp);
 }
 
 #[test]
 fn resnet_artefact_equals_backbone_then_head() {
-    artefact_matches_its_parts(Arch::ResnetTiny, 64);
+    artefact_matches_its_parts(Arch::ResnetTiny, 64, HeadKind::Mlp);
+}
+
+#[test]
+fn a_linear_head_artefact_equals_backbone_then_linear_head() {
+    artefact_matches_its_parts(Arch::ResnetTiny, 64, HeadKind::Linear);
 }
 
 #[test]
@@ -182,7 +211,7 @@ fn edit_tensors(dir: &Path, edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<
         .zip(&owned)
         .map(|((n, _, _), t)| (n.as_str(), t))
         .collect();
-    handmatch_export::head::write_safetensors(&path, &refs).unwrap();
+    handmatch_export::head::file::write_safetensors(&path, &refs).unwrap();
 }
 
 fn export_error(ckpt_dir: &Path, image_size: usize) -> String {
@@ -287,7 +316,7 @@ fn head_for_another_backbone_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     tiny_checkpoint(tmp.path());
     let ckpt = Checkpoint::open(tmp.path()).unwrap();
-    let head = HeadSource::Trained(Box::new(ProjectionHead::random(768, 8, 4, 0)));
+    let head = HeadSource::Trained(Box::new(MlpHead::random(768, 8, 4, 0).into()));
     let err = artefact_model(&ckpt, 224, head, None)
         .err()
         .unwrap()

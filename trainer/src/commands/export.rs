@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use handmatch_export::artefact::{artefact_model, HeadSource};
-use handmatch_export::head::{ProjectionHead, DEFAULT_HIDDEN};
+use handmatch_export::head::{Head, DEFAULT_HIDDEN};
 
 use super::BackboneArgs;
 
@@ -40,7 +40,7 @@ pub struct ExportArgs {
 pub fn run(a: ExportArgs) -> anyhow::Result<()> {
     let open = a.backbone.spec()?.open()?;
     let head = match &a.head {
-        Some(path) => HeadSource::Trained(Box::new(ProjectionHead::load(path)?)),
+        Some(path) => HeadSource::Trained(Box::new(Head::load(path)?)),
         None => HeadSource::Random {
             hidden: a.head_hidden,
             embedding_dim: a.embedding_dim,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use handmatch_trainer::fit::Mining;
 use handmatch_trainer::pipeline::{run_fit, FitJob};
-use handmatch_trainer::training::{FitConfig, LossChoice};
+use handmatch_trainer::training::{FitConfig, HeadKind, LossChoice};
 
 use super::{BackboneArgs, DataSplitArgs, RuntimeArgs};
 
@@ -26,6 +26,16 @@ pub enum MiningKind {
 
 #[derive(Args, Clone)]
 pub struct TrainingArgs {
+    /// `mlp` (trained with the loss), `lda` (a closed-form discriminant projection) or
+    /// `linear` (one Linear from the LDA start, trained with the loss).
+    #[arg(long, value_enum, default_value_t = HeadKind::Mlp)]
+    pub head: HeadKind,
+    /// LDA's within-class shrinkage in [0, 1] (default: estimated, Ledoit–Wolf).
+    #[arg(long)]
+    pub shrinkage: Option<f64>,
+    /// `--head linear`: weight of the squared distance from the LDA start in the loss.
+    #[arg(long, default_value_t = 0.0)]
+    pub init_penalty: f64,
     #[arg(long, value_enum, default_value_t = LossKind::Triplet)]
     pub loss: LossKind,
     #[arg(long, value_enum, default_value_t = MiningKind::BatchHard)]
@@ -92,6 +102,9 @@ impl TrainingArgs {
             (_, other) => other,
         };
         FitConfig {
+            head: self.head,
+            shrinkage: self.shrinkage,
+            init_penalty: self.init_penalty,
             loss,
             hidden_dim: self.hidden_dim,
             embedding_dim: self.embedding_dim.unwrap_or(base.embedding_dim),
@@ -112,6 +125,9 @@ impl TrainingArgs {
 
 #[derive(Args)]
 pub struct FitArgs {
+    /// A TOML file of these flags (e.g. recipes/hand.toml); flags given here override it.
+    #[arg(long)]
+    pub recipe: Option<PathBuf>,
     #[command(flatten)]
     pub backbone: BackboneArgs,
     #[arg(long, env = "HANDMATCH_IMAGE_SIZE", default_value_t = 224)]

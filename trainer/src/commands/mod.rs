@@ -1,6 +1,7 @@
 //! The subcommands of `handmatch-train`, one module each, and the arguments they share.
 
 pub mod align_sheet;
+pub mod cv;
 pub mod dataset;
 pub mod evaluate;
 pub mod export;

@@ -1,7 +1,7 @@
 //! The trainable projection head: Linear → BatchNorm1d → ReLU → Dropout → Linear →
-//! L2-normalise, the same function as [`ProjectionHead`] (which the exporter consumes),
+//! L2-normalise, the same function as [`MlpHead`] (which the exporter consumes),
 //! with its variables in a candle `VarMap` under the names of [`handmatch_export::head::names`], so
-//! `VarMap::save` writes a file `ProjectionHead::load` reads (when the dtype is F32).
+//! `VarMap::save` writes a file `MlpHead::load` reads (when the dtype is F32).
 
 use std::sync::Mutex;
 
@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Uniform};
 
-use handmatch_export::head::{names, ProjectionHead, BN_EPS};
+use handmatch_export::head::{names, MlpHead, BN_EPS};
 use handmatch_export::tensor::Tensor as PlainTensor;
 
 /// PyTorch's BatchNorm1d default: `running = (1 - momentum) * running + momentum * batch`.
@@ -165,14 +165,14 @@ impl HeadModel {
     }
 
     /// The current weights and running statistics as the exporter's plain f32 struct.
-    pub fn to_projection_head(&self) -> Result<ProjectionHead> {
+    pub fn to_mlp_head(&self) -> Result<MlpHead> {
         let Some((bn_weight, bn_bias)) = self.bn.weight_and_bias() else {
             bail!("the head's BatchNorm was built without an affine transform");
         };
         let (Some(fc1_bias), Some(fc2_bias)) = (self.fc1.bias(), self.fc2.bias()) else {
             bail!("the head's Linear layers were built without biases");
         };
-        Ok(ProjectionHead {
+        Ok(MlpHead {
             fc1_weight: to_plain(self.fc1.weight())?,
             fc1_bias: to_plain(fc1_bias)?,
             bn_weight: to_plain(bn_weight)?,
@@ -253,7 +253,7 @@ mod tests {
                 Tensor::from_vec(random_features(10, 12, 100 + step), (10, 12), &device).unwrap();
             model.forward_t(&x, true).unwrap();
         }
-        let head = model.to_projection_head().unwrap();
+        let head = model.to_mlp_head().unwrap();
         // The running statistics must have moved, or the comparison proves little.
         assert!(head.bn_mean.data.iter().any(|m| m.abs() > 1e-3));
         assert!(head.bn_var.data.iter().any(|v| (v - 1.0).abs() > 1e-3));
@@ -281,7 +281,7 @@ mod tests {
             let varmap = VarMap::new();
             HeadModel::init(&varmap, config(), seed, DType::F64, &device)
                 .unwrap()
-                .to_projection_head()
+                .to_mlp_head()
                 .unwrap()
         };
         let (a, b, c) = (build(3), build(3), build(4));

@@ -3,6 +3,7 @@
 //! schedule. Everything here works in F32 (training) and F64 (gradient checks).
 
 pub mod head_model;
+pub mod linear_model;
 pub mod losses;
 pub mod sampler;
 pub mod schedule;

@@ -38,8 +38,40 @@ mod mining_name {
     }
 }
 
+/// Which head is fitted.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadKind {
+    /// Linear → BatchNorm → ReLU → Dropout → Linear, trained with the loss (the reference).
+    #[default]
+    Mlp,
+    /// A closed-form linear discriminant projection (no gradient steps).
+    Lda,
+    /// One Linear, initialised from the LDA projection, then trained with the loss.
+    Linear,
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FitConfig {
+    #[serde(default)]
+    pub head: HeadKind,
+    /// LDA's within-class shrinkage in [0, 1]; `None` estimates it (Ledoit–Wolf).
+    #[serde(default)]
+    pub shrinkage: Option<f64>,
+    /// `linear` heads: weight of `‖W − W_lda‖²` in the loss, which keeps the trained head
+    /// near its closed-form start.
+    #[serde(default)]
+    pub init_penalty: f64,
     pub loss: LossChoice,
     pub hidden_dim: usize,
     pub embedding_dim: usize,
@@ -68,6 +100,9 @@ impl FitConfig {
     /// one image per view, AdamW 3e-4 / 1e-4, cosine to 1e-6, 30 epochs, validation every 5.
     pub fn reference_triplet() -> Self {
         Self {
+            head: HeadKind::Mlp,
+            shrinkage: None,
+            init_penalty: 0.0,
             loss: LossChoice::Triplet {
                 mining: Mining::BatchHard,
                 margin: 0.5,

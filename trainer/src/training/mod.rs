@@ -1,10 +1,17 @@
-//! `handmatch-train fit`: trains the projection head on cached backbone features with
-//! candle, validates every few epochs, keeps the best head by validation mean rank, picks
-//! open-set thresholds on the validation subjects and exports the artefact.
+//! Fitting the projection head on cached backbone features: an MLP trained with candle
+//! (validated every few epochs, the best kept by validation mean rank) or a closed-form
+//! LDA projection; open-set thresholds from the validation subjects.
 
 pub mod config;
+pub mod data;
+pub mod error;
+pub mod gradient;
+pub mod lda_head;
 pub mod open_set;
+pub mod outcome;
 pub mod run;
 
-pub use config::{FitConfig, LossChoice};
-pub use run::{fit, FitOutcome};
+pub use config::{FitConfig, HeadKind, LossChoice};
+pub use error::FitError;
+pub use outcome::{EpochRecord, FitOutcome};
+pub use run::fit;

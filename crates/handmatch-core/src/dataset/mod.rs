@@ -2,6 +2,7 @@
 //! subject-level splits, the synthetic generator and training augmentation.
 
 pub mod augment;
+pub mod folds;
 pub mod hand_info;
 pub mod split;
 pub mod synth;

@@ -1,4 +1,5 @@
-//! The projection head: Linear → BatchNorm → ReLU → (Dropout) → Linear → L2-normalise.
+//! The reference study's projection head: Linear → BatchNorm → ReLU → (Dropout) → Linear →
+//! L2-normalise.
 //! Stored as safetensors with the names below; in the graph the BatchNorm (eval mode) is
 //! folded into the first Linear and Dropout is the identity.
 
@@ -7,13 +8,12 @@ use std::path::Path;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
-use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
+use super::file::{write_safetensors, HeadFile};
+use super::normalize::{dot, l2_normalize};
 use crate::error::{ExportError, Result};
-use crate::onnx::graph::Attr;
 use crate::onnx::GraphBuilder;
 use crate::tensor::{BatchNorm, Tensor};
-use handmatch_core::atomic_file::AtomicFile;
 
 /// The reference study's hidden width.
 pub const DEFAULT_HIDDEN: usize = 512;
@@ -32,7 +32,7 @@ pub mod names {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProjectionHead {
+pub struct MlpHead {
     pub fc1_weight: Tensor,
     pub fc1_bias: Tensor,
     pub bn_weight: Tensor,
@@ -43,7 +43,7 @@ pub struct ProjectionHead {
     pub fc2_bias: Tensor,
 }
 
-impl ProjectionHead {
+impl MlpHead {
     pub fn input_dim(&self) -> usize {
         self.fc1_weight.shape[1]
     }
@@ -118,37 +118,12 @@ impl ProjectionHead {
 
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(ExportError::io(path))?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| ExportError::Safetensors {
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
-        let get = |name: &str, shape: Option<&[usize]>| -> Result<Tensor> {
-            let view = st.tensor(name).map_err(|_| ExportError::MissingTensor {
-                dir: path.into(),
-                name: name.into(),
-            })?;
-            if view.dtype() != Dtype::F32 {
-                return Err(ExportError::TensorDtype {
-                    dir: path.into(),
-                    name: name.into(),
-                    dtype: format!("{:?}", view.dtype()),
-                });
-            }
-            if let Some(shape) = shape.filter(|s| *s != view.shape()) {
-                return Err(ExportError::TensorShape {
-                    dir: path.into(),
-                    name: name.into(),
-                    expected: shape.to_vec(),
-                    found: view.shape().to_vec(),
-                });
-            }
-            let data = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                .collect();
-            Ok(Tensor::new(view.shape().to_vec(), data))
-        };
+        Self::from_file(&HeadFile::parse(path, &bytes)?)
+    }
+
+    pub(super) fn from_file(file: &HeadFile<'_>) -> Result<Self> {
+        let path = file.path;
+        let get = |name: &str, shape: Option<&[usize]>| file.tensor(name, shape);
         let fc1_weight = get(names::FC1_WEIGHT, None)?;
         if fc1_weight.shape.len() != 2 {
             return Err(ExportError::TensorShape {
@@ -240,48 +215,13 @@ impl ProjectionHead {
     }
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// `x / max(‖x‖₂, 1e-12)` along the last axis, as `torch.nn.functional.normalize`.
-pub fn l2_normalize(g: &mut GraphBuilder, x: &str) -> String {
-    let norm = g.op(
-        "ReduceL2",
-        &[x],
-        vec![("axes", Attr::Ints(vec![-1])), ("keepdims", Attr::Int(1))],
-    );
-    let eps = g.const_f32("eps", &[], vec![1e-12]);
-    let safe = g.op("Max", &[&norm, &eps], vec![]);
-    g.op("Div", &[x, &safe], vec![])
-}
-
-/// Writes named f32 tensors as a safetensors file, atomically.
-pub fn write_safetensors(path: &Path, tensors: &[(&str, &Tensor)]) -> Result<()> {
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|(_, t)| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
-        .collect();
-    let views = tensors.iter().zip(&bytes).map(|((name, t), b)| {
-        (
-            name.to_string(),
-            TensorView::new(Dtype::F32, t.shape.clone(), b).unwrap(),
-        )
-    });
-    let out = safetensors::serialize(views, None).map_err(|e| ExportError::Safetensors {
-        path: path.into(),
-        reason: e.to_string(),
-    })?;
-    AtomicFile::write(path, &out).map_err(ExportError::io(path))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn folded_standardisation_gives_what_the_head_gave_on_standardised_input() {
-        let head = ProjectionHead::random(5, 8, 3, 2);
+        let head = MlpHead::random(5, 8, 3, 2);
         let mean = [0.5, -1.0, 2.0, 0.0, 10.0];
         let std = [2.0, 0.5, 1.0, 3.0, 0.1];
         let raw: Vec<f32> = (0..10).map(|i| (i as f32 * 0.37).sin() * 4.0).collect();

@@ -1,0 +1,13 @@
+//! Projection heads: the reference study's MLP and a linear projection, their safetensors
+//! files, their graph and their CPU function.
+
+pub mod file;
+pub mod linear;
+pub mod mlp;
+mod normalize;
+pub mod projection;
+
+pub use linear::LinearHead;
+pub use mlp::{names, MlpHead, BN_EPS, DEFAULT_HIDDEN};
+pub use normalize::l2_normalize;
+pub use projection::Head;
