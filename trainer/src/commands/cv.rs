@@ -82,7 +82,13 @@ pub fn run(a: CvArgs) -> anyhow::Result<()> {
             progress: true,
         },
     )?;
-    let variants = variants(&a.variants, &base)?;
+    // A lone configuration is named after its recipe, if it has one.
+    let default_name = a
+        .recipe
+        .as_ref()
+        .and_then(|r| r.file_stem())
+        .map_or("flags".to_string(), |s| s.to_string_lossy().into_owned());
+    let variants = variants(&a.variants, &base, &default_name)?;
     let plan = CvPlan {
         folds: a.folds,
         repeats: a.repeats,
@@ -120,10 +126,14 @@ pub fn run(a: CvArgs) -> anyhow::Result<()> {
 }
 
 /// Each `NAME[:KEY=VALUE,...]` applied to the base configuration.
-fn variants(specs: &[String], base: &FitConfig) -> anyhow::Result<Vec<Variant>> {
+fn variants(
+    specs: &[String],
+    base: &FitConfig,
+    default_name: &str,
+) -> anyhow::Result<Vec<Variant>> {
     if specs.is_empty() {
         return Ok(vec![Variant {
-            name: "flags".into(),
+            name: default_name.into(),
             config: base.clone(),
         }]);
     }
