@@ -23,8 +23,6 @@ pub struct CvArgs {
     pub recipe: Option<PathBuf>,
     #[command(flatten)]
     pub backbone: BackboneArgs,
-    #[arg(long, env = "HANDMATCH_IMAGE_SIZE", default_value_t = 224)]
-    pub image_size: usize,
     #[command(flatten)]
     pub data: DataArgs,
     /// Augmented views per image in the feature cache.
@@ -62,7 +60,7 @@ pub fn run(a: CvArgs) -> anyhow::Result<()> {
     );
     std::fs::create_dir_all(&a.out)?;
     let backbone = a.out.join("backbone.onnx");
-    export_backbone(&a.backbone.spec()?, a.image_size, &backbone)?;
+    export_backbone(&a.backbone.spec()?, a.backbone.image_size, &backbone)?;
     let keep: std::collections::BTreeSet<&str> = subjects.iter().map(String::as_str).collect();
     let images: Vec<_> = ds
         .images

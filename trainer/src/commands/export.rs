@@ -13,8 +13,6 @@ use super::BackboneArgs;
 pub struct ExportArgs {
     #[command(flatten)]
     pub backbone: BackboneArgs,
-    #[arg(long, env = "HANDMATCH_IMAGE_SIZE", default_value_t = 224)]
-    pub image_size: usize,
     /// A trained head (safetensors written by `fit`).
     #[arg(
         long,
@@ -47,7 +45,7 @@ pub fn run(a: ExportArgs) -> anyhow::Result<()> {
             seed: a.seed,
         },
     };
-    let (model, meta) = artefact_model(open.as_ref(), a.image_size, head, None)?;
+    let (model, meta) = artefact_model(open.as_ref(), a.backbone.image_size, head, None)?;
     model
         .save(&a.out)
         .with_context(|| format!("writing {}", a.out.display()))?;

@@ -12,16 +12,13 @@ use super::BackboneArgs;
 pub struct ExportBackboneArgs {
     #[command(flatten)]
     pub backbone: BackboneArgs,
-    /// Square input side S (a multiple of the patch size for DINOv2).
-    #[arg(long, env = "HANDMATCH_IMAGE_SIZE", default_value_t = 224)]
-    pub image_size: usize,
     #[arg(long)]
     pub out: PathBuf,
 }
 
 pub fn run(a: ExportBackboneArgs) -> anyhow::Result<()> {
     let open = a.backbone.spec()?.open()?;
-    let model = backbone_model(open.as_ref(), a.image_size)?;
+    let model = backbone_model(open.as_ref(), a.backbone.image_size)?;
     let id = model.model_id();
     model
         .save(&a.out)

@@ -14,8 +14,6 @@ use super::{BackboneArgs, DataSplitArgs, RuntimeArgs};
 pub struct ExtractArgs {
     #[command(flatten)]
     pub backbone: BackboneArgs,
-    #[arg(long, env = "HANDMATCH_IMAGE_SIZE", default_value_t = 224)]
-    pub image_size: usize,
     #[command(flatten)]
     pub data: DataSplitArgs,
     /// Augmented views per image.
@@ -33,7 +31,7 @@ pub struct ExtractArgs {
 pub fn run(a: ExtractArgs) -> anyhow::Result<()> {
     let (ds, split) = a.data.load()?;
     let backbone = a.out.with_extension("backbone.onnx");
-    export_backbone(&a.backbone.spec()?, a.image_size, &backbone)?;
+    export_backbone(&a.backbone.spec()?, a.backbone.image_size, &backbone)?;
     let subjects = split
         .subject_set(Subset::Train)
         .union(&split.subject_set(Subset::Val))

@@ -130,8 +130,6 @@ pub struct FitArgs {
     pub recipe: Option<PathBuf>,
     #[command(flatten)]
     pub backbone: BackboneArgs,
-    #[arg(long, env = "HANDMATCH_IMAGE_SIZE", default_value_t = 224)]
-    pub image_size: usize,
     #[command(flatten)]
     pub data: DataSplitArgs,
     #[arg(long, default_value_t = 8)]
@@ -152,7 +150,7 @@ pub fn run(a: FitArgs) -> anyhow::Result<()> {
     let (ds, split) = a.data.load()?;
     let report = run_fit(&FitJob {
         backbone: a.backbone.spec()?,
-        image_size: a.image_size,
+        image_size: a.backbone.image_size,
         data: &ds,
         split: &split,
         cache: a

@@ -52,6 +52,9 @@ impl DataSplitArgs {
 /// Which backbone: a Hugging Face checkpoint, the hand landmark model, or both.
 #[derive(Args, Clone)]
 pub struct BackboneArgs {
+    /// Square input side S (a multiple of the patch size for DINOv2; hand models take 224).
+    #[arg(long, env = "HANDMATCH_IMAGE_SIZE", default_value_t = 224)]
+    pub image_size: usize,
     /// Checkpoint folder (config.json + model.safetensors) of a DINOv2 or ResNet.
     #[arg(long, env = "HANDMATCH_HF_DIR")]
     pub hf_dir: Option<PathBuf>,

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::file::{write_safetensors, HeadFile};
-use super::normalize::{dot, l2_normalize, l2_rows};
+use super::normalize::{dot, fold_standardisation, l2_normalize, l2_rows};
 use crate::error::{ExportError, Result};
 use crate::onnx::GraphBuilder;
 use crate::tensor::Tensor;
@@ -42,19 +42,7 @@ impl LinearHead {
 
     /// The head rewritten to take raw features when it was fitted on `(x − mean) / std`.
     pub fn with_input_standardisation(mut self, mean: &[f32], std: &[f32]) -> Self {
-        let d = self.input_dim();
-        assert!(
-            mean.len() == d && std.len() == d,
-            "one mean and std per feature"
-        );
-        for (e, row) in self.weight.data.chunks_mut(d).enumerate() {
-            let mut shift = 0.0f64;
-            for ((w, m), s) in row.iter_mut().zip(mean).zip(std) {
-                *w /= s;
-                shift += *w as f64 * *m as f64;
-            }
-            self.bias.data[e] -= shift as f32;
-        }
+        fold_standardisation(&mut self.weight, &mut self.bias, mean, std);
         self
     }
 

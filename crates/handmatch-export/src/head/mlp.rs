@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 
 use super::file::{write_safetensors, HeadFile};
-use super::normalize::{dot, l2_normalize};
+use super::normalize::{dot, fold_standardisation, l2_normalize};
 use crate::error::{ExportError, Result};
 use crate::onnx::GraphBuilder;
 use crate::tensor::{BatchNorm, Tensor};
@@ -60,19 +60,7 @@ impl MlpHead {
     /// raw features: the standardisation folds into the first Linear, so the artefact's
     /// graph does not change shape.
     pub fn with_input_standardisation(mut self, mean: &[f32], std: &[f32]) -> Self {
-        let d = self.input_dim();
-        assert!(
-            mean.len() == d && std.len() == d,
-            "one mean and std per feature"
-        );
-        for (h, row) in self.fc1_weight.data.chunks_mut(d).enumerate() {
-            let mut shift = 0.0f64;
-            for ((w, m), s) in row.iter_mut().zip(mean).zip(std) {
-                *w /= s;
-                shift += *w as f64 * *m as f64;
-            }
-            self.fc1_bias.data[h] -= shift as f32;
-        }
+        fold_standardisation(&mut self.fc1_weight, &mut self.fc1_bias, mean, std);
         self
     }
 
