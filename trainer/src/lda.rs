@@ -4,14 +4,16 @@
 //! covariance is shrunk toward a scaled identity (Ledoit–Wolf, or a given amount), whitened,
 //! and the top E directions of the whitened class means are kept. No gradient steps.
 //!
-//! With fewer rows than features (the usual case: ~600 images of 1552-d features) the
-//! within-class covariance is diagonalised through the n × n Gram matrix of the centred rows
-//! instead of the d × d covariance; outside the rows' span the shrunk covariance is the
-//! identity scaled by the shrinkage, so its inverse square root is known there in closed form.
+//! With fewer rows than features (~600 images of 1552-d features) the within-class
+//! covariance is diagonalised through the n × n Gram matrix of the centred rows; outside the
+//! rows' span the shrunk covariance is the identity scaled by the shrinkage, so its inverse
+//! square root is known there in closed form. With more rows (augmented views, larger
+//! datasets) the d × d shrunk covariance is whitened by its Cholesky factor instead: a full
+//! eigendecomposition of it took minutes.
 
 use handmatch_export::head::LinearHead;
 use handmatch_export::tensor::Tensor;
-use nalgebra::{DMatrix, DVector, SymmetricEigen};
+use nalgebra::{Cholesky, DMatrix, DVector, SymmetricEigen};
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -219,70 +221,101 @@ pub fn ledoit_wolf(w: &DMatrix<f64>) -> f64 {
     (beta.min(delta) / delta).clamp(0.0, 1.0)
 }
 
-/// `S^(-1/2)` of the shrunk within-class covariance `S = (1 − α) WᵀW / n + α μ I`, kept as
-/// its eigenvectors in the rows' span (`basis`, d × r), their factors, and the factor
-/// outside the span.
-struct Whitening {
-    basis: DMatrix<f64>,
-    inside: DVector<f64>,
-    outside: f64,
+/// A whitening `W` of the shrunk within-class covariance `S = (1 − α) WᵀW / n + α μ I`
+/// (`Wᵀ S W = I`; LDA's directions do not depend on which one).
+enum Whitening {
+    /// Fewer rows than features: `S^(-1/2)`, kept as its eigenvectors in the rows' span
+    /// (`basis`, d × r), their factors, and the factor outside the span.
+    Spectral {
+        basis: DMatrix<f64>,
+        inside: DVector<f64>,
+        outside: f64,
+    },
+    /// Otherwise `L^(-T)` for the Cholesky factor `S = L Lᵀ`: a d × d factorisation is
+    /// several times cheaper than a d × d eigendecomposition.
+    Cholesky { l: DMatrix<f64> },
 }
 
 impl Whitening {
     fn new(w: &DMatrix<f64>, alpha: f64) -> Self {
-        let (basis, spectrum) = covariance_spectrum(w);
-        let mu = spectrum.iter().sum::<f64>() / w.ncols() as f64;
-        // Without shrinkage the covariance is singular outside the rows' span; a tiny floor
-        // keeps the factor there finite.
-        let floor = (alpha * mu).max(1e-12 * mu).max(1e-300);
-        let inside = spectrum.map(|l| ((1.0 - alpha) * l + floor).powf(-0.5));
-        Self {
-            basis,
-            inside,
-            outside: floor.powf(-0.5),
+        let d = w.ncols() as f64;
+        if w.nrows() < w.ncols() {
+            let (basis, spectrum) = gram_spectrum(w);
+            let floor = shrinkage_floor(alpha, spectrum.iter().sum::<f64>() / d);
+            let inside = spectrum.map(|l| ((1.0 - alpha) * l + floor).powf(-0.5));
+            return Whitening::Spectral {
+                basis,
+                inside,
+                outside: floor.powf(-0.5),
+            };
+        }
+        let cov = (w.transpose() * w) / w.nrows() as f64;
+        let floor = shrinkage_floor(alpha, cov.trace() / d);
+        let shrunk = cov * (1.0 - alpha) + DMatrix::identity(w.ncols(), w.ncols()) * floor;
+        let l = Cholesky::new(shrunk)
+            .expect("a covariance plus a positive multiple of the identity is positive definite")
+            .l();
+        Whitening::Cholesky { l }
+    }
+
+    /// `m · W` for rows `m` (k × d).
+    fn apply_right(&self, m: &DMatrix<f64>) -> DMatrix<f64> {
+        match self {
+            Whitening::Spectral {
+                basis,
+                inside,
+                outside,
+            } => {
+                let mu = m * basis;
+                let scaled = DMatrix::from_fn(mu.nrows(), mu.ncols(), |i, j| {
+                    mu[(i, j)] * (inside[j] - outside)
+                });
+                m * *outside + scaled * basis.transpose()
+            }
+            // m L^(-T) = (L^(-1) mᵀ)ᵀ
+            Whitening::Cholesky { l } => l
+                .solve_lower_triangular(&m.transpose())
+                .expect("L has a positive diagonal")
+                .transpose(),
         }
     }
 
-    /// `m · S^(-1/2)` for rows `m` (k × d).
-    fn apply_right(&self, m: &DMatrix<f64>) -> DMatrix<f64> {
-        let mu = m * &self.basis;
-        let scaled = DMatrix::from_fn(mu.nrows(), mu.ncols(), |i, j| {
-            mu[(i, j)] * (self.inside[j] - self.outside)
-        });
-        m * self.outside + scaled * self.basis.transpose()
-    }
-
-    /// `S^(-1/2) · a` for columns `a` (d × k).
+    /// `W · a` for columns `a` (d × k).
     fn apply_left(&self, a: &DMatrix<f64>) -> DMatrix<f64> {
-        self.apply_right(&a.transpose()).transpose()
+        match self {
+            Whitening::Spectral { .. } => self.apply_right(&a.transpose()).transpose(),
+            Whitening::Cholesky { l } => l
+                .transpose()
+                .solve_upper_triangular(a)
+                .expect("Lᵀ has a positive diagonal"),
+        }
     }
 }
 
-/// Eigenvectors (d × r) and eigenvalues of `WᵀW / n` with nonzero spectrum, through
-/// whichever of the n × n Gram matrix and the d × d covariance is smaller.
-fn covariance_spectrum(w: &DMatrix<f64>) -> (DMatrix<f64>, DVector<f64>) {
+/// `α μ`, the shrinkage's share of the identity; without shrinkage the covariance may be
+/// singular, so a tiny floor keeps it invertible.
+fn shrinkage_floor(alpha: f64, mu: f64) -> f64 {
+    (alpha * mu).max(1e-12 * mu).max(1e-300)
+}
+
+/// Eigenvectors (d × r) and eigenvalues of `WᵀW / n` with nonzero spectrum, through the
+/// n × n Gram matrix (for `W` with fewer rows than columns).
+fn gram_spectrum(w: &DMatrix<f64>) -> (DMatrix<f64>, DVector<f64>) {
     let n = w.nrows() as f64;
-    if w.nrows() < w.ncols() {
-        let gram = (w * w.transpose()) / n;
-        let eig = SymmetricEigen::new(gram);
-        let keep: Vec<usize> = (0..eig.eigenvalues.len())
-            .filter(|&j| eig.eigenvalues[j] > 1e-10 * eig.eigenvalues.max().max(1e-300))
-            .collect();
-        // u_j = Wᵀ v_j / sqrt(n λ_j): unit eigenvectors of WᵀW / n.
-        let v = DMatrix::from_fn(w.nrows(), keep.len(), |i, j| eig.eigenvectors[(i, keep[j])]);
-        let mut u = w.transpose() * v;
-        for (j, &k) in keep.iter().enumerate() {
-            u.column_mut(j)
-                .scale_mut(1.0 / (n * eig.eigenvalues[k]).sqrt());
-        }
-        let values = DVector::from_iterator(keep.len(), keep.iter().map(|&k| eig.eigenvalues[k]));
-        (u, values)
-    } else {
-        let cov = (w.transpose() * w) / n;
-        let eig = SymmetricEigen::new(cov);
-        let values = eig.eigenvalues.map(|l| l.max(0.0));
-        (eig.eigenvectors, values)
+    let gram = (w * w.transpose()) / n;
+    let eig = SymmetricEigen::new(gram);
+    let keep: Vec<usize> = (0..eig.eigenvalues.len())
+        .filter(|&j| eig.eigenvalues[j] > 1e-10 * eig.eigenvalues.max().max(1e-300))
+        .collect();
+    // u_j = Wᵀ v_j / sqrt(n λ_j): unit eigenvectors of WᵀW / n.
+    let v = DMatrix::from_fn(w.nrows(), keep.len(), |i, j| eig.eigenvectors[(i, keep[j])]);
+    let mut u = w.transpose() * v;
+    for (j, &k) in keep.iter().enumerate() {
+        u.column_mut(j)
+            .scale_mut(1.0 / (n * eig.eigenvalues[k]).sqrt());
     }
+    let values = DVector::from_iterator(keep.len(), keep.iter().map(|&k| eig.eigenvalues[k]));
+    (u, values)
 }
 
 #[cfg(test)]
@@ -339,15 +372,43 @@ mod tests {
     }
 
     #[test]
-    fn the_gram_path_equals_the_covariance_path() {
-        // Fewer rows than features takes the Gram path; the same rows with the features
-        // repeated beyond them cannot, so compare against a direct d × d computation.
+    fn the_gram_spectrum_reconstructs_the_covariance() {
         let (rows, _, _) = two_classes(4, 2);
         let w = DMatrix::from_fn(4, 5, |i, k| rows[i][k] as f64 - 10.0);
-        let (basis, values) = covariance_spectrum(&w);
+        let (basis, values) = gram_spectrum(&w);
         let reconstructed = &basis * DMatrix::from_diagonal(&values) * basis.transpose();
         let direct = (w.transpose() * &w) / 4.0;
         assert!((reconstructed - direct).norm() < 1e-9);
+    }
+
+    /// Both whitenings satisfy `Wᵀ S W = I` for the shrunk covariance they were made from.
+    #[test]
+    fn both_whitenings_whiten_the_shrunk_covariance() {
+        let (rows, _, _) = two_classes(12, 4);
+        for n in [3, 12] {
+            let w = DMatrix::from_fn(n, 5, |i, k| rows[i][k] as f64 - 10.0);
+            let alpha = 0.3;
+            let cov = (w.transpose() * &w) / n as f64;
+            let mu = cov.trace() / 5.0;
+            let shrunk = cov * (1.0 - alpha) + DMatrix::identity(5, 5) * (alpha * mu);
+            let whitening = Whitening::new(&w, alpha);
+            assert_eq!(
+                matches!(whitening, Whitening::Spectral { .. }),
+                n < 5,
+                "the Gram path only for fewer rows than features"
+            );
+            let white = whitening.apply_left(&DMatrix::identity(5, 5));
+            let identity = white.transpose() * shrunk * &white;
+            assert!(
+                (identity - DMatrix::identity(5, 5)).norm() < 1e-9,
+                "n = {n}"
+            );
+            let right = whitening.apply_right(&DMatrix::identity(5, 5));
+            assert!(
+                (right - &white).norm() < 1e-9,
+                "m·W and W·a agree (n = {n})"
+            );
+        }
     }
 
     #[test]
