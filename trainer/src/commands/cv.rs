@@ -10,7 +10,7 @@ use handmatch_core::dataset::folds::eligible_subjects;
 use handmatch_core::report::plot::cmc_chart;
 use handmatch_trainer::cv::{cross_validate, markdown, CvPlan, Variant};
 use handmatch_trainer::extract::{extract, ExtractOptions};
-use handmatch_trainer::pipeline::export_backbone;
+use handmatch_trainer::pipeline::{export_backbone, images_of};
 use handmatch_trainer::training::FitConfig;
 
 use super::fit::TrainingArgs;
@@ -61,12 +61,7 @@ pub fn run(a: CvArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.out)?;
     let backbone = a.out.join("backbone.onnx");
     export_backbone(&a.backbone.spec()?, a.backbone.image_size, &backbone)?;
-    let keep: std::collections::BTreeSet<&str> = subjects.iter().map(String::as_str).collect();
-    let images: Vec<_> = ds
-        .images
-        .iter()
-        .filter(|i| keep.contains(i.subject.as_str()))
-        .collect();
+    let images = images_of(&ds, &subjects.iter().cloned().collect());
     let base = a.training.config();
     let cache = extract(
         &images,
