@@ -66,16 +66,36 @@ pub struct BackboneArgs {
     /// The hand landmark model that `import-hand-landmarks` writes.
     #[arg(long, env = "HANDMATCH_HAND_MODEL", default_value = handmatch_export::backbone::hand::DEFAULT_MODEL)]
     pub hand_model: PathBuf,
+    /// The hand model's feature groups, comma-separated: geometry (landmark distances and
+    /// bone angles), trunk (pooled network features), shape (silhouette finger widths and
+    /// bone lengths), and the network's own maps read at points of the hand: local (14 × 14
+    /// at the landmarks), local-fine (28 × 28 at landmarks and bone midpoints), local-56
+    /// (56 × 56, same points), local-112 (112 × 112 at landmarks and three points per bone).
+    #[arg(
+        long,
+        env = "HANDMATCH_HAND_FEATURES",
+        default_value = "geometry,trunk"
+    )]
+    pub hand_features: handmatch_export::backbone::HandFeatureSet,
+    /// Test-time views whose features are averaged: `flip`, `shift` (two views, 8 px), both
+    /// comma-separated, or `none`. Part of the artefact's graph, so the server does the same.
+    #[arg(long, env = "HANDMATCH_TTA", default_value = "none")]
+    pub tta: handmatch_export::backbone::Tta,
 }
 
 impl BackboneArgs {
     pub fn spec(&self) -> anyhow::Result<handmatch_export::backbone::BackboneSpec> {
-        handmatch_export::backbone::BackboneSpec::parse(
+        let spec = handmatch_export::backbone::BackboneSpec::parse(
             &self.backbone,
             self.hf_dir.clone(),
             self.hand_model.clone(),
         )
-        .map_err(anyhow::Error::msg)
+        .map_err(anyhow::Error::msg)?;
+        Ok(handmatch_export::backbone::BackboneSpec {
+            hand_features: self.hand_features.clone(),
+            tta: self.tta.clone(),
+            ..spec
+        })
     }
 }
 

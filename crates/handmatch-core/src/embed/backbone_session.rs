@@ -11,7 +11,7 @@ use ndarray::{Array2, Array4, ArrayView4};
 use ort::session::{OutputSelector, RunOptions, Session};
 use ort::value::TensorRef;
 
-use super::metadata::{IMAGENET_MEAN, IMAGENET_STD};
+use super::metadata::pixel_scale_shift;
 
 /// The backbone graph's input: normalised pixels `[N, 3, S, S]`.
 pub const PIXELS_NAME: &str = "pixel_values";
@@ -66,15 +66,16 @@ impl HandDetector for BackboneSession {
     }
 }
 
-/// Normalised `[N, 3, S, S]` pixels, as the backbone graph takes them.
+/// Normalised `[N, 3, S, S]` pixels, as the backbone graph takes them (bit for bit what the
+/// artefact's graph makes of the same uint8 crops).
 pub fn pixels(crops: &[&RgbImage]) -> Array4<f32> {
     let s = crops[0].width() as usize;
+    let (scale, shift) = pixel_scale_shift();
     let mut out = Array4::<f32>::zeros((crops.len(), 3, s, s));
     for (i, crop) in crops.iter().enumerate() {
         for (x, y, p) in crop.enumerate_pixels() {
             for c in 0..3 {
-                out[[i, c, y as usize, x as usize]] =
-                    (p[c] as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
+                out[[i, c, y as usize, x as usize]] = p[c] as f32 * scale[c] + shift[c];
             }
         }
     }

@@ -30,6 +30,18 @@ pub const FORMAT_VERSION: &str = "1";
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
+/// `(x/255 − mean)/std` as `x · scale + shift` per channel, in f32: how the artefact's graph
+/// normalises its uint8 input, and how the trainer makes the backbone graph's input, so both
+/// see bit-identical pixels (features with thresholds inside, such as the hand silhouette,
+/// would otherwise flip on the last bit).
+pub fn pixel_scale_shift() -> ([f32; 3], [f32; 3]) {
+    let (m, s) = (IMAGENET_MEAN, IMAGENET_STD);
+    (
+        [0, 1, 2].map(|c| 1.0 / (255.0 * s[c])),
+        [0, 1, 2].map(|c| -m[c] / s[c]),
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ArtefactMetadata {
     pub model_id: String,

@@ -8,8 +8,9 @@ use super::landmarks::LANDMARK_INPUT;
 use super::similarity::Similarity;
 use crate::resize::resize;
 
-/// A pixel differs from the background when a channel differs by more than this.
-const FOREGROUND_DIFFERENCE: i32 = 40;
+/// A pixel is foreground when a channel differs from the background by more than this (of
+/// 255); the silhouette features of the hand graph use the same rule.
+pub const FOREGROUND_DIFFERENCE: i32 = 40;
 /// A row or column belongs to the hand when this fraction of it is foreground; single
 /// noisy pixels and JPEG ringing do not stretch the box.
 const MIN_FOREGROUND_FRACTION: f32 = 0.01;

@@ -174,6 +174,7 @@ pub fn build(
     Ok(Features {
         value: features,
         dim: h,
+        layout: vec![("checkpoint".into(), h)],
         description: format!(
             "dinov2(hidden={h},layers={},heads={},patch={},ffn={})",
             cfg.num_hidden_layers,

@@ -4,7 +4,9 @@
 //! 210 pairwise distances between the 21 world landmarks divided by their mean, and the 190
 //! cosines between the 20 bones — followed by the network's 1152-d pooled trunk feature.
 //! The landmark model's presence and landmarks are exposed too, so the same graph also
-//! finds the hand for alignment.
+//! finds the hand for alignment. Which groups of features it emits (`HandFeatureSet`:
+//! geometry, trunk, silhouette shape, landmark-sampled local maps) is the model's choice,
+//! recorded in its description.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +14,11 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 
 use super::features::Features;
+use super::hand_features::{HandFeatureGroup, HandFeatureSet};
+use super::landmark_samples::{
+    sample_at, HandPoints, LocalMap, ALL_MAPS, MAP_112, MAP_14, MAP_28, MAP_56,
+};
+use super::silhouette::{self, SHAPE_DIM};
 use crate::error::{ExportError, Result};
 use crate::onnx::proto::{GraphProto, ModelProto};
 use crate::onnx::GraphBuilder;
@@ -39,6 +46,7 @@ pub struct HandModel {
     path: PathBuf,
     graph: GraphProto,
     sha256: String,
+    features: HandFeatureSet,
 }
 
 /// What the hand branch adds to a graph.
@@ -75,11 +83,34 @@ impl HandModel {
                 )));
             }
         }
+        for map in ALL_MAPS {
+            if !graph
+                .node
+                .iter()
+                .any(|n| n.output.iter().any(|o| o == map.tensor))
+            {
+                return Err(invalid(format!(
+                    "no tensor `{}` (not the model `import-hand-landmarks` imports)",
+                    map.tensor
+                )));
+            }
+        }
         Ok(Self {
             path: path.to_path_buf(),
             graph,
             sha256: hex::encode(Sha256::digest(&bytes)),
+            features: HandFeatureSet::default(),
         })
+    }
+
+    /// The same network emitting other feature groups.
+    pub fn with_features(mut self, features: HandFeatureSet) -> Self {
+        self.features = features;
+        self
+    }
+
+    pub fn features(&self) -> &HandFeatureSet {
+        &self.features
     }
 
     pub fn path(&self) -> &Path {
@@ -88,19 +119,108 @@ impl HandModel {
 
     pub fn description(&self) -> String {
         format!(
-            "hand-landmarks(mediapipe-hand_landmark_full,sha256={})",
-            &self.sha256[..16]
+            "hand-landmarks(mediapipe-hand_landmark_full,sha256={},features={})",
+            &self.sha256[..16],
+            self.features
         )
     }
 }
 
-/// Adds the hand branch reading ImageNet-normalised `pixels` (`[N, 3, 224, 224]`).
+/// Adds the hand branch reading ImageNet-normalised `pixels` (`[N, 3, 224, 224]`), the
+/// spliced network's tensors named under `prefix`.
 pub fn build(
     g: &mut GraphBuilder,
     model: &HandModel,
     pixels: &str,
     image_size: usize,
+    prefix: &str,
 ) -> Result<HandBranch> {
+    check_size(image_size)?;
+    let (unit, out) = splice(g, model, pixels, prefix);
+    let landmarks = &out["landmarks"];
+    let mut parts = Vec::new();
+    let mut layout = Vec::new();
+    for group in model.features.groups() {
+        let (value, width) = match group {
+            HandFeatureGroup::Geometry => (geometry(g, &out["world_landmarks"]), GEOMETRY_DIM),
+            HandFeatureGroup::Trunk => (
+                g.reshape(&out["pooled"], &[-1, POOLED_DIM as i64]),
+                POOLED_DIM,
+            ),
+            HandFeatureGroup::Shape => (
+                silhouette::shape(g, &unit, landmarks, image_size),
+                SHAPE_DIM,
+            ),
+            HandFeatureGroup::Local => local(g, prefix, MAP_14, landmarks, HandPoints::Landmarks),
+            HandFeatureGroup::LocalFine => local(g, prefix, MAP_28, landmarks, HandPoints::Both),
+            HandFeatureGroup::Local56 => local(g, prefix, MAP_56, landmarks, HandPoints::Both),
+            HandFeatureGroup::Local112 => local(g, prefix, MAP_112, landmarks, HandPoints::Dense),
+        };
+        parts.push(value);
+        layout.push((group.name().to_string(), width));
+    }
+    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let value = g.op(
+        "Concat",
+        &refs,
+        vec![("axis", crate::onnx::graph::Attr::Int(1))],
+    );
+    Ok(HandBranch {
+        features: Features {
+            value,
+            dim: layout.iter().map(|(_, w)| w).sum(),
+            description: model.description(),
+            layout,
+        },
+        presence: out["presence"].clone(),
+        landmarks: landmarks.clone(),
+    })
+}
+
+/// `map` of the network spliced under `prefix`, read at `points`; returns it and its width.
+fn local(
+    g: &mut GraphBuilder,
+    prefix: &str,
+    map: LocalMap,
+    landmarks: &str,
+    points: HandPoints,
+) -> (String, usize) {
+    let tensor = format!("{prefix}/{}", map.tensor);
+    let value = sample_at(g, &tensor, landmarks, points, LANDMARK_INPUT as usize);
+    (value, map.channels * points.count())
+}
+
+/// Only what alignment needs, `(presence, landmarks)`: for graphs whose features come from
+/// another copy of the network (test-time views).
+pub fn detection(
+    g: &mut GraphBuilder,
+    model: &HandModel,
+    pixels: &str,
+    image_size: usize,
+    prefix: &str,
+) -> Result<(String, String)> {
+    check_size(image_size)?;
+    let (_, out) = splice(g, model, pixels, prefix);
+    Ok((out["presence"].clone(), out["landmarks"].clone()))
+}
+
+/// The network on `pixels`; returns its input in [0, 1] and its outputs by name.
+fn splice(
+    g: &mut GraphBuilder,
+    model: &HandModel,
+    pixels: &str,
+    prefix: &str,
+) -> (String, std::collections::HashMap<String, String>) {
+    // Every backbone reads ImageNet-normalised pixels; MediaPipe wants [0, 1].
+    let std = g.const_f32("hand_std", &[1, 3, 1, 1], IMAGENET_STD.to_vec());
+    let mean = g.const_f32("hand_mean", &[1, 3, 1, 1], IMAGENET_MEAN.to_vec());
+    let x = g.mul(pixels, &std);
+    let unit = g.add(&x, &mean);
+    let out = g.splice(&model.graph, prefix, &[(INPUT, &unit)]);
+    (unit, out)
+}
+
+fn check_size(image_size: usize) -> Result<()> {
     if image_size != LANDMARK_INPUT as usize {
         return Err(ExportError::Argument {
             field: "image-size".into(),
@@ -109,29 +229,7 @@ pub fn build(
             ),
         });
     }
-    // Every backbone reads ImageNet-normalised pixels; MediaPipe wants [0, 1].
-    let std = g.const_f32("hand_std", &[1, 3, 1, 1], IMAGENET_STD.to_vec());
-    let mean = g.const_f32("hand_mean", &[1, 3, 1, 1], IMAGENET_MEAN.to_vec());
-    let x = g.mul(pixels, &std);
-    let unit = g.add(&x, &mean);
-    let out = g.splice(&model.graph, "hand", &[(INPUT, &unit)]);
-    let world = &out["world_landmarks"];
-    let geometry = geometry(g, world);
-    let pooled = g.reshape(&out["pooled"], &[-1, POOLED_DIM as i64]);
-    let value = g.op(
-        "Concat",
-        &[&geometry, &pooled],
-        vec![("axis", crate::onnx::graph::Attr::Int(1))],
-    );
-    Ok(HandBranch {
-        features: Features {
-            value,
-            dim: GEOMETRY_DIM + POOLED_DIM,
-            description: model.description(),
-        },
-        presence: out["presence"].clone(),
-        landmarks: out["landmarks"].clone(),
-    })
+    Ok(())
 }
 
 fn upper_triangle(n: usize) -> Vec<i64> {

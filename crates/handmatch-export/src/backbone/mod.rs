@@ -5,13 +5,19 @@
 pub mod dinov2;
 pub mod features;
 pub mod hand;
+pub mod hand_features;
 pub mod interpolate;
+pub mod landmark_samples;
 pub mod layers;
 pub mod resnet;
+pub mod silhouette;
 pub mod source;
 pub mod spec;
+pub mod tta;
 
 pub use features::Features;
 pub use hand::HandModel;
-pub use source::{build, build_any, BackboneRef, Built};
+pub use hand_features::{HandFeatureGroup, HandFeatureSet};
+pub use source::{build, build_any, Backbone, BackboneRef, Built};
 pub use spec::{BackboneSpec, OpenBackbone};
+pub use tta::Tta;

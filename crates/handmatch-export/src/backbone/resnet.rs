@@ -157,6 +157,7 @@ pub fn build(
     Ok(Features {
         value: features,
         dim: in_ch,
+        layout: vec![("checkpoint".into(), in_ch)],
         description: format!(
             "resnet({},depths={:?},widths={:?})",
             cfg.layer_type, cfg.depths, cfg.hidden_sizes

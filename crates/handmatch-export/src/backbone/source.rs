@@ -3,6 +3,7 @@
 
 use super::features::Features;
 use super::hand::{self, HandModel};
+use super::tta::Tta;
 use super::{dinov2, resnet};
 use crate::checkpoint::Checkpoint;
 use crate::error::{ExportError, Result};
@@ -28,6 +29,36 @@ impl<'a> From<&'a HandModel> for BackboneRef<'a> {
     }
 }
 
+/// A backbone and the test-time views its features are averaged over.
+#[derive(Clone, Copy)]
+pub struct Backbone<'a> {
+    pub source: BackboneRef<'a>,
+    pub tta: &'a Tta,
+}
+
+static NO_TTA: Tta = Tta::none();
+
+impl<'a> From<BackboneRef<'a>> for Backbone<'a> {
+    fn from(source: BackboneRef<'a>) -> Self {
+        Self {
+            source,
+            tta: &NO_TTA,
+        }
+    }
+}
+
+impl<'a> From<&'a Checkpoint> for Backbone<'a> {
+    fn from(c: &'a Checkpoint) -> Self {
+        BackboneRef::Checkpoint(c).into()
+    }
+}
+
+impl<'a> From<&'a HandModel> for Backbone<'a> {
+    fn from(h: &'a HandModel) -> Self {
+        BackboneRef::Hand(h).into()
+    }
+}
+
 /// A built backbone: its features and, with the hand model, what alignment needs.
 pub struct Built {
     pub features: Features,
@@ -35,8 +66,41 @@ pub struct Built {
     pub hand: Option<(String, String)>,
 }
 
-/// Adds the backbone to `g`, reading ImageNet-normalised `pixels` at `image_size`.
+/// Adds the backbone to `g`, reading ImageNet-normalised `pixels` at `image_size`. With
+/// test-time views, the features are the mean over the views and a separate copy of the
+/// hand network finds the hand in the crop alone (alignment's cost stays one view).
 pub fn build_any(
+    g: &mut GraphBuilder,
+    backbone: Backbone<'_>,
+    pixels: &str,
+    image_size: usize,
+) -> Result<Built> {
+    if backbone.tta.is_empty() {
+        return build_views(g, backbone.source, pixels, image_size);
+    }
+    let views = backbone.tta.expand(g, pixels, image_size);
+    let all = build_views(g, backbone.source, &views, image_size)?;
+    let value = backbone
+        .tta
+        .average(g, &all.features.value, all.features.dim);
+    let hand = match backbone.source {
+        BackboneRef::Checkpoint(_) => None,
+        BackboneRef::Hand(h) | BackboneRef::Combined(_, h) => {
+            Some(hand::detection(g, h, pixels, image_size, "hand_detect")?)
+        }
+    };
+    Ok(Built {
+        features: Features {
+            value,
+            dim: all.features.dim,
+            description: format!("{}+tta({})", all.features.description, backbone.tta),
+            layout: all.features.layout,
+        },
+        hand,
+    })
+}
+
+fn build_views(
     g: &mut GraphBuilder,
     source: BackboneRef<'_>,
     pixels: &str,
@@ -48,7 +112,7 @@ pub fn build_any(
             hand: None,
         },
         BackboneRef::Hand(h) => {
-            let b = hand::build(g, h, pixels, image_size)?;
+            let b = hand::build(g, h, pixels, image_size, "hand")?;
             Built {
                 features: b.features,
                 hand: Some((b.presence, b.landmarks)),
@@ -56,7 +120,7 @@ pub fn build_any(
         }
         BackboneRef::Combined(c, h) => {
             let first = build(g, c, pixels, image_size)?;
-            let b = hand::build(g, h, pixels, image_size)?;
+            let b = hand::build(g, h, pixels, image_size, "hand")?;
             let value = g.op(
                 "Concat",
                 &[&first.value, &b.features.value],
@@ -67,6 +131,7 @@ pub fn build_any(
                     value,
                     dim: first.dim + b.features.dim,
                     description: format!("{}+{}", first.description, b.features.description),
+                    layout: first.layout.into_iter().chain(b.features.layout).collect(),
                 },
                 hand: Some((b.presence, b.landmarks)),
             }

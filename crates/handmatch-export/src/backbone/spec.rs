@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use super::hand::HandModel;
-use super::source::BackboneRef;
+use super::hand_features::HandFeatureSet;
+use super::source::{Backbone, BackboneRef};
+use super::tta::Tta;
 use crate::checkpoint::Checkpoint;
 use crate::error::{ExportError, Result};
 
@@ -14,11 +16,16 @@ pub struct BackboneSpec {
     pub hf_dir: Option<PathBuf>,
     /// The imported hand landmark model.
     pub hand_model: Option<PathBuf>,
+    /// The feature groups the hand model emits.
+    pub hand_features: HandFeatureSet,
+    /// Test-time views the features are averaged over.
+    pub tta: Tta,
 }
 
 pub struct OpenBackbone {
     checkpoint: Option<Checkpoint>,
     hand: Option<HandModel>,
+    tta: Tta,
 }
 
 impl BackboneSpec {
@@ -26,6 +33,8 @@ impl BackboneSpec {
         Self {
             hf_dir: Some(hf_dir.into()),
             hand_model: None,
+            hand_features: HandFeatureSet::default(),
+            tta: Tta::none(),
         }
     }
 
@@ -33,6 +42,8 @@ impl BackboneSpec {
         Self {
             hf_dir: None,
             hand_model: Some(hand_model.into()),
+            hand_features: HandFeatureSet::default(),
+            tta: Tta::none(),
         }
     }
 
@@ -62,6 +73,8 @@ impl BackboneSpec {
         Ok(Self {
             hf_dir: first.and(hf_dir),
             hand_model: hand.then_some(hand_model),
+            hand_features: HandFeatureSet::default(),
+            tta: Tta::none(),
         })
     }
 
@@ -77,19 +90,24 @@ impl BackboneSpec {
             hand: self
                 .hand_model
                 .as_deref()
-                .map(HandModel::open)
+                .map(|p| HandModel::open(p).map(|h| h.with_features(self.hand_features.clone())))
                 .transpose()?,
+            tta: self.tta.clone(),
         })
     }
 }
 
 impl OpenBackbone {
-    pub fn as_ref(&self) -> BackboneRef<'_> {
-        match (&self.checkpoint, &self.hand) {
+    pub fn as_ref(&self) -> Backbone<'_> {
+        let source = match (&self.checkpoint, &self.hand) {
             (Some(c), None) => BackboneRef::Checkpoint(c),
             (None, Some(h)) => BackboneRef::Hand(h),
             (Some(c), Some(h)) => BackboneRef::Combined(c, h),
             (None, None) => unreachable!("`open` refuses an empty spec"),
+        };
+        Backbone {
+            source,
+            tta: &self.tta,
         }
     }
 }

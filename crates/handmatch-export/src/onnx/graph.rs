@@ -22,6 +22,7 @@ pub enum Attr {
     Int(i64),
     Ints(Vec<i64>),
     Float(f32),
+    Str(&'static str),
 }
 
 #[derive(Default)]
@@ -83,6 +84,19 @@ impl GraphBuilder {
             dims: vec![values.len() as i64],
             data_type: Some(DataType::Int64 as i32),
             raw_data: Some(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ..Default::default()
+        });
+        name
+    }
+
+    /// A 0-d int64 constant (what CumSum's axis must be).
+    pub fn scalar_i64(&mut self, hint: &str, value: i64) -> String {
+        let name = self.fresh(hint);
+        self.initializers.push(TensorProto {
+            name: Some(name.clone()),
+            dims: vec![],
+            data_type: Some(DataType::Int64 as i32),
+            raw_data: Some(value.to_le_bytes().to_vec()),
             ..Default::default()
         });
         name
@@ -231,6 +245,10 @@ fn attribute(name: &str, attr: Attr) -> AttributeProto {
         Attr::Float(v) => {
             a.r#type = Some(AttributeType::Float as i32);
             a.f = Some(v);
+        }
+        Attr::Str(v) => {
+            a.r#type = Some(AttributeType::String as i32);
+            a.s = Some(v.as_bytes().to_vec());
         }
     }
     a
