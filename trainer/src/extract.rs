@@ -44,6 +44,29 @@ pub struct FeatureCache {
     pub key: CacheKey,
 }
 
+impl FeatureCache {
+    /// `(part, width)` of the feature columns in order: the backbone's layout, or one part
+    /// `features` when the cache does not record one.
+    pub fn layout(&self) -> Vec<(String, usize)> {
+        self.key
+            .layout
+            .as_deref()
+            .and_then(|t| handmatch_export::backbone::features::parse_layout(t).ok())
+            .filter(|l| l.iter().map(|(_, w)| w).sum::<usize>() == self.eval.ncols())
+            .unwrap_or_else(|| vec![("features".into(), self.eval.ncols())])
+    }
+
+    /// The same images with only the columns `start..end`.
+    pub fn columns(&self, start: usize, end: usize) -> FeatureCache {
+        FeatureCache {
+            images: self.images.clone(),
+            eval: self.eval.slice(ndarray::s![.., start..end]).to_owned(),
+            views: self.views.slice(ndarray::s![.., .., start..end]).to_owned(),
+            key: self.key.clone(),
+        }
+    }
+}
+
 /// What a cache was made from; any difference means it is stale.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CacheKey {
@@ -57,6 +80,10 @@ pub struct CacheKey {
     /// Hand backbones: how images were aligned (`None`: the centre crop).
     #[serde(default)]
     pub alignment: Option<AlignmentSpec>,
+    /// Which columns are which feature part (`part:width,…`, the backbone's
+    /// `feature_layout`); `None` in caches made before backbones recorded it.
+    #[serde(default)]
+    pub layout: Option<String>,
 }
 
 pub struct ExtractOptions {
@@ -186,6 +213,7 @@ fn cache_key(
         // seeds share one cache.
         seed: if opts.views == 0 { 0 } else { opts.seed },
         alignment,
+        layout: session.custom_metadata(handmatch_export::artefact::FEATURE_LAYOUT),
     })
 }
 

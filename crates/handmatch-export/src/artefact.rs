@@ -4,10 +4,12 @@
 //! - the service's artefact (`image` uint8 `[N,S,S,3]` → `embedding [N,E]`): normalisation,
 //!   backbone, projection head and L2 normalisation in one graph, with its metadata.
 
-use handmatch_core::embed::metadata::{keys, ArtefactMetadata, IMAGENET_MEAN, IMAGENET_STD};
+use handmatch_core::embed::metadata::{
+    keys, pixel_scale_shift, ArtefactMetadata, IMAGENET_MEAN, IMAGENET_STD,
+};
 use handmatch_core::embed::session::{INPUT_NAME, OUTPUT_NAME};
 
-use crate::backbone::{self, BackboneRef, Built};
+use crate::backbone::{self, Backbone, Built};
 use crate::error::{ExportError, Result};
 use crate::head::{Head, MlpHead};
 use crate::onnx::graph::Attr;
@@ -17,6 +19,8 @@ use handmatch_core::hand::AlignmentSpec;
 use handmatch_core::training_summary::TrainingSummary;
 
 use handmatch_core::embed::backbone_session::{FEATURES_NAME, PIXELS_NAME};
+/// The backbone graph's metadata key for its `Features::layout`.
+pub const FEATURE_LAYOUT: &str = "feature_layout";
 /// With a hand backbone: what the landmark model sees in the input crop, for alignment.
 pub const PRESENCE_NAME: &str = "presence";
 pub const LANDMARKS_NAME: &str = "landmarks";
@@ -60,10 +64,7 @@ fn check_size(image_size: usize) -> Result<()> {
 }
 
 /// The backbone alone.
-pub fn backbone_model<'a>(
-    source: impl Into<BackboneRef<'a>>,
-    image_size: usize,
-) -> Result<ModelFile> {
+pub fn backbone_model<'a>(source: impl Into<Backbone<'a>>, image_size: usize) -> Result<ModelFile> {
     check_size(image_size)?;
     let mut g = GraphBuilder::new();
     let s = Dim::Fixed(image_size);
@@ -89,6 +90,10 @@ pub fn backbone_model<'a>(
         (keys::INPUT_SIZE.into(), image_size.to_string()),
         ("feature_dim".into(), features.dim.to_string()),
         (
+            FEATURE_LAYOUT.into(),
+            backbone::features::layout_string(&features.layout),
+        ),
+        (
             keys::TRAINER_VERSION.into(),
             env!("CARGO_PKG_VERSION").into(),
         ),
@@ -106,7 +111,7 @@ pub fn backbone_model<'a>(
 // Long on purpose: the graph is built in the order it runs (cast, normalise, backbone,
 // head, L2, outputs, metadata), which is easier to check as one sequence than split.
 pub fn artefact_model<'a>(
-    source: impl Into<BackboneRef<'a>>,
+    source: impl Into<Backbone<'a>>,
     image_size: usize,
     head: HeadSource,
     training: Option<TrainingSummary>,
@@ -127,16 +132,9 @@ pub fn artefact_model<'a>(
         vec![("to", Attr::Int(DataType::Float as i64))],
     );
     let x = g.transpose(&x, &[0, 3, 1, 2]);
-    let scale = g.const_f32(
-        "norm_scale",
-        &[1, 3, 1, 1],
-        std.iter().map(|s| 1.0 / (255.0 * s)).collect(),
-    );
-    let shift = g.const_f32(
-        "norm_shift",
-        &[1, 3, 1, 1],
-        mean.iter().zip(&std).map(|(m, s)| -m / s).collect(),
-    );
+    let (scale, shift) = pixel_scale_shift();
+    let scale = g.const_f32("norm_scale", &[1, 3, 1, 1], scale.to_vec());
+    let shift = g.const_f32("norm_shift", &[1, 3, 1, 1], shift.to_vec());
     let x = g.mul(&x, &scale);
     let pixels = g.add(&x, &shift);
     let built = backbone::build_any(&mut g, source.into(), &pixels, image_size)?;

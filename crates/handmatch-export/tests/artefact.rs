@@ -8,7 +8,7 @@ use handmatch_core::embed::metadata::{IMAGENET_MEAN, IMAGENET_STD};
 use handmatch_core::embed::{EmbeddingSession, RuntimeOptions};
 use handmatch_export::artefact::{artefact_model, backbone_model, HeadSource};
 use handmatch_export::checkpoint::Checkpoint;
-use handmatch_export::head::{Head, LinearHead, MlpHead};
+use handmatch_export::head::{EnsembleHead, EnsembleMember, Head, LinearHead, MlpHead};
 use handmatch_export::random_init::{self, Arch};
 use handmatch_export::tensor::Tensor;
 use ndarray::{Array4, Axis};
@@ -56,6 +56,7 @@ fn artefact_matches_its_parts(arch: Arch, image_size: usize, kind: HeadKind) {
     let head: Head = match kind {
         HeadKind::Mlp => MlpHead::random(features.ncols(), 32, 16, 3).into(),
         HeadKind::Linear => linear_head(features.ncols(), 16).into(),
+        HeadKind::Ensemble => ensemble_head(features.ncols()),
     };
     let head_path = tmp.path().join("head.safetensors");
     head.save(&head_path).unwrap();
@@ -88,6 +89,30 @@ fn artefact_matches_its_parts(arch: Arch, image_size: usize, kind: HeadKind) {
 enum HeadKind {
     Mlp,
     Linear,
+    Ensemble,
+}
+
+/// Three members, 16-d in all: a linear head on every column, an MLP on the second half
+/// weighted 3, a linear head on the first quarter.
+fn ensemble_head(d: usize) -> Head {
+    let members = vec![
+        EnsembleMember {
+            columns: (0, d),
+            weight: 1.0,
+            head: linear_head(d, 8).into(),
+        },
+        EnsembleMember {
+            columns: (d / 2, d),
+            weight: 3.0,
+            head: MlpHead::random(d - d / 2, 16, 4, 9).into(),
+        },
+        EnsembleMember {
+            columns: (0, d / 4),
+            weight: 0.5,
+            head: linear_head(d / 4, 4).into(),
+        },
+    ];
+    Head::Ensemble(EnsembleHead::new(d, members).unwrap())
 }
 
 /// A linear head with varied weights, as LDA would give.
@@ -117,6 +142,11 @@ fn resnet_artefact_equals_backbone_then_head() {
 #[test]
 fn a_linear_head_artefact_equals_backbone_then_linear_head() {
     artefact_matches_its_parts(Arch::ResnetTiny, 64, HeadKind::Linear);
+}
+
+#[test]
+fn an_ensemble_head_artefact_equals_backbone_then_its_members() {
+    artefact_matches_its_parts(Arch::ResnetTiny, 64, HeadKind::Ensemble);
 }
 
 #[test]

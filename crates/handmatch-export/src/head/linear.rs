@@ -61,10 +61,11 @@ impl LinearHead {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        write_safetensors(
-            path,
-            &[(names::WEIGHT, &self.weight), (names::BIAS, &self.bias)],
-        )
+        write_safetensors(path, &self.tensors())
+    }
+
+    pub(super) fn tensors(&self) -> Vec<(&'static str, &Tensor)> {
+        vec![(names::WEIGHT, &self.weight), (names::BIAS, &self.bias)]
     }
 
     /// Adds the head to `g` after `features [N, D]`; returns the L2-normalised `[N, E]`.

@@ -145,7 +145,11 @@ impl MlpHead {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        let tensors = [
+        write_safetensors(path, &self.tensors())
+    }
+
+    pub(super) fn tensors(&self) -> Vec<(&'static str, &Tensor)> {
+        vec![
             (names::FC1_WEIGHT, &self.fc1_weight),
             (names::FC1_BIAS, &self.fc1_bias),
             (names::BN_WEIGHT, &self.bn_weight),
@@ -154,8 +158,7 @@ impl MlpHead {
             (names::BN_VAR, &self.bn_var),
             (names::FC2_WEIGHT, &self.fc2_weight),
             (names::FC2_BIAS, &self.fc2_bias),
-        ];
-        write_safetensors(path, &tensors)
+        ]
     }
 
     fn batch_norm(&self) -> BatchNorm<'_> {

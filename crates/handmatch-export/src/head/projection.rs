@@ -1,14 +1,16 @@
-//! The head an artefact ends with: the reference study's MLP, or a linear projection. Both
-//! end in L2 normalisation and export into the same artefact format; a head file says
-//! which it is by its tensor names.
+//! The head an artefact ends with: the reference study's MLP, a linear projection, or an
+//! ensemble of them. All end in L2 normalisation and export into the same artefact format;
+//! a head file says which it is by its tensor names.
 
 use std::path::Path;
 
+use super::ensemble::{self, EnsembleHead};
 use super::file::HeadFile;
 use super::linear::{self, LinearHead};
 use super::mlp::{self, MlpHead};
 use crate::error::{ExportError, Result};
 use crate::onnx::GraphBuilder;
+use crate::tensor::Tensor;
 
 // Heads are made once per fit and moved rarely: the size difference does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -16,6 +18,7 @@ use crate::onnx::GraphBuilder;
 pub enum Head {
     Mlp(MlpHead),
     Linear(LinearHead),
+    Ensemble(EnsembleHead),
 }
 
 impl Head {
@@ -23,6 +26,7 @@ impl Head {
         match self {
             Head::Mlp(h) => h.input_dim(),
             Head::Linear(h) => h.input_dim(),
+            Head::Ensemble(h) => h.input_dim(),
         }
     }
 
@@ -30,6 +34,7 @@ impl Head {
         match self {
             Head::Mlp(h) => h.embedding_dim(),
             Head::Linear(h) => h.embedding_dim(),
+            Head::Ensemble(h) => h.embedding_dim(),
         }
     }
 
@@ -43,6 +48,7 @@ impl Head {
                 h.embedding_dim()
             ),
             Head::Linear(h) => format!("linear {}→{}", h.input_dim(), h.embedding_dim()),
+            Head::Ensemble(h) => h.describe(),
         }
     }
 
@@ -51,6 +57,7 @@ impl Head {
         match self {
             Head::Mlp(h) => Head::Mlp(h.with_input_standardisation(mean, std)),
             Head::Linear(h) => Head::Linear(h.with_input_standardisation(mean, std)),
+            Head::Ensemble(h) => Head::Ensemble(h.with_input_standardisation(mean, std)),
         }
     }
 
@@ -58,6 +65,7 @@ impl Head {
         match self {
             Head::Mlp(h) => h.build(g, features),
             Head::Linear(h) => h.build(g, features),
+            Head::Ensemble(h) => h.build(g, features),
         }
     }
 
@@ -67,6 +75,7 @@ impl Head {
         match self {
             Head::Mlp(h) => h.forward(features),
             Head::Linear(h) => h.forward(features),
+            Head::Ensemble(h) => h.forward(features),
         }
     }
 
@@ -74,6 +83,17 @@ impl Head {
         match self {
             Head::Mlp(h) => h.save(path),
             Head::Linear(h) => h.save(path),
+            Head::Ensemble(h) => h.save(path),
+        }
+    }
+
+    /// The named tensors of a linear or MLP head's file (an ensemble stores its members'
+    /// under prefixes of their own, so it has none here).
+    pub(super) fn tensors(&self) -> Vec<(&'static str, &Tensor)> {
+        match self {
+            Head::Mlp(h) => h.tensors(),
+            Head::Linear(h) => h.tensors(),
+            Head::Ensemble(_) => Vec::new(),
         }
     }
 
@@ -81,10 +101,17 @@ impl Head {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(ExportError::io(path))?;
         let file = HeadFile::parse(path, &bytes)?;
-        if file.has(linear::names::WEIGHT) {
-            Ok(Head::Linear(LinearHead::from_file(&file)?))
+        Self::from_file(&file, &bytes)
+    }
+
+    pub(super) fn from_file(file: &HeadFile<'_>, bytes: &[u8]) -> Result<Self> {
+        let path = file.path;
+        if file.has(ensemble::names::WEIGHTS) {
+            Ok(Head::Ensemble(EnsembleHead::from_file(file, bytes)?))
+        } else if file.has(linear::names::WEIGHT) {
+            Ok(Head::Linear(LinearHead::from_file(file)?))
         } else if file.has(mlp::names::FC1_WEIGHT) {
-            Ok(Head::Mlp(MlpHead::from_file(&file)?))
+            Ok(Head::Mlp(MlpHead::from_file(file)?))
         } else {
             Err(ExportError::MissingTensor {
                 dir: path.into(),
