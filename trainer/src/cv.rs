@@ -12,7 +12,7 @@ use handmatch_core::metrics::{evaluate_protocols, ProtocolResults, RetrievalMetr
 use crate::extract::FeatureCache;
 use crate::training::data::embed_cached;
 use crate::training::data::rows_of;
-use crate::training::{fit, FitConfig, FitError};
+use crate::training::{fit_selected, FitConfig, FitError, SelectionPlan};
 
 /// One configuration under test.
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub struct CvPlan {
     pub val_fraction: f64,
     /// Repeat r deals the folds with seed `seed + r`.
     pub seed: u64,
+    /// Model selection inside each training part (nested cross-validation).
+    pub selection: Option<SelectionPlan>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -93,7 +95,7 @@ pub fn cross_validate(
         .map(|v| {
             let results = folds
                 .iter()
-                .map(|f| run_fold(cache, v, f))
+                .map(|f| run_fold(cache, v, f, plan.selection))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(summarise(v, results))
         })
@@ -134,8 +136,13 @@ fn plan_folds(subjects: &[String], plan: &CvPlan) -> Vec<FoldPlan> {
     out
 }
 
-fn run_fold(cache: &FeatureCache, v: &Variant, f: &FoldPlan) -> Result<FoldResult, FitError> {
-    let outcome = fit(cache, &f.train, &f.val, &v.config, |_| {})?;
+fn run_fold(
+    cache: &FeatureCache,
+    v: &Variant,
+    f: &FoldPlan,
+    selection: Option<SelectionPlan>,
+) -> Result<FoldResult, FitError> {
+    let (outcome, _) = fit_selected(cache, &f.train, &f.val, &v.config, selection, |_| {})?;
     let test_rows = rows_of(cache, &f.test);
     let results = evaluate_protocols(&embed_cached(&outcome.head, cache, &test_rows))?;
     let i2t = &results.image_to_template;

@@ -15,7 +15,7 @@ use handmatch_core::training_summary::{SplitSummary, TrainingSummary, Validation
 
 use crate::extract::{extract, ExtractOptions, FeatureCache};
 use crate::training::FitConfig;
-use crate::training::{fit, EpochRecord, FitOutcome};
+use crate::training::{fit_selected, EpochRecord, FitOutcome, Selection, SelectionPlan};
 use handmatch_export::artefact::{artefact_model, backbone_model, HeadSource};
 use handmatch_export::backbone::BackboneSpec;
 
@@ -29,6 +29,8 @@ pub struct FitJob<'a> {
     pub cache: PathBuf,
     pub views: usize,
     pub config: FitConfig,
+    /// Choose the settings by cross-validation inside the training subjects first.
+    pub selection: Option<SelectionPlan>,
     pub runtime: RuntimeOptions,
     pub batch_size: usize,
     pub progress: bool,
@@ -36,6 +38,8 @@ pub struct FitJob<'a> {
 
 pub struct FitReport {
     pub outcome: FitOutcome,
+    /// With `FitJob::selection`: every candidate's cross-validated score.
+    pub selection: Option<Selection>,
     pub model: PathBuf,
     pub backbone: PathBuf,
     pub extract_seconds: f64,
@@ -68,16 +72,25 @@ pub fn run_fit(job: &FitJob) -> anyhow::Result<FitReport> {
     let extract_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let progress = job.progress;
-    let outcome = fit(&cache, &train, &val, &job.config, |r: &EpochRecord| {
-        if progress {
-            print_epoch(r);
-        }
-    })?;
+    let (outcome, selection) = fit_selected(
+        &cache,
+        &train,
+        &val,
+        &job.config,
+        job.selection,
+        |r: &EpochRecord| {
+            if progress {
+                print_epoch(r);
+            }
+        },
+    )?;
     let fit_seconds = started.elapsed().as_secs_f64();
-    write_run_folder(job, &outcome)?;
-    let model = export_trained(job, &cache, &outcome)?;
+    let config = selection.as_ref().map_or(&job.config, |s| &s.config);
+    write_run_folder(job, config, &outcome, selection.as_ref())?;
+    let model = export_trained(job, config, &cache, &outcome, selection.as_ref())?;
     Ok(FitReport {
         outcome,
+        selection,
         model,
         backbone,
         extract_seconds,
@@ -122,8 +135,14 @@ fn print_epoch(r: &EpochRecord) {
     );
 }
 
-/// config.json, history.json, head.safetensors and (for gradient fits) training.png.
-fn write_run_folder(job: &FitJob, outcome: &FitOutcome) -> anyhow::Result<()> {
+/// config.json (the settings the final head was fitted with), history.json,
+/// head.safetensors, selection.json (with `--folds`) and (for gradient fits) training.png.
+fn write_run_folder(
+    job: &FitJob,
+    config: &FitConfig,
+    outcome: &FitOutcome,
+    selection: Option<&Selection>,
+) -> anyhow::Result<()> {
     let write = |name: &str, value: &serde_json::Value| -> anyhow::Result<()> {
         let path = job.out.join(name);
         handmatch_core::atomic_file::AtomicFile::write(
@@ -132,8 +151,11 @@ fn write_run_folder(job: &FitJob, outcome: &FitOutcome) -> anyhow::Result<()> {
         )?;
         Ok(())
     };
-    write("config.json", &serde_json::to_value(&job.config)?)?;
+    write("config.json", &serde_json::to_value(config)?)?;
     write("history.json", &serde_json::to_value(&outcome.history)?)?;
+    if let Some(s) = selection {
+        write("selection.json", &serde_json::to_value(s)?)?;
+    }
     outcome.head.save(&job.out.join("head.safetensors"))?;
     // A closed-form head (LDA) has no epochs to plot.
     if outcome.history.is_empty() {
@@ -167,11 +189,13 @@ fn training_chart(path: &Path, history: &[EpochRecord]) -> anyhow::Result<()> {
 /// The artefact with the trained head and its training summary: `out/model.onnx`.
 fn export_trained(
     job: &FitJob,
+    config: &FitConfig,
     cache: &FeatureCache,
     outcome: &FitOutcome,
+    selection: Option<&Selection>,
 ) -> anyhow::Result<PathBuf> {
     let training = TrainingSummary {
-        config: serde_json::to_value(&job.config).expect("the config serialises"),
+        config: serde_json::to_value(config).expect("the config serialises"),
         best_epoch: outcome.best_epoch,
         backbone_model_id: cache.key.backbone_model_id.clone(),
         split: SplitSummary {
@@ -185,6 +209,7 @@ fn export_trained(
             image_to_template: (&outcome.best_validation.image_to_template).into(),
         },
         open_set: outcome.operating_points.clone(),
+        selection: selection.map(Selection::summary),
     };
     let open = job.backbone.open()?;
     let (model, _) = artefact_model(

@@ -22,7 +22,7 @@ use handmatch_trainer::evaluate::{embed_images, score};
 use handmatch_trainer::extract::{extract, ExtractOptions};
 use handmatch_trainer::pipeline::{export_backbone, images_of, run_fit, FitJob};
 use handmatch_trainer::training::data::{raw_features, rows_of};
-use handmatch_trainer::training::FitConfig;
+use handmatch_trainer::training::{FitConfig, HeadKind, SelectionPlan};
 
 const IMAGE_SIZE: usize = 56;
 /// The trained head must stay at least this many times above chance.
@@ -62,6 +62,15 @@ fn world() -> &'static World {
 }
 
 fn train(w: &World, name: &str, config: FitConfig) -> handmatch_trainer::pipeline::FitReport {
+    train_selected(w, name, config, None)
+}
+
+fn train_selected(
+    w: &World,
+    name: &str,
+    config: FitConfig,
+    selection: Option<SelectionPlan>,
+) -> handmatch_trainer::pipeline::FitReport {
     run_fit(&FitJob {
         backbone: handmatch_export::backbone::BackboneSpec::checkpoint(w.dir.path().join("ckpt")),
         image_size: IMAGE_SIZE,
@@ -75,6 +84,7 @@ fn train(w: &World, name: &str, config: FitConfig) -> handmatch_trainer::pipelin
             k: 2,
             ..config
         },
+        selection,
         runtime: RuntimeOptions::default(),
         batch_size: 32,
         progress: false,
@@ -221,4 +231,122 @@ fn the_feature_cache_is_reused_only_when_backbone_images_and_views_match() {
     let fewer = extract(&images[1..], &path, &opts(1, 0)).unwrap();
     assert_ne!(written(), t1);
     assert_eq!(fewer.images.len(), images.len() - 1);
+}
+
+/// `fit --folds 3 --tune` with an LDA head: every shrinkage of the grid is cross-validated
+/// inside the training subjects, the best mean wins and is what the final head uses, and
+/// the open-set thresholds count one mated search per training dorsal image (out of fold).
+#[test]
+fn folds_choose_the_settings_and_give_out_of_fold_thresholds() {
+    let w = world();
+    let lda = FitConfig {
+        head: HeadKind::Lda,
+        embedding_dim: 16,
+        ..FitConfig::reference_triplet()
+    };
+    let plan = SelectionPlan {
+        folds: 3,
+        tune: true,
+    };
+    let report = train_selected(w, "lda-folds", lda, Some(plan));
+    let s = report.selection.as_ref().expect("a selection was made");
+    assert_eq!(s.candidates.len(), 5);
+    let best = s
+        .candidates
+        .iter()
+        .map(|c| c.mean)
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(s.candidates[s.chosen].mean, best);
+    let chosen: f64 = s.candidates[s.chosen].name["shrinkage=".len()..]
+        .parse()
+        .unwrap();
+    assert_eq!(s.config.shrinkage, Some(chosen));
+    assert!(s.candidates.iter().all(|c| c.std > 0.0 && c.mean > 0.0));
+
+    let train_dorsal = w
+        .data
+        .images
+        .iter()
+        .filter(|i| w.split.subject_set(Subset::Train).contains(&i.subject))
+        .filter(|i| i.aspect == handmatch_core::hand_image::Aspect::Dorsal)
+        .count();
+    let session =
+        handmatch_core::embed::EmbeddingSession::open(&report.model, &RuntimeOptions::default())
+            .unwrap();
+    let summary = session.metadata().training.clone().unwrap();
+    let sel = summary
+        .selection
+        .expect("the artefact records the selection");
+    assert_eq!(
+        (sel.folds, sel.candidates[0].name.clone()),
+        (3, s.candidates[s.chosen].name.clone())
+    );
+    assert!(!summary.open_set.is_empty());
+    for p in &summary.open_set {
+        assert_eq!(p.mated_searches, train_dorsal, "{p:?}");
+        assert!(p.source.starts_with("out-of-fold"), "{p:?}");
+    }
+    let config: FitConfig = serde_json::from_value(summary.config).unwrap();
+    assert_eq!(config.shrinkage, Some(chosen));
+}
+
+/// `fit --folds 2` with the MLP: the chosen epoch is a validation epoch, and the final
+/// head is trained to exactly that epoch.
+#[test]
+fn folds_choose_the_epoch_the_final_head_stops_at() {
+    let w = world();
+    let cfg = FitConfig {
+        epochs: 12,
+        validate_every: 4,
+        ..FitConfig::reference_triplet()
+    };
+    let plan = SelectionPlan {
+        folds: 2,
+        tune: false,
+    };
+    let report = train_selected(w, "mlp-folds", cfg, Some(plan));
+    let s = report.selection.as_ref().unwrap();
+    let epoch = s.candidates[0].epoch;
+    assert!([4, 8, 12].contains(&epoch), "chose epoch {epoch}");
+    assert_eq!(s.config.stop_at, Some(epoch));
+    assert_eq!(report.outcome.best_epoch, epoch);
+    assert_eq!(report.outcome.history.last().unwrap().epoch, epoch);
+    let curve: Vec<usize> = s.candidates[0].curve.iter().map(|c| c.0).collect();
+    assert_eq!(curve, vec![4, 8, 12]);
+}
+
+/// `ensemble = "all;checkpoint:2"` with LDA: two members on the same columns are the same
+/// closed-form head, so the ensemble (cosine = weighted mean of equal cosines) must rank
+/// test subjects exactly as the single head does, with twice its embedding width.
+#[test]
+fn an_ensemble_of_equal_members_ranks_as_its_member_does() {
+    let w = world();
+    let lda = FitConfig {
+        head: HeadKind::Lda,
+        embedding_dim: 8,
+        ..FitConfig::reference_triplet()
+    };
+    let single = train(w, "lda-single", lda.clone());
+    let ensemble = train(
+        w,
+        "lda-ensemble",
+        FitConfig {
+            ensemble: Some("all;checkpoint:2".into()),
+            ..lda
+        },
+    );
+    let handmatch_export::head::Head::Ensemble(e) = &ensemble.outcome.head else {
+        panic!("not an ensemble: {}", ensemble.outcome.head.describe());
+    };
+    let weights: Vec<f32> = e.members().iter().map(|m| m.weight).collect();
+    assert_eq!(weights, vec![1.0, 2.0]);
+    assert_eq!(e.members()[0].columns, e.members()[1].columns);
+    let dims = |model: &Path| {
+        handmatch_core::embed::EmbeddingSession::open(model, &RuntimeOptions::default())
+            .unwrap()
+            .metadata()
+            .embedding_dim
+    };
+    assert_eq!(dims(&ensemble.model), 2 * dims(&single.model));
+    assert_eq!(test_r1(&ensemble.model, w), test_r1(&single.model, w));
 }

@@ -19,6 +19,29 @@ pub struct TrainingSummary {
     pub validation: ValidationSummary,
     /// Score thresholds at target false-positive identification rates, best first.
     pub open_set: Vec<OperatingPoint>,
+    /// How the settings were chosen, when `fit --folds` cross-validated them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectionSummary>,
+}
+
+/// Model selection by K-fold cross-validation inside the training subjects.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SelectionSummary {
+    pub folds: usize,
+    /// What was maximised, e.g. "image → template mAP".
+    pub score: String,
+    /// Every candidate's best point, the chosen one first.
+    pub candidates: Vec<CandidateSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CandidateSummary {
+    pub name: String,
+    /// Its best epoch (0 for heads fitted in closed form).
+    pub epoch: usize,
+    /// Mean and standard deviation of the score over the folds at that epoch.
+    pub mean: f64,
+    pub std: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -72,6 +95,10 @@ pub struct OperatingPoint {
     pub fnir: f64,
     pub mated_searches: usize,
     pub non_mated_searches: usize,
+    /// Where the searches came from: the validation subjects, or the training subjects'
+    /// out-of-fold scores under `fit --folds`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
 }
 
 impl TrainingSummary {
@@ -120,7 +147,18 @@ mod tests {
                 fnir: 0.3,
                 mated_searches: 100,
                 non_mated_searches: 100,
+                source: "out-of-fold (5 folds)".into(),
             }],
+            selection: Some(SelectionSummary {
+                folds: 5,
+                score: "image → template mAP".into(),
+                candidates: vec![CandidateSummary {
+                    name: "shrinkage=0.6".into(),
+                    epoch: 0,
+                    mean: 0.4,
+                    std: 0.05,
+                }],
+            }),
         }
     }
 

@@ -11,7 +11,7 @@ use handmatch_core::report::plot::cmc_chart;
 use handmatch_trainer::cv::{cross_validate, markdown, CvPlan, Variant};
 use handmatch_trainer::extract::{extract, ExtractOptions};
 use handmatch_trainer::pipeline::{export_backbone, images_of};
-use handmatch_trainer::training::FitConfig;
+use handmatch_trainer::training::{FitConfig, SelectionPlan};
 
 use super::fit::TrainingArgs;
 use super::{BackboneArgs, DataArgs, RuntimeArgs};
@@ -42,6 +42,13 @@ pub struct CvArgs {
     pub variants: Vec<String>,
     #[command(flatten)]
     pub training: TrainingArgs,
+    /// Nested model selection: inside each training part, choose the epoch (and with
+    /// --tune the settings) by this many subject-disjoint folds, as `fit --folds` does.
+    #[arg(long)]
+    pub inner_folds: Option<usize>,
+    /// With --inner-folds: try `fit --tune`'s grid too.
+    #[arg(long, requires = "inner_folds")]
+    pub tune: bool,
     /// cv.md, cv.json, cmc.png and the feature cache go here.
     #[arg(long)]
     pub out: PathBuf,
@@ -87,6 +94,10 @@ pub fn run(a: CvArgs) -> anyhow::Result<()> {
         repeats: a.repeats,
         val_fraction: a.val_fraction,
         seed: base.seed,
+        selection: a.inner_folds.map(|folds| SelectionPlan {
+            folds,
+            tune: a.tune,
+        }),
     };
     let reports = cross_validate(&cache, &subjects, &variants, &plan)?;
     let table = markdown(&reports, &[0, 1, 2]);

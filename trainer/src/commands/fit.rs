@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use handmatch_trainer::fit::Mining;
 use handmatch_trainer::pipeline::{run_fit, FitJob};
-use handmatch_trainer::training::{FitConfig, HeadKind, LossChoice};
+use handmatch_trainer::training::{FitConfig, HeadKind, LossChoice, SelectionPlan};
 
 use super::{BackboneArgs, DataSplitArgs, RuntimeArgs};
 
@@ -78,6 +78,12 @@ pub struct TrainingArgs {
     /// exported head.
     #[arg(long)]
     pub standardize: bool,
+    /// An ensemble of heads of this kind, `PARTS[:WEIGHT];…`: each member on `all` the
+    /// features or on feature groups joined by `+` (neighbours in column order, e.g.
+    /// `local-fine+local-56`); members on the same parts differ by seed. The artefact
+    /// concatenates their embeddings (weighted) and renormalises.
+    #[arg(long)]
+    pub ensemble: Option<String>,
 }
 
 impl TrainingArgs {
@@ -112,6 +118,7 @@ impl TrainingArgs {
             p: self.p,
             k: self.k,
             epochs: self.epochs,
+            stop_at: None,
             lr: self.lr,
             lr_min: self.lr_min,
             weight_decay: self.weight_decay,
@@ -119,6 +126,7 @@ impl TrainingArgs {
             memory: self.memory,
             seed: self.seed,
             standardize: self.standardize,
+            ensemble: self.ensemble.clone(),
         }
     }
 }
@@ -139,6 +147,15 @@ pub struct FitArgs {
     pub cache: Option<PathBuf>,
     #[command(flatten)]
     pub training: TrainingArgs,
+    /// Choose the epoch (and with --tune the settings) by subject-disjoint K-fold
+    /// cross-validation inside the training subjects, then fit on all of them; the
+    /// open-set thresholds then come from the pooled out-of-fold scores.
+    #[arg(long)]
+    pub folds: Option<usize>,
+    /// With --folds: also try a small grid per head (LDA shrinkage; linear init penalty;
+    /// MLP margin × weight decay) and keep the best.
+    #[arg(long, requires = "folds")]
+    pub tune: bool,
     /// Run folder: config.json, history.json, training.png, head.safetensors, model.onnx.
     #[arg(long)]
     pub out: PathBuf,
@@ -160,10 +177,27 @@ pub fn run(a: FitArgs) -> anyhow::Result<()> {
         out: a.out.clone(),
         views: a.views,
         config: a.training.config(),
+        selection: a.folds.map(|folds| SelectionPlan {
+            folds,
+            tune: a.tune,
+        }),
         runtime: a.runtime.options(),
         batch_size: a.runtime.batch_size,
         progress: true,
     })?;
+    if let Some(s) = &report.selection {
+        println!(
+            "model selection: {}-fold cross-validation inside the training subjects, {}",
+            s.folds, s.score
+        );
+        for (i, c) in s.candidates.iter().enumerate() {
+            let mark = if i == s.chosen { "  <- chosen" } else { "" };
+            println!(
+                "  {:<36} epoch {:>4}: {:.3} ± {:.3}{mark}",
+                c.name, c.epoch, c.mean, c.std
+            );
+        }
+    }
     let v = &report.outcome.best_validation.template_to_template;
     println!(
         "best epoch {}: validation R@1 {:.3}, mean rank {:.2}; extract {:.1} s, fit {:.1} s; wrote {}",

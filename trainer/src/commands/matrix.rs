@@ -70,6 +70,7 @@ pub fn run(a: MatrixArgs) -> anyhow::Result<()> {
                 out: out.clone(),
                 views: a.views,
                 config: cfg,
+                selection: None,
                 runtime: a.runtime.options(),
                 batch_size: a.runtime.batch_size,
                 progress: true,
@@ -123,7 +124,7 @@ fn backbones(a: &MatrixArgs) -> anyhow::Result<Vec<(&'static str, BackboneSpec, 
         if let Some(d) = &a.dinov2 {
             let both = BackboneSpec {
                 hf_dir: Some(d.clone()),
-                hand_model: Some(h.clone()),
+                ..BackboneSpec::hand(h)
             };
             out.push(("dinov2+hand-landmarks", both, hand_size));
         }

@@ -81,6 +81,11 @@ pub struct FitConfig {
     /// Images per view per subject in a batch.
     pub k: usize,
     pub epochs: usize,
+    /// Stop after this epoch (the learning-rate schedule still spans `epochs`) and keep that
+    /// head, instead of the epoch that validated best: what model selection by
+    /// cross-validation chose.
+    #[serde(default)]
+    pub stop_at: Option<usize>,
     pub lr: f64,
     pub lr_min: f64,
     pub weight_decay: f64,
@@ -93,6 +98,10 @@ pub struct FitConfig {
     /// geometry next to a CNN's pooled activations).
     #[serde(default)]
     pub standardize: bool,
+    /// Several heads of this kind on feature parts, `PARTS[:WEIGHT];…` (see
+    /// `training::ensemble`); `None`: one head on all features.
+    #[serde(default)]
+    pub ensemble: Option<String>,
 }
 
 impl FitConfig {
@@ -114,6 +123,7 @@ impl FitConfig {
             p: 8,
             k: 1,
             epochs: 30,
+            stop_at: None,
             lr: 3e-4,
             lr_min: 1e-6,
             weight_decay: 1e-4,
@@ -121,6 +131,7 @@ impl FitConfig {
             memory: 0,
             seed: 0,
             standardize: false,
+            ensemble: None,
         }
     }
 

@@ -24,7 +24,7 @@ use crate::fit::{
 };
 
 /// Trains the head with gradient steps, validating every few epochs; the best by
-/// validation mean rank is kept.
+/// validation mean rank is kept, or with `stop_at` the head of that epoch.
 pub fn fit_gradient(
     cache: &FeatureCache,
     train: &BTreeSet<String>,
@@ -36,13 +36,18 @@ pub fn fit_gradient(
     let mut trainer = HeadTrainer::new(&mut data, cfg)?;
     let mut history = Vec::new();
     let mut best: Option<(usize, ProtocolResults, Head)> = None;
-    for epoch in 1..=cfg.epochs {
+    let last = cfg.stop_at.map_or(cfg.epochs, |e| e.clamp(1, cfg.epochs));
+    for epoch in 1..=last {
         let started = Instant::now();
         let losses = trainer.epoch(&data)?;
-        let validation = if epoch % cfg.validate_every.max(1) == 0 || epoch == cfg.epochs {
+        let validation = if epoch % cfg.validate_every.max(1) == 0 || epoch == last {
             let head = trainer.head(&data)?;
             let results = evaluate_protocols(&embed_cached(&head, cache, &data.val_rows))?;
-            if best.as_ref().is_none_or(|(_, b, _)| better(&results, b)) {
+            let keep = match cfg.stop_at {
+                Some(_) => epoch == last,
+                None => best.as_ref().is_none_or(|(_, b, _)| better(&results, b)),
+            };
+            if keep {
                 best = Some((epoch, results.clone(), head));
             }
             Some(results)

@@ -4,14 +4,17 @@
 
 pub mod config;
 pub mod data;
+pub mod ensemble;
 pub mod error;
 pub mod gradient;
 pub mod lda_head;
 pub mod open_set;
 pub mod outcome;
 pub mod run;
+pub mod selection;
 
 pub use config::{FitConfig, HeadKind, LossChoice};
 pub use error::FitError;
 pub use outcome::{EpochRecord, FitOutcome};
 pub use run::fit;
+pub use selection::{fit_selected, Selection, SelectionPlan};

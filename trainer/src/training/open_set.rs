@@ -8,7 +8,7 @@ use handmatch_core::metrics::EmbeddedImage;
 use handmatch_core::template::{dot, mean_template};
 pub use handmatch_core::training_summary::OperatingPoint;
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Scores {
     /// Each dorsal image's score against its own subject's template.
     pub mated: Vec<f32>,
@@ -57,6 +57,21 @@ pub fn scores(images: &[EmbeddedImage]) -> Scores {
     out
 }
 
+/// The FPIRs every fitted head gets a threshold for.
+pub const TARGET_FPIRS: [f64; 2] = [0.01, 0.001];
+
+/// Thresholds at `TARGET_FPIRS`, each saying where its searches came from.
+pub fn operating_points(scores: &Scores, source: &str) -> Vec<OperatingPoint> {
+    TARGET_FPIRS
+        .iter()
+        .filter_map(|&t| operating_point(scores, t))
+        .map(|p| OperatingPoint {
+            source: source.to_string(),
+            ..p
+        })
+        .collect()
+}
+
 /// The lowest threshold whose FPIR is at most `target` (or, when the searches are too few
 /// for that target, just above the highest non-mated score).
 pub fn operating_point(scores: &Scores, target: f64) -> Option<OperatingPoint> {
@@ -82,6 +97,7 @@ pub fn operating_point(scores: &Scores, target: f64) -> Option<OperatingPoint> {
         fnir: misses as f64 / scores.mated.len() as f64,
         mated_searches: scores.mated.len(),
         non_mated_searches: non.len(),
+        source: String::new(),
     })
 }
 

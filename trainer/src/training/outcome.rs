@@ -4,7 +4,7 @@ use handmatch_core::metrics::ProtocolResults;
 use handmatch_export::head::Head;
 
 use super::data::embed_cached;
-use super::open_set::{operating_point, scores, OperatingPoint};
+use super::open_set::{operating_points, scores, OperatingPoint};
 use crate::extract::FeatureCache;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -38,10 +38,7 @@ impl FitOutcome {
         val_rows: &[usize],
     ) -> Self {
         let val_scores = scores(&embed_cached(&head, cache, val_rows));
-        let operating_points = [0.01, 0.001]
-            .iter()
-            .filter_map(|&t| operating_point(&val_scores, t))
-            .collect();
+        let operating_points = operating_points(&val_scores, "validation subjects");
         Self {
             head,
             best_epoch,
