@@ -68,6 +68,7 @@ fn fit_on_synthetic_hands(config: FitConfig) -> (tempfile::TempDir, std::path::P
             cache: dir.path().join("features.safetensors"),
             views: 2,
             config,
+            selection: None,
             runtime: RuntimeOptions::default(),
             batch_size: 32,
             progress: false,
@@ -213,6 +214,7 @@ fn served_scores_equal_evaluate(model: &std::path::Path) {
                     top_k: Some(10),
                     gallery_aspect: 0,
                     min_score: None,
+                    operating_point: 0,
                 })
                 .await
                 .unwrap()
@@ -229,6 +231,127 @@ fn served_scores_equal_evaluate(model: &std::path::Path) {
             }
         }
         assert_eq!(compared, 30);
+        server.shutdown().await.unwrap();
+    });
+}
+
+/// Identify with an operating point decides at the model's own threshold for it: the best
+/// candidate is a match exactly when its score reaches that threshold, also when
+/// `min_score` leaves it out of the candidates; an unknown point and a model without
+/// thresholds are refused with the field named.
+#[test]
+fn identify_decides_at_the_models_operating_point() {
+    use handmatch_proto::v1 as pb;
+    let model = lda_model();
+    let meta = handmatch_core::embed::EmbeddingSession::open(model, &RuntimeOptions::default())
+        .unwrap()
+        .metadata()
+        .clone();
+    let at_1pct = meta
+        .training
+        .as_ref()
+        .unwrap()
+        .open_set
+        .iter()
+        .find(|p| p.target_fpir == 0.01)
+        .expect("fit records a threshold at FPIR 1 %")
+        .threshold;
+    let images: Vec<&HandImage> = common::hands().images.iter().collect();
+    let palm = |i: &&&HandImage| i.aspect == handmatch_core::hand_image::Aspect::Palmar;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let db = common::database(Backend::Sqlite).await;
+        let server = common::start(model, &db).await;
+        let mut client = common::client(&server).await;
+        for img in images.iter().filter(palm).take(6) {
+            client
+                .enroll(pb::EnrollRequest {
+                    subject_id: img.subject.clone(),
+                    images: vec![handmatch_eval::client::pb_image(img).unwrap()],
+                })
+                .await
+                .unwrap();
+        }
+        let request = |img: &HandImage, point: i32, min_score: Option<f32>| pb::IdentifyRequest {
+            images: vec![handmatch_eval::client::pb_image(img).unwrap()],
+            top_k: Some(3),
+            gallery_aspect: 0,
+            min_score,
+            operating_point: point,
+        };
+        let point = pb::OperatingPoint::Fpir1pct as i32;
+        let (mut matches, mut non_matches) = (0, 0);
+        for img in images.iter().filter(|i| !palm(i)).take(12) {
+            let r = client
+                .identify(request(img, point, None))
+                .await
+                .unwrap()
+                .into_inner();
+            let d = r.decision.expect("a decision was asked for");
+            assert_eq!(d.operating_point, point);
+            assert_eq!(d.threshold, at_1pct);
+            assert_eq!(d.subject_id, r.candidates[0].subject_id);
+            assert_eq!(d.score, r.candidates[0].score);
+            assert_eq!(d.is_match, d.score >= at_1pct);
+            if d.is_match {
+                matches += 1;
+            } else {
+                non_matches += 1;
+            }
+            // Above every score, min_score empties the candidates, not the decision.
+            let r = client
+                .identify(request(img, point, Some(1.0)))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(r.candidates.is_empty());
+            assert_eq!(r.decision.unwrap().score, d.score);
+            // Without an operating point there is no decision.
+            let r = client
+                .identify(request(img, 0, None))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(r.decision.is_none());
+        }
+        eprintln!("at FPIR 1 % (threshold {at_1pct:.4}): {matches} matches, {non_matches} not");
+        // An enrolled image itself scores 1 against its own template: a match, named.
+        let enrolled = images.iter().find(palm).unwrap();
+        let d = client
+            .identify(request(enrolled, point, None))
+            .await
+            .unwrap()
+            .into_inner()
+            .decision
+            .unwrap();
+        assert!(d.is_match && d.subject_id == enrolled.subject, "{d:?}");
+        let e = client
+            .identify(request(images[0], 9, None))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().contains("operating_point"), "{}", e.message());
+        server.shutdown().await.unwrap();
+
+        // A random head has no thresholds.
+        let db = common::database(Backend::Sqlite).await;
+        let server = common::start(&common::model(5), &db).await;
+        let mut client = common::client(&server).await;
+        client
+            .enroll(pb::EnrollRequest {
+                subject_id: "a".into(),
+                images: vec![
+                    handmatch_eval::client::pb_image(images.iter().find(palm).unwrap()).unwrap(),
+                ],
+            })
+            .await
+            .unwrap();
+        let e = client
+            .identify(request(images[0], point, None))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+        assert!(e.message().contains("operating_point"), "{}", e.message());
         server.shutdown().await.unwrap();
     });
 }

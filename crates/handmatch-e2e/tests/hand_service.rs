@@ -90,6 +90,7 @@ async fn identifies_aligned_hands_and_refuses_images_without_one() {
                 top_k: Some(4),
                 gallery_aspect: 0,
                 min_score: None,
+                operating_point: 0,
             })
             .await
             .unwrap()
@@ -120,6 +121,7 @@ async fn identifies_aligned_hands_and_refuses_images_without_one() {
             top_k: Some(3),
             gallery_aspect: 0,
             min_score: None,
+            operating_point: 0,
         })
         .await
         .unwrap_err();
@@ -158,6 +160,7 @@ async fn identifies_aligned_hands_and_refuses_images_without_one() {
             top_k: Some(1),
             gallery_aspect: 0,
             min_score: None,
+            operating_point: 0,
         })
         .await
         .unwrap()

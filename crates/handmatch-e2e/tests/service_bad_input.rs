@@ -80,6 +80,7 @@ fn identify(images: Vec<pb::Image>, top_k: Option<u32>) -> pb::IdentifyRequest {
         top_k,
         gallery_aspect: 0,
         min_score: None,
+        operating_point: 0,
     }
 }
 

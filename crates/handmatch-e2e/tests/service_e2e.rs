@@ -118,6 +118,7 @@ async fn enrol_identify_and_check(backend: Backend) {
                 top_k: Some(10),
                 gallery_aspect: pb::Aspect::Palmar as i32,
                 min_score: None,
+                operating_point: 0,
             })
             .await
             .unwrap()
@@ -159,6 +160,7 @@ async fn enrol_identify_and_check(backend: Backend) {
             top_k: Some(3),
             gallery_aspect: 0,
             min_score: Some(0.0),
+            operating_point: 0,
         })
         .await
         .unwrap()

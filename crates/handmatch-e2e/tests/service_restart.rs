@@ -87,6 +87,7 @@ async fn restart_keeps_templates_and_deletions(backend: Backend) {
             top_k: Some(100),
             gallery_aspect: 0,
             min_score: None,
+            operating_point: 0,
         })
         .await
         .unwrap()

@@ -197,6 +197,7 @@ impl Worker {
                     top_k: Some(10),
                     gallery_aspect: 0,
                     min_score: None,
+                    operating_point: 0,
                 };
                 code_of(self.client.identify(req).await)
             }

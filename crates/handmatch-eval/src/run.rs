@@ -154,6 +154,7 @@ async fn identify(
         top_k: Some(MAX_TOP_K),
         gallery_aspect: pb::Aspect::Palmar as i32,
         min_score: None,
+        operating_point: 0,
     };
     let answer = client
         .clone()

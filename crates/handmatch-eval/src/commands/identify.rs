@@ -16,6 +16,27 @@ pub struct IdentifyArgs {
     pub images: Vec<PathBuf>,
     #[arg(long, env = "HANDMATCH_TOP_K", default_value_t = 10)]
     pub top_k: u32,
+    /// Also decide whether the best candidate is a match, at the model's threshold for
+    /// this false-positive identification rate.
+    #[arg(long, value_enum)]
+    pub operating_point: Option<OperatingPointArg>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum OperatingPointArg {
+    /// FPIR 1 %.
+    Fpir1pct,
+    /// FPIR 0.1 %.
+    Fpir0_1pct,
+}
+
+impl From<OperatingPointArg> for pb::OperatingPoint {
+    fn from(p: OperatingPointArg) -> Self {
+        match p {
+            OperatingPointArg::Fpir1pct => pb::OperatingPoint::Fpir1pct,
+            OperatingPointArg::Fpir0_1pct => pb::OperatingPoint::Fpir01pct,
+        }
+    }
 }
 
 pub async fn run(a: IdentifyArgs) -> anyhow::Result<()> {
@@ -37,6 +58,9 @@ pub async fn run(a: IdentifyArgs) -> anyhow::Result<()> {
             top_k: Some(a.top_k),
             gallery_aspect: pb::Aspect::Palmar as i32,
             min_score: None,
+            operating_point: a
+                .operating_point
+                .map_or(0, |p| pb::OperatingPoint::from(p) as i32),
         })
         .await
         .map_err(|s| anyhow::anyhow!("Identify failed: {:?}: {}", s.code(), s.message()))?
@@ -46,6 +70,17 @@ pub async fn run(a: IdentifyArgs) -> anyhow::Result<()> {
         println!(
             "{:>4}  {:<20} {:>7.4}",
             cand.rank, cand.subject_id, cand.score
+        );
+    }
+    if let Some(d) = &r.decision {
+        let verdict = if d.is_match {
+            format!("a match: {}", d.subject_id)
+        } else {
+            "no match: the person is taken not to be enrolled".to_string()
+        };
+        println!(
+            "best candidate {} scores {:.4} against the threshold {:.4}: {verdict}",
+            d.subject_id, d.score, d.threshold
         );
     }
     if let Some(t) = r.timings {

@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::error::ServiceError;
 use super::matcher::{Matcher, RequestImage, Timings};
+use super::operating_point::{Decision, OperatingPoint};
 use crate::store::{HandSide, TemplateRecord};
 use handmatch_core::hand_image::Aspect;
 use handmatch_core::training_summary::TrainingSummary;
@@ -89,6 +90,30 @@ fn images(list: Vec<pb::Image>) -> Result<Vec<RequestImage>, ServiceError> {
 
 fn gallery_aspect(value: i32) -> Result<Aspect, ServiceError> {
     Ok(aspect(value, "gallery_aspect")?.unwrap_or(Aspect::Palmar))
+}
+
+fn operating_point(value: i32) -> Result<Option<OperatingPoint>, ServiceError> {
+    match pb::OperatingPoint::try_from(value) {
+        Ok(pb::OperatingPoint::Unspecified) => Ok(None),
+        Ok(pb::OperatingPoint::Fpir1pct) => Ok(Some(OperatingPoint::Fpir1Pct)),
+        Ok(pb::OperatingPoint::Fpir01pct) => Ok(Some(OperatingPoint::Fpir01Pct)),
+        Err(_) => Err(ServiceError::invalid(format!(
+            "operating_point: unknown value {value}"
+        ))),
+    }
+}
+
+fn decision(d: Decision) -> pb::Decision {
+    pb::Decision {
+        operating_point: match d.point {
+            OperatingPoint::Fpir1Pct => pb::OperatingPoint::Fpir1pct,
+            OperatingPoint::Fpir01Pct => pb::OperatingPoint::Fpir01pct,
+        } as i32,
+        threshold: d.threshold,
+        is_match: d.is_match,
+        subject_id: d.best.subject_id,
+        score: d.best.score,
+    }
 }
 
 fn timings(t: Timings) -> pb::Timings {
@@ -177,8 +202,15 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
         let matcher = self.ready()?;
         let req = request.into_inner();
         let gallery = gallery_aspect(req.gallery_aspect)?;
+        let point = operating_point(req.operating_point)?;
         let found = matcher
-            .identify(images(req.images)?, req.top_k, gallery, req.min_score)
+            .identify(
+                images(req.images)?,
+                req.top_k,
+                gallery,
+                req.min_score,
+                point,
+            )
             .await?;
         Ok(Response::new(pb::IdentifyResponse {
             candidates: found
@@ -194,6 +226,7 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
             model_id: matcher.metadata().model_id.clone(),
             gallery_subjects: found.gallery_subjects as u64,
             timings: Some(timings(found.timings)),
+            decision: found.decision.map(decision),
         }))
     }
 

@@ -9,6 +9,7 @@ use ndarray::Array2;
 
 use super::error::ServiceError;
 use super::images::prepare;
+use super::operating_point::{Decision, OperatingPoint};
 use super::validate;
 use crate::index::{GalleryIndex, IndexedTemplate, Match};
 use crate::store::{
@@ -38,6 +39,8 @@ pub struct Timings {
 
 pub struct Identification {
     pub candidates: Vec<Match>,
+    /// With an operating point: whether the best candidate is a match.
+    pub decision: Option<Decision>,
     pub gallery_subjects: usize,
     pub timings: Timings,
 }
@@ -225,9 +228,11 @@ impl Matcher {
         top_k: Option<u32>,
         gallery: Aspect,
         min_score: Option<f32>,
+        point: Option<OperatingPoint>,
     ) -> Result<Identification, ServiceError> {
         let top_k = validate::top_k(top_k)?;
         let min_score = validate::score("min_score", min_score)?;
+        let threshold = point.map(|p| p.threshold(self.metadata())).transpose()?;
         if self.index.read().unwrap().subjects_with(gallery) == 0 {
             return Err(ServiceError::FailedPrecondition(format!(
                 "the gallery has no {} templates: enroll subjects first",
@@ -238,12 +243,19 @@ impl Matcher {
         let query = self.query(images, &mut timings).await?;
         let start = Instant::now();
         let index = self.index.read().unwrap();
-        let candidates = index.search(&query, gallery, top_k, min_score);
+        // Unfiltered first: the decision is about the best candidate whatever min_score says.
+        let mut candidates = index.search(&query, gallery, top_k, None);
         let gallery_subjects = index.subjects_with(gallery);
         drop(index);
+        let decision = point
+            .zip(threshold)
+            .zip(candidates.first())
+            .map(|((p, t), best)| Decision::new(p, t, best.clone()));
+        candidates.retain(|m| min_score.is_none_or(|t| m.score >= t));
         timings.search = start.elapsed();
         Ok(Identification {
             candidates,
+            decision,
             gallery_subjects,
             timings,
         })

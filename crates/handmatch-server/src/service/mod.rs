@@ -5,6 +5,7 @@ pub mod error;
 pub mod grpc;
 pub mod images;
 pub mod matcher;
+pub mod operating_point;
 pub mod validate;
 
 pub use error::ServiceError;
