@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quick start: set up (ONNX Runtime and the real MediaPipe hand landmark network), build,
-# draw synthetic hands, train a head on the hand network's features of the training
-# subjects (under a minute), serve it on the embedded SQLite store, enrol the palms of the
+# draw synthetic hands, fit the recipe (recipes/hand.toml) on the hand network's features
+# of the training subjects (about a minute), serve it on the embedded SQLite store, enrol the palms of the
 # held-out subjects, identify one back-of-hand image and print the ranked answer, then
 # identify every held-out back-of-hand image and print the Recall@1 it achieved.
 #
@@ -32,9 +32,8 @@ mkdir -p "$demo"
 if [ "$model_kind" = hand ]; then
   model="$demo/hand-run/model.onnx"
   if [ ! -f "$model" ]; then
-    echo "== training a head on the hand landmark network's features (training subjects)"
-    $T fit --backbone hand-landmarks --image-size 224 --data "$hands" --split "$demo/split.json" \
-      --views 0 --standardize --p 16 --k 2 --epochs 300 --validate-every 20 --out "$demo/hand-run"
+    echo "== fitting the recipe's heads on the hand landmark network's features (training subjects)"
+    $T fit --recipe recipes/hand.toml --data "$hands" --split "$demo/split.json" --out "$demo/hand-run"
   fi
 else
   model="$demo/random-dinov2.onnx"

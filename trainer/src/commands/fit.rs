@@ -81,7 +81,8 @@ pub struct TrainingArgs {
     /// An ensemble of heads of this kind, `PARTS[:WEIGHT];…`: each member on `all` the
     /// features or on feature groups joined by `+` (neighbours in column order, e.g.
     /// `local-fine+local-56`); members on the same parts differ by seed. The artefact
-    /// concatenates their embeddings (weighted) and renormalises.
+    /// concatenates their embeddings (weighted) and renormalises. `none`: one head (to
+    /// override a recipe's ensemble).
     #[arg(long)]
     pub ensemble: Option<String>,
 }
@@ -126,7 +127,10 @@ impl TrainingArgs {
             memory: self.memory,
             seed: self.seed,
             standardize: self.standardize,
-            ensemble: self.ensemble.clone(),
+            ensemble: self
+                .ensemble
+                .clone()
+                .filter(|e| !e.trim().is_empty() && e.trim() != "none"),
         }
     }
 }
