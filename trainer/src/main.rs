@@ -3,7 +3,7 @@
 
 mod commands;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -56,7 +56,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let argv = handmatch_trainer::recipe::expand(std::env::args_os().collect())?;
-    match Args::parse_from(argv).command {
+    match parse(argv).command {
         Command::ExportBackbone(a) => commands::export_backbone::run(a),
         Command::Export(a) => commands::export::run(a),
         Command::InitRandom(a) => commands::init_random::run(a),
@@ -70,5 +70,64 @@ fn main() -> anyhow::Result<()> {
         Command::Cv(a) => commands::cv::run(a),
         Command::ImportHandLandmarks => commands::import_hand_landmarks::run(),
         Command::AlignSheet(a) => commands::align_sheet::run(a),
+    }
+}
+
+/// Parses the command line after `recipe::expand` put a recipe's flags in front of the given
+/// ones: a flag given twice keeps its last value, so the command line overrides the recipe.
+fn parse(argv: Vec<std::ffi::OsString>) -> Args {
+    let command = Args::command().mut_subcommands(|s| s.args_override_self(true));
+    let matches = command.get_matches_from(argv);
+    Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_subcommand_is_a_valid_clap_command() {
+        Args::command()
+            .mut_subcommands(|s| s.args_override_self(true))
+            .debug_assert();
+    }
+
+    #[test]
+    fn flags_after_the_recipe_override_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let recipe = dir.path().join("r.toml");
+        std::fs::write(
+            &recipe,
+            "epochs = 10\nensemble = \"all;all\"\nhead = \"lda\"\n",
+        )
+        .unwrap();
+        let argv: Vec<std::ffi::OsString> = ["handmatch-train", "fit", "--recipe"]
+            .into_iter()
+            .map(Into::into)
+            .chain([recipe.into_os_string()])
+            .chain(
+                [
+                    "--data",
+                    "d",
+                    "--split",
+                    "s",
+                    "--out",
+                    "o",
+                    "--epochs",
+                    "3",
+                    "--ensemble",
+                    "none",
+                ]
+                .map(Into::into),
+            )
+            .collect();
+        let Command::Fit(a) = parse(handmatch_trainer::recipe::expand(argv).unwrap()).command
+        else {
+            panic!("not fit");
+        };
+        let cfg = a.training.config();
+        assert_eq!(cfg.epochs, 3);
+        assert_eq!(cfg.ensemble, None);
+        assert_eq!(cfg.head, handmatch_trainer::training::HeadKind::Lda);
     }
 }

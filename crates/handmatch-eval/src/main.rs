@@ -42,3 +42,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(a) => commands::run::run(a).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_subcommand_is_a_valid_clap_command() {
+        use clap::CommandFactory;
+        super::Args::command().debug_assert();
+    }
+}

@@ -102,3 +102,12 @@ impl Args {
         args
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_flags_are_a_valid_clap_command() {
+        use clap::CommandFactory;
+        super::Args::command().debug_assert();
+    }
+}

@@ -7,6 +7,7 @@ use handmatch_core::hand_image::{Aspect, HandImage, Side};
 use super::DataArgs;
 
 #[derive(Args)]
+#[group(id = "dataset-command")]
 pub struct DatasetArgs {
     #[command(flatten)]
     pub data: DataArgs,

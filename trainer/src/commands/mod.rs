@@ -101,6 +101,9 @@ impl BackboneArgs {
 
 /// ONNX Runtime, and how many images go into one call.
 #[derive(Args, Clone)]
+// Its own group id: clap names a flattened struct's group after the struct, and this one
+// flattens core's `RuntimeArgs`.
+#[group(id = "inference")]
 pub struct RuntimeArgs {
     #[command(flatten)]
     pub runtime: handmatch_core::args::RuntimeArgs,
