@@ -152,7 +152,7 @@ pub fn artefact_model<'a>(
                     reason: "must be positive".into(),
                 });
             }
-            Head::Mlp(MlpHead::random(features.dim, hidden, embedding_dim, seed))
+            MlpHead::random(features.dim, hidden, embedding_dim, seed).into()
         }
     };
     if head.input_dim() != features.dim {

@@ -434,7 +434,7 @@ fn every_group_with_test_time_views_is_the_same_in_extraction_and_in_the_artefac
         "only {found} of {WIDTHS} widths found: {shape:?}"
     );
 
-    let head = Head::Mlp(MlpHead::random(features.ncols(), 32, 16, 9));
+    let head: Head = MlpHead::random(features.ncols(), 32, 16, 9).into();
     let want = head.forward(features.as_slice().unwrap());
     let (artefact, meta) =
         artefact_model(backbone, S, HeadSource::Trained(Box::new(head)), None).unwrap();

@@ -135,7 +135,7 @@ fn the_artefact_embeds_what_the_head_makes_of_the_extracted_features() {
     let mut backbone = tta_session(&f, &tta);
     let imgs = images(3);
     let features = backbone.run(normalised(&imgs).view()).unwrap();
-    let head = Head::Mlp(MlpHead::random(features.ncols(), 32, 16, 5));
+    let head: Head = MlpHead::random(features.ncols(), 32, 16, 5).into();
     let want = head.forward(features.as_slice().unwrap());
     let (model, meta) = artefact_model(
         with_tta(&f.ckpt, &tta),

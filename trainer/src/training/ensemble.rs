@@ -12,8 +12,8 @@ use handmatch_export::head::{EnsembleHead, EnsembleMember, Head};
 use super::config::FitConfig;
 use super::data::{embed_cached, rows_of};
 use super::error::FitError;
+use super::one_head::fit_one;
 use super::outcome::{EpochRecord, FitOutcome};
-use super::run::fit_one;
 use crate::extract::FeatureCache;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,10 +109,15 @@ pub fn fit_ensemble(
             &member_cfg,
             &mut on_epoch,
         )?;
+        let Head::Single(head) = outcome.head else {
+            return Err(FitError::Data(format!(
+                "ensemble member {i} is an ensemble"
+            )));
+        };
         members.push(EnsembleMember {
             columns: (start, end),
             weight: m.weight,
-            head: outcome.head,
+            head,
         });
     }
     let head = Head::Ensemble(

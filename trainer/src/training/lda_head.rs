@@ -20,7 +20,7 @@ pub fn fit_lda_head(
     cfg: &FitConfig,
 ) -> Result<FitOutcome, FitError> {
     let data = TrainingData::new(cache, train, val, cfg)?;
-    let head = Head::Linear(lda_fit(&data, cfg)?.head());
+    let head: Head = lda_fit(&data, cfg)?.head().into();
     let validation = evaluate_protocols(&embed_cached(&head, cache, &data.val_rows))?;
     Ok(FitOutcome::new(
         head,

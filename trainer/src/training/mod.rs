@@ -8,6 +8,7 @@ pub mod ensemble;
 pub mod error;
 pub mod gradient;
 pub mod lda_head;
+pub mod one_head;
 pub mod open_set;
 pub mod outcome;
 pub mod run;

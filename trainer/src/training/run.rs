@@ -3,11 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use super::config::{FitConfig, HeadKind};
+use super::config::FitConfig;
 use super::ensemble::fit_ensemble;
 use super::error::FitError;
-use super::gradient::fit_gradient;
-use super::lda_head::fit_lda_head;
+use super::one_head::fit_one;
 use super::outcome::{EpochRecord, FitOutcome};
 use crate::extract::FeatureCache;
 
@@ -23,19 +22,5 @@ pub fn fit(
     match &cfg.ensemble {
         Some(spec) => fit_ensemble(cache, train, val, cfg, spec, on_epoch),
         None => fit_one(cache, train, val, cfg, on_epoch),
-    }
-}
-
-/// One head of `cfg.head`'s kind on all of `cache`'s columns.
-pub fn fit_one(
-    cache: &FeatureCache,
-    train: &BTreeSet<String>,
-    val: &BTreeSet<String>,
-    cfg: &FitConfig,
-    on_epoch: impl FnMut(&EpochRecord),
-) -> Result<FitOutcome, FitError> {
-    match cfg.head {
-        HeadKind::Mlp | HeadKind::Linear => fit_gradient(cache, train, val, cfg, on_epoch),
-        HeadKind::Lda => fit_lda_head(cache, train, val, cfg),
     }
 }

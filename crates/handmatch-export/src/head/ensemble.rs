@@ -10,7 +10,7 @@ use std::path::Path;
 
 use super::file::{write_safetensors, HeadFile};
 use super::normalize::{l2_normalize, l2_rows};
-use super::projection::Head;
+use super::single::SingleHead;
 use crate::error::{ExportError, Result};
 use crate::onnx::graph::Attr;
 use crate::onnx::GraphBuilder;
@@ -28,7 +28,7 @@ pub struct EnsembleMember {
     pub columns: (usize, usize),
     pub weight: f32,
     /// A linear or MLP head taking `end − start` features.
-    pub head: Head,
+    pub head: SingleHead,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +39,7 @@ pub struct EnsembleHead {
 
 impl EnsembleHead {
     /// Checks that every member reads columns inside `input_dim`, takes as many features
-    /// as it reads, has a positive weight and is not an ensemble itself.
+    /// as it reads and has a positive weight.
     pub fn new(input_dim: usize, members: Vec<EnsembleMember>) -> Result<Self> {
         let bad = |reason: String| ExportError::Argument {
             field: "ensemble".into(),
@@ -64,9 +64,6 @@ impl EnsembleHead {
             }
             if !(m.weight.is_finite() && m.weight > 0.0) {
                 return Err(bad(format!("member {i} has weight {}", m.weight)));
-            }
-            if matches!(m.head, Head::Ensemble(_)) {
-                return Err(bad(format!("member {i} is an ensemble")));
             }
         }
         Ok(Self { input_dim, members })
@@ -202,7 +199,7 @@ impl EnsembleHead {
                         columns.data[2 * i + 1] as usize,
                     ),
                     weight: weights.data[i],
-                    head: Head::from_file(&scoped, bytes)?,
+                    head: SingleHead::from_file(&scoped)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -213,16 +210,17 @@ impl EnsembleHead {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::head::{LinearHead, MlpHead};
+    use crate::head::linear::LinearHead;
+    use crate::head::mlp::MlpHead;
 
-    fn linear(d: usize, e: usize, seed: f32) -> Head {
+    fn linear(d: usize, e: usize, seed: f32) -> SingleHead {
         let w = (0..e * d)
             .map(|i| ((i as f32 + seed) * 0.731).sin())
             .collect();
         let b = (0..e)
             .map(|i| ((i as f32 + seed) * 0.37).cos() * 0.1)
             .collect();
-        Head::Linear(LinearHead::new(
+        SingleHead::Linear(LinearHead::new(
             Tensor::new(vec![e, d], w),
             Tensor::new(vec![e], b),
         ))
@@ -240,7 +238,7 @@ mod tests {
                 EnsembleMember {
                     columns: (6, 10),
                     weight: 3.0,
-                    head: Head::Mlp(MlpHead::random(4, 8, 3, 2)),
+                    head: SingleHead::Mlp(MlpHead::random(4, 8, 3, 2)),
                 },
             ],
         )
@@ -266,9 +264,11 @@ mod tests {
     fn an_ensemble_survives_its_file_and_bad_members_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("head.safetensors");
-        let ens = Head::Ensemble(ensemble());
+        let ens = ensemble();
         ens.save(&path).unwrap();
-        assert_eq!(Head::load(&path).unwrap(), ens);
+        let bytes = std::fs::read(&path).unwrap();
+        let file = HeadFile::parse(&path, &bytes).unwrap();
+        assert_eq!(EnsembleHead::from_file(&file, &bytes).unwrap(), ens);
         let wrong = EnsembleHead::new(
             10,
             vec![EnsembleMember {

@@ -7,9 +7,11 @@ pub mod linear;
 pub mod mlp;
 mod normalize;
 pub mod projection;
+pub mod single;
 
 pub use ensemble::{EnsembleHead, EnsembleMember};
 pub use linear::LinearHead;
 pub use mlp::{names, MlpHead, BN_EPS, DEFAULT_HIDDEN};
 pub use normalize::l2_normalize;
 pub use projection::Head;
+pub use single::SingleHead;
