@@ -1,32 +1,19 @@
 //! The service's artefact: preprocessing, backbone and head in one graph, with metadata,
 //! checked against the same steps done separately; and the exporter's refusals.
 
+mod common;
+
 use std::path::Path;
 
+use common::{images, normalised};
 use handmatch_core::embed::backbone_session::BackboneSession;
-use handmatch_core::embed::metadata::{IMAGENET_MEAN, IMAGENET_STD};
 use handmatch_core::embed::{EmbeddingSession, RuntimeOptions};
 use handmatch_export::artefact::{artefact_model, backbone_model, HeadSource};
 use handmatch_export::checkpoint::Checkpoint;
 use handmatch_export::head::{EnsembleHead, EnsembleMember, Head, LinearHead, MlpHead};
 use handmatch_export::random_init::{self, Arch};
 use handmatch_export::tensor::Tensor;
-use ndarray::{Array4, Axis};
-
-fn images(n: usize, s: usize, seed: u32) -> Array4<u8> {
-    Array4::from_shape_fn((n, s, s, 3), |(i, y, x, c)| {
-        let v = (i as u32 * 7919 + y as u32 * 31 + x as u32 * 17 + c as u32 * 101 + seed)
-            .wrapping_mul(2654435761);
-        (v >> 24) as u8
-    })
-}
-
-fn normalised(images: &Array4<u8>) -> Array4<f32> {
-    let (n, s, _, _) = images.dim();
-    Array4::from_shape_fn((n, 3, s, s), |(i, c, y, x)| {
-        (images[[i, y, x, c]] as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]
-    })
-}
+use ndarray::Axis;
 
 fn no_files_left(dir: &Path) {
     let left: Vec<_> = std::fs::read_dir(dir)

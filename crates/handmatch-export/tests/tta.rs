@@ -3,8 +3,10 @@
 //! view a crop and its mirror image get the same features; and the artefact embeds what
 //! the head makes of the backbone graph's features, as the trainer extracts them.
 
+mod common;
+
+use common::{images, normalised};
 use handmatch_core::embed::backbone_session::BackboneSession;
-use handmatch_core::embed::metadata::{IMAGENET_MEAN, IMAGENET_STD};
 use handmatch_core::embed::{EmbeddingSession, RuntimeOptions};
 use handmatch_export::artefact::{artefact_model, backbone_model, HeadSource};
 use handmatch_export::backbone::tta::SHIFT_PIXELS;
@@ -15,21 +17,6 @@ use handmatch_export::random_init::{self, Arch};
 use ndarray::{Array2, Array4};
 
 const S: usize = 64;
-
-fn images(n: usize) -> Array4<u8> {
-    Array4::from_shape_fn((n, S, S, 3), |(i, y, x, c)| {
-        let v = (i as u32 * 7919 + y as u32 * 31 + x as u32 * 17 + c as u32 * 101)
-            .wrapping_mul(2654435761);
-        (v >> 24) as u8
-    })
-}
-
-fn normalised(images: &Array4<u8>) -> Array4<f32> {
-    let (n, s, _, _) = images.dim();
-    Array4::from_shape_fn((n, 3, s, s), |(i, c, y, x)| {
-        (images[[i, y, x, c]] as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]
-    })
-}
 
 /// `out[y, x] = img[clamp(y − dy), clamp(x − dx)]`, mirrored first when asked.
 fn view(img: &Array4<f32>, mirror: bool, shift: i64) -> Array4<f32> {
@@ -100,7 +87,7 @@ fn features_are_the_mean_over_the_views() {
     let mut f = fixture();
     let tta: Tta = "flip,shift".parse().unwrap();
     let mut session = tta_session(&f, &tta);
-    let px = normalised(&images(3));
+    let px = normalised(&images(3, S, 0));
     let got = session.run(px.view()).unwrap();
     let mut want = Array2::<f32>::zeros(got.dim());
     for (mirror, shift) in [
@@ -122,7 +109,7 @@ fn features_are_the_mean_over_the_views() {
 fn with_the_flip_view_a_mirror_image_has_the_same_features() {
     let f = fixture();
     let mut session = tta_session(&f, &"flip".parse().unwrap());
-    let px = normalised(&images(2));
+    let px = normalised(&images(2, S, 0));
     let a = session.run(px.view()).unwrap();
     let b = session.run(view(&px, true, 0).view()).unwrap();
     assert_close(&a, &b, 1e-5, "mirror");
@@ -133,7 +120,7 @@ fn the_artefact_embeds_what_the_head_makes_of_the_extracted_features() {
     let f = fixture();
     let tta: Tta = "flip,shift".parse().unwrap();
     let mut backbone = tta_session(&f, &tta);
-    let imgs = images(3);
+    let imgs = images(3, S, 0);
     let features = backbone.run(normalised(&imgs).view()).unwrap();
     let head: Head = MlpHead::random(features.ncols(), 32, 16, 5).into();
     let want = head.forward(features.as_slice().unwrap());

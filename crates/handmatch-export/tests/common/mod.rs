@@ -1,0 +1,22 @@
+//! What the exporter's tests share: deterministic pseudo-random images and their
+//! normalisation done independently of the graph.
+
+use handmatch_core::embed::metadata::{IMAGENET_MEAN, IMAGENET_STD};
+use ndarray::Array4;
+
+/// `[N, S, S, 3]` uint8 images that differ from pixel to pixel and with `seed`.
+pub fn images(n: usize, s: usize, seed: u32) -> Array4<u8> {
+    Array4::from_shape_fn((n, s, s, 3), |(i, y, x, c)| {
+        let v = (i as u32 * 7919 + y as u32 * 31 + x as u32 * 17 + c as u32 * 101 + seed)
+            .wrapping_mul(2654435761);
+        (v >> 24) as u8
+    })
+}
+
+/// `(x/255 − mean)/std` in `[N, 3, S, S]`, the textbook way.
+pub fn normalised(images: &Array4<u8>) -> Array4<f32> {
+    let (n, s, _, _) = images.dim();
+    Array4::from_shape_fn((n, 3, s, s), |(i, c, y, x)| {
+        (images[[i, y, x, c]] as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]
+    })
+}
