@@ -12,6 +12,7 @@ use handmatch_core::metrics::{evaluate_protocols, ProtocolResults, RetrievalMetr
 use crate::extract::FeatureCache;
 use crate::training::data::embed_cached;
 use crate::training::data::rows_of;
+use crate::training::selection::mean_std;
 use crate::training::{fit_selected, FitConfig, FitError, SelectionPlan};
 
 /// One configuration under test.
@@ -50,13 +51,8 @@ pub struct MeanStd {
 
 impl MeanStd {
     fn of(values: &[f64]) -> Self {
-        let n = values.len().max(1) as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-        Self {
-            mean,
-            std: var.sqrt(),
-        }
+        let (mean, std) = mean_std(values);
+        Self { mean, std }
     }
 }
 

@@ -18,6 +18,15 @@ pub struct Scores {
     pub mated_rank1: Vec<bool>,
 }
 
+impl Scores {
+    /// Adds another set of searches (another fold's).
+    pub fn append(&mut self, other: Scores) {
+        self.mated.extend(other.mated);
+        self.non_mated.extend(other.non_mated);
+        self.mated_rank1.extend(other.mated_rank1);
+    }
+}
+
 pub fn scores(images: &[EmbeddedImage]) -> Scores {
     let mut subjects: Vec<&str> = images.iter().map(|i| i.subject.as_str()).collect();
     subjects.sort();

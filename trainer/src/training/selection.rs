@@ -72,6 +72,10 @@ pub struct CandidateResult {
     pub epoch: usize,
     pub mean: f64,
     pub std: f64,
+    /// For heads that validate once (closed form, ensembles of them): each fold's searches
+    /// by the head fitted without it, pooled — the out-of-fold scores, if this one wins.
+    #[serde(skip)]
+    out_of_fold: Option<Scores>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -192,11 +196,15 @@ pub fn select(
         .max_by(|&a, &b| results[a].mean.total_cmp(&results[b].mean))
         .expect("at least one candidate");
     let mut config = candidates[chosen].1.clone();
-    // Closed-form heads and ensembles validate once (epoch 0): nothing to stop at.
-    if results[chosen].epoch > 0 {
-        config.stop_at = Some(results[chosen].epoch);
-    }
-    let out_of_fold = pooled_scores(cache, train, &parts, &config)?;
+    // Closed-form heads and ensembles validate once (epoch 0): nothing to stop at, and
+    // their fold fits already gave the out-of-fold scores.
+    let out_of_fold = match results[chosen].out_of_fold.take() {
+        Some(scores) => scores,
+        None => {
+            config.stop_at = Some(results[chosen].epoch);
+            pooled_scores(cache, train, &parts, &config)?
+        }
+    };
     Ok(Selection {
         folds,
         score: "image → template mAP",
@@ -216,6 +224,7 @@ fn cross_validate(
 ) -> Result<CandidateResult, FitError> {
     // epoch → one score per fold.
     let mut by_epoch: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    let mut out_of_fold = Scores::default();
     for held_out in parts {
         let inner: BTreeSet<String> = train.difference(held_out).cloned().collect();
         let outcome = fit(cache, &inner, held_out, cfg, |_| {})?;
@@ -224,6 +233,7 @@ fn cross_validate(
                 .entry(0)
                 .or_default()
                 .push(selection_score(&outcome.best_validation));
+            out_of_fold.append(held_out_scores(cache, &outcome, held_out));
         }
         for r in &outcome.history {
             if let Some(v) = &r.validation {
@@ -252,10 +262,25 @@ fn cross_validate(
         epoch,
         mean,
         std,
+        out_of_fold: (epoch == 0).then_some(out_of_fold),
     })
 }
 
-/// Each fold's subjects searched by the head fitted without them, at the chosen settings.
+/// The held-out subjects searched by a head fitted without them.
+fn held_out_scores(
+    cache: &FeatureCache,
+    outcome: &FitOutcome,
+    held_out: &BTreeSet<String>,
+) -> Scores {
+    scores(&embed_cached(
+        &outcome.head,
+        cache,
+        &rows_of(cache, held_out),
+    ))
+}
+
+/// Each fold's subjects searched by the head fitted without them, at the chosen settings
+/// (a gradient head stopped at the chosen epoch, so refitted).
 fn pooled_scores(
     cache: &FeatureCache,
     train: &BTreeSet<String>,
@@ -266,14 +291,7 @@ fn pooled_scores(
     for held_out in parts {
         let inner: BTreeSet<String> = train.difference(held_out).cloned().collect();
         let outcome = fit(cache, &inner, held_out, cfg, |_| {})?;
-        let s = scores(&embed_cached(
-            &outcome.head,
-            cache,
-            &rows_of(cache, held_out),
-        ));
-        pooled.mated.extend(s.mated);
-        pooled.non_mated.extend(s.non_mated);
-        pooled.mated_rank1.extend(s.mated_rank1);
+        pooled.append(held_out_scores(cache, &outcome, held_out));
     }
     Ok(pooled)
 }

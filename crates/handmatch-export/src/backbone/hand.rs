@@ -109,10 +109,6 @@ impl HandModel {
         self
     }
 
-    pub fn features(&self) -> &HandFeatureSet {
-        &self.features
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -3,7 +3,7 @@
 //! joint, bone and fingertip contributes what the trunk saw around it rather than only the
 //! global average.
 
-use super::silhouette::to_grid;
+use super::crop_points::{landmark_xy, to_grid};
 use crate::onnx::graph::Attr;
 use crate::onnx::GraphBuilder;
 use handmatch_core::hand::landmarks::{LANDMARKS, PARENT};
@@ -61,20 +61,14 @@ impl HandPoints {
 
 /// `[N, P, 2]` crop-pixel positions of `points`, from the landmark model's `[N, 63]`.
 fn positions(g: &mut GraphBuilder, landmarks: &str, points: HandPoints) -> String {
-    let xyz = g.reshape(landmarks, &[-1, LANDMARKS as i64, 3]);
-    let starts = g.const_i64("starts", &[0]);
-    let ends = g.const_i64("ends", &[2]);
-    let axes = g.const_i64("axes", &[2]);
-    let xy = g.op("Slice", &[&xyz, &starts, &ends, &axes], vec![]);
+    let xy = landmark_xy(g, landmarks);
     if points == HandPoints::Landmarks {
         return xy;
     }
-    let gather = |g: &mut GraphBuilder, idx: Vec<i64>| {
-        let idx = g.const_i64("indices", &idx);
-        g.op("Gather", &[&xy, &idx], vec![("axis", Attr::Int(1))])
-    };
-    let tips = gather(g, (1..LANDMARKS as i64).collect());
-    let bases = gather(g, PARENT[1..].iter().map(|&p| p as i64).collect());
+    let tips: Vec<i64> = (1..LANDMARKS as i64).collect();
+    let bases: Vec<i64> = PARENT[1..].iter().map(|&p| p as i64).collect();
+    let tips = g.gather(&xy, 1, &tips);
+    let bases = g.gather(&xy, 1, &bases);
     let along = g.op("Sub", &[&tips, &bases], vec![]);
     let at = |g: &mut GraphBuilder, t: f32| {
         let t = g.const_f32("along", &[], vec![t]);

@@ -2,6 +2,7 @@
 //! `pixel_values [N, 3, S, S]` to features `[N, D]`, exactly as transformers'
 //! `pooler_output` does.
 
+pub mod crop_points;
 pub mod dinov2;
 pub mod features;
 pub mod hand;

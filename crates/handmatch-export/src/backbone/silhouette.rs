@@ -6,6 +6,7 @@
 //! Being part of the graph, they are computed identically by the trainer's extraction and
 //! by the server.
 
+use super::crop_points::{landmark_xy, to_grid};
 use crate::onnx::graph::Attr;
 use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::GraphBuilder;
@@ -29,25 +30,11 @@ const STEPS: usize = 24;
 /// `[N, 63]` output (x, y in crop pixels, z). Returns `[N, SHAPE_DIM]`.
 pub fn shape(g: &mut GraphBuilder, unit: &str, landmarks: &str, side: usize) -> String {
     let mask = foreground_mask(g, unit, side);
-    let points = g.reshape(landmarks, &[-1, LANDMARKS as i64, 3]);
-    let xy = slice(g, &points, 2, 0, 2);
+    let xy = landmark_xy(g, landmarks);
     let palm = palm_width(g, &xy);
     let widths = finger_widths(g, &mask, &xy, &palm, side);
     let lengths = bone_lengths(g, &xy, &palm);
     g.op("Concat", &[&widths, &lengths], vec![("axis", Attr::Int(1))])
-}
-
-/// `x[..., start:end, ...]` on one axis.
-fn slice(g: &mut GraphBuilder, x: &str, axis: i64, start: i64, end: i64) -> String {
-    let starts = g.const_i64("starts", &[start]);
-    let ends = g.const_i64("ends", &[end]);
-    let axes = g.const_i64("axes", &[axis]);
-    g.op("Slice", &[x, &starts, &ends, &axes], vec![])
-}
-
-fn gather(g: &mut GraphBuilder, x: &str, axis: i64, indices: &[i64]) -> String {
-    let idx = g.const_i64("indices", indices);
-    g.op("Gather", &[x, &idx], vec![("axis", Attr::Int(axis))])
 }
 
 /// Euclidean norm over `axis`.
@@ -79,7 +66,7 @@ fn foreground_mask(g: &mut GraphBuilder, unit: &str, side: usize) -> String {
     let s = side as i64;
     let mut border = Vec::new();
     for (axis, at) in [(2, 0), (2, s - 1), (3, 0), (3, s - 1)] {
-        let line = slice(g, unit, axis, at, at + 1);
+        let line = g.slice(unit, axis, at, at + 1);
         border.push(g.reshape(&line, &[0, 3, s]));
     }
     let refs: Vec<&str> = border.iter().map(String::as_str).collect();
@@ -97,7 +84,7 @@ fn foreground_mask(g: &mut GraphBuilder, unit: &str, side: usize) -> String {
         &[&top[0]],
         vec![("axes", Attr::Ints(vec![2])), ("keepdims", Attr::Int(1))],
     );
-    let axes3 = g_axes(g, &[3]);
+    let axes3 = g.const_i64("axes", &[3]);
     let background = g.op("Unsqueeze", &[&background, &axes3], vec![]);
     let diff = g.op("Sub", &[unit, &background], vec![]);
     let diff = g.op("Abs", &[&diff], vec![]);
@@ -117,14 +104,10 @@ fn foreground_mask(g: &mut GraphBuilder, unit: &str, side: usize) -> String {
     cast_float(g, &fg)
 }
 
-fn g_axes(g: &mut GraphBuilder, axes: &[i64]) -> String {
-    g.const_i64("axes", axes)
-}
-
 /// `[N, 1, 1]`: the index-to-pinky knuckle distance in crop pixels.
 fn palm_width(g: &mut GraphBuilder, xy: &str) -> String {
-    let a = gather(g, xy, 1, &[INDEX_MCP as i64]);
-    let b = gather(g, xy, 1, &[PINKY_MCP as i64]);
+    let a = g.gather(xy, 1, &[INDEX_MCP as i64]);
+    let b = g.gather(xy, 1, &[PINKY_MCP as i64]);
     let d = g.op("Sub", &[&a, &b], vec![]);
     norm(g, &d, 2, true)
 }
@@ -133,8 +116,8 @@ fn palm_width(g: &mut GraphBuilder, xy: &str) -> String {
 fn bone_lengths(g: &mut GraphBuilder, xy: &str, palm: &str) -> String {
     let tips: Vec<i64> = (1..LANDMARKS as i64).collect();
     let bases: Vec<i64> = PARENT[1..].iter().map(|&p| p as i64).collect();
-    let c = gather(g, xy, 1, &tips);
-    let a = gather(g, xy, 1, &bases);
+    let c = g.gather(xy, 1, &tips);
+    let a = g.gather(xy, 1, &bases);
     let d = g.op("Sub", &[&c, &a], vec![]);
     let len = norm(g, &d, 2, false);
     let palm = g.reshape(palm, &[-1, 1]);
@@ -178,22 +161,22 @@ fn finger_widths(g: &mut GraphBuilder, mask: &str, xy: &str, palm: &str, side: u
 fn sample_grid(g: &mut GraphBuilder, xy: &str, palm: &str, side: usize) -> String {
     let tips: Vec<i64> = PHALANX_TIPS.iter().map(|&t| t as i64).collect();
     let bases: Vec<i64> = PHALANX_TIPS.iter().map(|&t| PARENT[t] as i64).collect();
-    let c = gather(g, xy, 1, &tips);
-    let a = gather(g, xy, 1, &bases);
+    let c = g.gather(xy, 1, &tips);
+    let a = g.gather(xy, 1, &bases);
     let d = g.op("Sub", &[&c, &a], vec![]);
     let len = norm(g, &d, 2, true);
     let u = g.op("Div", &[&d, &len], vec![]);
-    let swapped = gather(g, &u, 2, &[1, 0]);
+    let swapped = g.gather(&u, 2, &[1, 0]);
     let flip = g.const_f32("normal_sign", &[2], vec![-1.0, 1.0]);
     let normal = g.mul(&swapped, &flip);
 
-    let axes2 = g_axes(g, &[2]);
+    let axes2 = g.const_i64("axes", &[2]);
     let a = g.op("Unsqueeze", &[&a, &axes2], vec![]);
     let d = g.op("Unsqueeze", &[&d, &axes2], vec![]);
     let t = g.const_f32("fractions", &[1, 1, FRACTIONS.len(), 1], FRACTIONS.to_vec());
     let along = g.mul(&d, &t);
     let centres = g.add(&a, &along);
-    let axes3 = g_axes(g, &[3]);
+    let axes3 = g.const_i64("axes", &[3]);
     let centres = g.op("Unsqueeze", &[&centres, &axes3], vec![]);
 
     let step = REACH / STEPS as f32;
@@ -205,18 +188,10 @@ fn sample_grid(g: &mut GraphBuilder, xy: &str, palm: &str, side: usize) -> Strin
     let offsets = g.const_f32("offsets", &[1, 1, 1, n, 1], offsets);
     let palm = g.reshape(palm, &[-1, 1, 1, 1, 1]);
     let offsets = g.mul(&offsets, &palm);
-    let axes23 = g_axes(g, &[2, 3]);
+    let axes23 = g.const_i64("axes", &[2, 3]);
     let normal = g.op("Unsqueeze", &[&normal, &axes23], vec![]);
     let moved = g.mul(&offsets, &normal);
     let points = g.add(&centres, &moved);
     let points = g.reshape(&points, &[-1, WIDTHS as i64, n as i64, 2]);
     to_grid(g, &points, side)
-}
-
-/// Crop pixels → GridSample's [-1, 1] (the crop's edges, `align_corners = 0`).
-pub fn to_grid(g: &mut GraphBuilder, points: &str, side: usize) -> String {
-    let scale = g.const_f32("grid_scale", &[], vec![2.0 / side as f32]);
-    let minus_one = g.const_f32("grid_shift", &[], vec![-1.0]);
-    let scaled = g.mul(points, &scale);
-    g.add(&scaled, &minus_one)
 }

@@ -96,10 +96,8 @@ fn shifted(g: &mut GraphBuilder, pixels: &str, side: usize, by: i64) -> String {
     let (before, after, start) = if by > 0 { (by, 0, 0) } else { (0, -by, -by) };
     let pads = g.const_i64("pads", &[0, 0, before, before, 0, 0, after, after]);
     let padded = g.op("Pad", &[pixels, &pads], vec![("mode", Attr::Str("edge"))]);
-    let starts = g.const_i64("starts", &[start, start]);
-    let ends = g.const_i64("ends", &[start + s, start + s]);
-    let axes = g.const_i64("axes", &[2, 3]);
-    g.op("Slice", &[&padded, &starts, &ends, &axes], vec![])
+    let rows = g.slice(&padded, 2, start, start + s);
+    g.slice(&rows, 3, start, start + s)
 }
 
 impl FromStr for Tta {

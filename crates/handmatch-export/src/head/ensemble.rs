@@ -116,10 +116,7 @@ impl EnsembleHead {
     pub fn build(&self, g: &mut GraphBuilder, features: &str) -> String {
         let mut parts = Vec::new();
         for m in &self.members {
-            let starts = g.const_i64("starts", &[m.columns.0 as i64]);
-            let ends = g.const_i64("ends", &[m.columns.1 as i64]);
-            let axes = g.const_i64("axes", &[1]);
-            let x = g.op("Slice", &[features, &starts, &ends, &axes], vec![]);
+            let x = g.slice(features, 1, m.columns.0 as i64, m.columns.1 as i64);
             let e = m.head.build(g, &x);
             let w = g.const_f32("member_weight", &[], vec![m.weight.sqrt()]);
             parts.push(g.mul(&e, &w));

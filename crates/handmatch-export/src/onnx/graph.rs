@@ -157,6 +157,20 @@ impl GraphBuilder {
         self.op("Reshape", &[x, &s], vec![])
     }
 
+    /// `x[start..end]` along `axis`.
+    pub fn slice(&mut self, x: &str, axis: i64, start: i64, end: i64) -> String {
+        let starts = self.const_i64("starts", &[start]);
+        let ends = self.const_i64("ends", &[end]);
+        let axes = self.const_i64("axes", &[axis]);
+        self.op("Slice", &[x, &starts, &ends, &axes], vec![])
+    }
+
+    /// `x` at the constant `indices` along `axis`.
+    pub fn gather(&mut self, x: &str, axis: i64, indices: &[i64]) -> String {
+        let idx = self.const_i64("indices", indices);
+        self.op("Gather", &[x, &idx], vec![("axis", Attr::Int(axis))])
+    }
+
     pub fn transpose(&mut self, x: &str, perm: &[i64]) -> String {
         self.op("Transpose", &[x], vec![("perm", Attr::Ints(perm.to_vec()))])
     }
