@@ -10,7 +10,12 @@
 //! square root is known there in closed form. With more rows (augmented views, larger
 //! datasets) the d × d shrunk covariance is whitened by its Cholesky factor instead: a full
 //! eigendecomposition of it took minutes.
+//!
+//! A dorsal and a palmar photo of the same hand differ systematically, and strong shrinkage
+//! dilutes the within-class covariance that would suppress those directions; `cross_view`
+//! adds the scatter of each subject's dorsal-minus-palmar mean difference to it with a weight.
 
+use crate::fit::view::View;
 use handmatch_export::head::LinearHead;
 use handmatch_export::tensor::Tensor;
 use nalgebra::{Cholesky, DMatrix, DVector, SymmetricEigen};
@@ -29,6 +34,10 @@ pub struct LdaOptions {
     /// Directions kept (at most classes − 1).
     pub components: usize,
     pub shrinkage: Shrinkage,
+    /// Weight of the cross-view difference scatter `Σ_s δ_s δ_sᵀ / m` (δ_s: subject s's
+    /// dorsal mean minus its palmar mean, m subjects with both) in the within-class
+    /// covariance; 0 is plain LDA.
+    pub cross_view: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +62,8 @@ pub enum LdaError {
     Labels { rows: usize, labels: usize },
     #[error("LDA: shrinkage {0} is outside [0, 1]")]
     Shrinkage(f64),
+    #[error("LDA: cross-view weight {0} must be finite and at least 0")]
+    CrossView(f64),
 }
 
 impl LdaFit {
@@ -65,10 +76,15 @@ impl LdaFit {
 }
 
 /// Fits the projection on `rows` (each a feature vector of the same length) labelled by
-/// `labels` (subject indices).
-pub fn fit_lda(rows: &[&[f32]], labels: &[u32], opts: &LdaOptions) -> Result<LdaFit, LdaError> {
+/// `labels` (subject indices) and `views`.
+pub fn fit_lda(
+    rows: &[&[f32]],
+    labels: &[u32],
+    views: &[View],
+    opts: &LdaOptions,
+) -> Result<LdaFit, LdaError> {
     let (n, d) = (rows.len(), rows.first().map_or(0, |r| r.len()));
-    if labels.len() != n {
+    if labels.len() != n || views.len() != n {
         return Err(LdaError::Labels {
             rows: n,
             labels: labels.len(),
@@ -84,7 +100,13 @@ pub fn fit_lda(rows: &[&[f32]], labels: &[u32], opts: &LdaOptions) -> Result<Lda
     let (mean, std) = column_statistics(rows);
     let z = DMatrix::from_fn(n, d, |i, k| (rows[i][k] as f64 - mean[k]) / std[k]);
     let (means, counts) = class_means(&z, labels, &classes);
-    let within = within_centred(&z, labels, &classes, &means);
+    if !(opts.cross_view.is_finite() && opts.cross_view >= 0.0) {
+        return Err(LdaError::CrossView(opts.cross_view));
+    }
+    let mut within = within_centred(&z, labels, &classes, &means);
+    if opts.cross_view > 0.0 {
+        within = with_cross_view(&within, &view_differences(&z, labels, views), opts.cross_view);
+    }
     let alpha = match opts.shrinkage {
         Shrinkage::LedoitWolf => ledoit_wolf(&within),
         Shrinkage::Fixed { amount } if (0.0..=1.0).contains(&amount) => amount,
@@ -196,6 +218,45 @@ fn within_centred(
         row -= means.row(classes[l]);
     }
     w
+}
+
+/// Per subject with both views: its dorsal rows' mean minus its palmar rows' mean.
+fn view_differences(z: &DMatrix<f64>, labels: &[u32], views: &[View]) -> DMatrix<f64> {
+    let mut sums: std::collections::BTreeMap<u32, [(DVector<f64>, usize); 2]> = Default::default();
+    for (i, (&l, &v)) in labels.iter().zip(views).enumerate() {
+        let entry = sums.entry(l).or_insert_with(|| {
+            let zero = || (DVector::zeros(z.ncols()), 0);
+            [zero(), zero()]
+        });
+        let side = &mut entry[usize::from(v == View::Palmar)];
+        side.0 += z.row(i).transpose();
+        side.1 += 1;
+    }
+    let diffs: Vec<DVector<f64>> = sums
+        .values()
+        .filter(|[d, p]| d.1 > 0 && p.1 > 0)
+        .map(|[d, p]| &d.0 / d.1 as f64 - &p.0 / p.1 as f64)
+        .collect();
+    DMatrix::from_fn(diffs.len(), z.ncols(), |s, k| diffs[s][k])
+}
+
+/// Rows `W'` with `W'ᵀW' / n' = WᵀW / n + weight · DᵀD / m` (n, m: the rows of W and D), so
+/// that the covariance estimators below see the cross-view scatter as part of the
+/// within-class covariance.
+fn with_cross_view(w: &DMatrix<f64>, diffs: &DMatrix<f64>, weight: f64) -> DMatrix<f64> {
+    let (n, m) = (w.nrows(), diffs.nrows());
+    if m == 0 {
+        return w.clone();
+    }
+    let total = (n + m) as f64;
+    let (a, b) = ((total / n as f64).sqrt(), (weight * total / m as f64).sqrt());
+    DMatrix::from_fn(n + m, w.ncols(), |i, k| {
+        if i < n {
+            w[(i, k)] * a
+        } else {
+            diffs[(i - n, k)] * b
+        }
+    })
 }
 
 /// The Ledoit–Wolf shrinkage of the covariance `WᵀW / n` of centred rows `W` toward
@@ -355,12 +416,15 @@ mod tests {
     fn finds_the_known_discriminant_direction() {
         let (rows, labels, want) = two_classes(20_000, 1);
         let refs: Vec<&[f32]> = rows.iter().map(|r| r.as_slice()).collect();
+        let views = vec![View::Dorsal; refs.len()];
         let fit = fit_lda(
             &refs,
             &labels,
+            &views,
             &LdaOptions {
                 components: 4,
                 shrinkage: Shrinkage::Fixed { amount: 0.0 },
+                cross_view: 0.0,
             },
         )
         .unwrap();
@@ -369,6 +433,53 @@ mod tests {
         let got: Vec<f64> = head.weight.data.iter().map(|&w| w as f64).collect();
         let c = cosine(&got, &want).abs();
         assert!(c > 0.995, "cosine to Σ⁻¹δ is {c}: {got:?} vs {want:?}");
+    }
+
+    /// Subjects spread equally along e0 and e1, but each hand's two views also differ along
+    /// e1 by a subject-specific amount: e1 separates the training subjects' pooled means yet
+    /// does not carry across views. The cross-view term must turn the first direction from
+    /// e1 toward e0.
+    #[test]
+    fn the_cross_view_term_suppresses_what_differs_between_views() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let normal = Normal::new(0.0, 1.0).unwrap();
+        let (mut rows, mut labels, mut views) = (Vec::new(), Vec::new(), Vec::new());
+        for s in 0..60u32 {
+            let base = [normal.sample(&mut rng), normal.sample(&mut rng)];
+            let delta = 3.0 * normal.sample(&mut rng);
+            for (view, shift) in [(View::Dorsal, delta), (View::Palmar, 0.0)] {
+                for _ in 0..4 {
+                    let noise = |rng: &mut rand_chacha::ChaCha8Rng| 0.1 * normal.sample(rng);
+                    rows.push(vec![
+                        (base[0] + noise(&mut rng)) as f32,
+                        (base[1] + shift + noise(&mut rng)) as f32,
+                        noise(&mut rng) as f32,
+                    ]);
+                    labels.push(s);
+                    views.push(view);
+                }
+            }
+        }
+        let refs: Vec<&[f32]> = rows.iter().map(|r| r.as_slice()).collect();
+        let first_direction = |cross_view: f64| {
+            let opts = LdaOptions {
+                components: 1,
+                shrinkage: Shrinkage::Fixed { amount: 0.5 },
+                cross_view,
+            };
+            let w = fit_lda(&refs, &labels, &views, &opts).unwrap().head().weight.data;
+            (w[0].abs() as f64, w[1].abs() as f64)
+        };
+        let (e0_plain, e1_plain) = first_direction(0.0);
+        let (e0_cross, e1_cross) = first_direction(20.0);
+        assert!(
+            e1_plain > e0_plain,
+            "plain LDA under shrinkage takes e1 first: {e0_plain} vs {e1_plain}"
+        );
+        assert!(
+            e0_cross > 5.0 * e1_cross,
+            "with the cross-view term e0 leads: {e0_cross} vs {e1_cross}"
+        );
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub struct TrainingArgs {
     /// LDA's within-class shrinkage in [0, 1] (default: estimated, Ledoit–Wolf).
     #[arg(long)]
     pub shrinkage: Option<f64>,
+    /// LDA: weight of the dorsal-minus-palmar difference of each subject's means in the
+    /// within-subject covariance (0: plain LDA).
+    #[arg(long, default_value_t = 0.0)]
+    pub cross_view: f64,
     /// `--head linear`: weight of the squared distance from the LDA start in the loss.
     #[arg(long, default_value_t = 0.0)]
     pub init_penalty: f64,
@@ -111,6 +115,7 @@ impl TrainingArgs {
         FitConfig {
             head: self.head,
             shrinkage: self.shrinkage,
+            cross_view: self.cross_view,
             init_penalty: self.init_penalty,
             loss,
             hidden_dim: self.hidden_dim,

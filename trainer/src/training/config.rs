@@ -68,6 +68,11 @@ pub struct FitConfig {
     /// LDA's within-class shrinkage in [0, 1]; `None` estimates it (Ledoit–Wolf).
     #[serde(default)]
     pub shrinkage: Option<f64>,
+    /// LDA: weight of the scatter of each subject's dorsal-minus-palmar mean difference,
+    /// added to the within-subject covariance, so that directions along which the two views
+    /// of a hand differ are suppressed even under strong shrinkage. 0: plain LDA.
+    #[serde(default)]
+    pub cross_view: f64,
     /// `linear` heads: weight of `‖W − W_lda‖²` in the loss, which keeps the trained head
     /// near its closed-form start.
     #[serde(default)]
@@ -111,6 +116,7 @@ impl FitConfig {
         Self {
             head: HeadKind::Mlp,
             shrinkage: None,
+            cross_view: 0.0,
             init_penalty: 0.0,
             loss: LossChoice::Triplet {
                 mining: Mining::BatchHard,

@@ -39,13 +39,16 @@ pub fn lda_fit(data: &TrainingData<'_>, cfg: &FitConfig) -> Result<LdaFit, FitEr
     let n_views = cache.views.shape()[1];
     let mut rows: Vec<&[f32]> = Vec::new();
     let mut labels: Vec<u32> = Vec::new();
+    let mut views = Vec::new();
     for (i, &r) in data.train_rows.iter().enumerate() {
         rows.push(cache.eval.row(r).to_slice().expect("rows are contiguous"));
         labels.push(data.subjects[i]);
+        views.push(data.views[i]);
         for v in 0..n_views {
             let view = cache.views.slice(ndarray::s![r, v, ..]);
             rows.push(view.to_slice().expect("views are contiguous"));
             labels.push(data.subjects[i]);
+            views.push(data.views[i]);
         }
     }
     let shrinkage = match cfg.shrinkage {
@@ -55,9 +58,11 @@ pub fn lda_fit(data: &TrainingData<'_>, cfg: &FitConfig) -> Result<LdaFit, FitEr
     let fit = fit_lda(
         &rows,
         &labels,
+        &views,
         &LdaOptions {
             components: cfg.embedding_dim,
             shrinkage,
+            cross_view: cfg.cross_view,
         },
     )?;
     tracing::info!(
