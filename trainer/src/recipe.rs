@@ -1,7 +1,8 @@
 //! Recipes: a TOML file of `fit`/`cv` flags (`recipes/hand.toml`), read by `--recipe FILE`.
 //! Its keys are the long flags without dashes (`hidden-dim` or `hidden_dim`); `true` turns
-//! a switch on, arrays repeat a flag. The recipe's flags go in front of those on the command
-//! line, so any flag given there overrides the recipe.
+//! a switch on, arrays repeat a flag. A table named after a subcommand (`[cv]`) holds flags
+//! for that subcommand alone. The recipe's flags go in front of those on the command line,
+//! so any flag given there overrides the recipe.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -16,7 +17,9 @@ pub fn expand(argv: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
     };
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading the recipe {}", path.display()))?;
-    let flags = flags_of(&text).with_context(|| format!("the recipe {}", path.display()))?;
+    let subcommand = argv.get(1).and_then(|a| a.to_str()).unwrap_or_default();
+    let flags = flags_of(&text, subcommand)
+        .with_context(|| format!("the recipe {}", path.display()))?;
     let mut out = argv;
     let at = 2.min(out.len());
     out.splice(at..at, flags.into_iter().map(OsString::from));
@@ -35,11 +38,23 @@ fn recipe_path(argv: &[OsString]) -> Option<std::path::PathBuf> {
     })
 }
 
-/// The command-line flags a recipe's TOML stands for.
-pub fn flags_of(text: &str) -> anyhow::Result<Vec<String>> {
+/// The command-line flags a recipe's TOML stands for, for `subcommand`: the top-level keys,
+/// then those of the table named after it.
+pub fn flags_of(text: &str, subcommand: &str) -> anyhow::Result<Vec<String>> {
     let table: toml::Table = text.parse()?;
+    let mut flags = table_flags(&table)?;
+    if let Some(toml::Value::Table(own)) = table.get(subcommand) {
+        flags.extend(table_flags(own)?);
+    }
+    Ok(flags)
+}
+
+fn table_flags(table: &toml::Table) -> anyhow::Result<Vec<String>> {
     let mut flags = Vec::new();
-    for (key, value) in &table {
+    for (key, value) in table {
+        if value.is_table() {
+            continue; // a subcommand's own flags
+        }
         let flag = format!("--{}", key.replace('_', "-"));
         anyhow::ensure!(key != "recipe", "a recipe cannot name another recipe");
         let values = match value {
@@ -67,7 +82,8 @@ mod tests {
     #[test]
     fn a_recipe_becomes_flags_and_the_command_line_still_overrides_it() {
         let flags = flags_of(
-            "head = \"lda\"\nhidden_dim = 128\nstandardize = true\nsoft-margin = false\nmargin = 0.3\nvariant = [\"a\", \"b:head=lda\"]\n",
+            "head = \"lda\"\nhidden_dim = 128\nstandardize = true\nsoft-margin = false\nmargin = 0.3\nvariant = [\"a\", \"b:head=lda\"]\n[cv]\nval-fraction = 0.04\n",
+            "fit",
         )
         .unwrap();
         assert_eq!(
@@ -86,6 +102,8 @@ mod tests {
                 "b:head=lda"
             ]
         );
+        let cv = flags_of("head = \"lda\"\n[cv]\nval-fraction = 0.04\n", "cv").unwrap();
+        assert_eq!(cv, ["--head", "lda", "--val-fraction", "0.04"]);
         let dir = tempfile::tempdir().unwrap();
         let recipe = dir.path().join("r.toml");
         std::fs::write(&recipe, "epochs = 10\n").unwrap();
