@@ -13,7 +13,8 @@
 //!
 //! A dorsal and a palmar photo of the same hand differ systematically, and strong shrinkage
 //! dilutes the within-class covariance that would suppress those directions; `cross_view`
-//! adds the scatter of each subject's dorsal-minus-palmar mean difference to it with a weight.
+//! adds the scatter of each subject's dorsal-minus-palmar mean difference to the shrunk
+//! covariance, unshrunk, with a weight.
 
 use crate::fit::view::View;
 use handmatch_export::head::LinearHead;
@@ -103,16 +104,14 @@ pub fn fit_lda(
     if !(opts.cross_view.is_finite() && opts.cross_view >= 0.0) {
         return Err(LdaError::CrossView(opts.cross_view));
     }
-    let mut within = within_centred(&z, labels, &classes, &means);
-    if opts.cross_view > 0.0 {
-        within = with_cross_view(&within, &view_differences(&z, labels, views), opts.cross_view);
-    }
+    let within = within_centred(&z, labels, &classes, &means);
     let alpha = match opts.shrinkage {
         Shrinkage::LedoitWolf => ledoit_wolf(&within),
         Shrinkage::Fixed { amount } if (0.0..=1.0).contains(&amount) => amount,
         Shrinkage::Fixed { amount } => return Err(LdaError::Shrinkage(amount)),
     };
-    let whitening = Whitening::new(&within, alpha);
+    let cross_view = cross_view_rows(&view_differences(&z, labels, views), opts.cross_view);
+    let whitening = Whitening::new(&within, alpha, &cross_view);
     // Class means weighted by their share of the rows, in whitened coordinates.
     let weighted = DMatrix::from_fn(means.nrows(), d, |c, k| {
         means[(c, k)] * (counts[c] as f64 / n as f64).sqrt()
@@ -240,23 +239,14 @@ fn view_differences(z: &DMatrix<f64>, labels: &[u32], views: &[View]) -> DMatrix
     DMatrix::from_fn(diffs.len(), z.ncols(), |s, k| diffs[s][k])
 }
 
-/// Rows `W'` with `W'ᵀW' / n' = WᵀW / n + weight · DᵀD / m` (n, m: the rows of W and D), so
-/// that the covariance estimators below see the cross-view scatter as part of the
-/// within-class covariance.
-fn with_cross_view(w: &DMatrix<f64>, diffs: &DMatrix<f64>, weight: f64) -> DMatrix<f64> {
-    let (n, m) = (w.nrows(), diffs.nrows());
-    if m == 0 {
-        return w.clone();
+/// Rows `E` with `EᵀE = weight · DᵀD / m` (m: the rows of D): the cross-view scatter, added
+/// to the shrunk covariance unshrunk, so that strong shrinkage does not dilute it.
+fn cross_view_rows(diffs: &DMatrix<f64>, weight: f64) -> DMatrix<f64> {
+    let m = diffs.nrows();
+    if m == 0 || weight == 0.0 {
+        return DMatrix::zeros(0, diffs.ncols());
     }
-    let total = (n + m) as f64;
-    let (a, b) = ((total / n as f64).sqrt(), (weight * total / m as f64).sqrt());
-    DMatrix::from_fn(n + m, w.ncols(), |i, k| {
-        if i < n {
-            w[(i, k)] * a
-        } else {
-            diffs[(i - n, k)] * b
-        }
-    })
+    diffs * (weight / m as f64).sqrt()
 }
 
 /// The Ledoit–Wolf shrinkage of the covariance `WᵀW / n` of centred rows `W` toward
@@ -282,8 +272,9 @@ pub fn ledoit_wolf(w: &DMatrix<f64>) -> f64 {
     (beta.min(delta) / delta).clamp(0.0, 1.0)
 }
 
-/// A whitening `W` of the shrunk within-class covariance `S = (1 − α) WᵀW / n + α μ I`
-/// (`Wᵀ S W = I`; LDA's directions do not depend on which one).
+/// A whitening `W` of the shrunk within-class covariance plus the cross-view rows' scatter,
+/// `S = (1 − α) WᵀW / n + α μ I + EᵀE` with `μ = tr(WᵀW / n) / d` (`Wᵀ S W = I`; LDA's
+/// directions do not depend on which one).
 enum Whitening {
     /// Fewer rows than features: `S^(-1/2)`, kept as its eigenvectors in the rows' span
     /// (`basis`, d × r), their factors, and the factor outside the span.
@@ -298,23 +289,29 @@ enum Whitening {
 }
 
 impl Whitening {
-    fn new(w: &DMatrix<f64>, alpha: f64) -> Self {
-        let d = w.ncols() as f64;
-        if w.nrows() < w.ncols() {
-            let (basis, spectrum) = gram_spectrum(w);
-            let floor = shrinkage_floor(alpha, spectrum.iter().sum::<f64>() / d);
-            let inside = spectrum.map(|l| ((1.0 - alpha) * l + floor).powf(-0.5));
+    fn new(w: &DMatrix<f64>, alpha: f64, extra: &DMatrix<f64>) -> Self {
+        let (n, d) = (w.nrows() as f64, w.ncols());
+        let floor = shrinkage_floor(alpha, w.norm_squared() / n / d as f64);
+        // S − floor·I = RᵀR for these rows R.
+        let rows = DMatrix::from_fn(w.nrows() + extra.nrows(), d, |i, k| {
+            if i < w.nrows() {
+                w[(i, k)] * ((1.0 - alpha) / n).sqrt()
+            } else {
+                extra[(i - w.nrows(), k)]
+            }
+        });
+        if rows.nrows() < d {
+            let (basis, spectrum) = gram_spectrum(&rows);
+            let inside = spectrum.map(|l| (l + floor).powf(-0.5));
             return Whitening::Spectral {
                 basis,
                 inside,
                 outside: floor.powf(-0.5),
             };
         }
-        let cov = (w.transpose() * w) / w.nrows() as f64;
-        let floor = shrinkage_floor(alpha, cov.trace() / d);
-        let shrunk = cov * (1.0 - alpha) + DMatrix::identity(w.ncols(), w.ncols()) * floor;
+        let shrunk = rows.transpose() * &rows + DMatrix::identity(d, d) * floor;
         let l = Cholesky::new(shrunk)
-            .expect("a covariance plus a positive multiple of the identity is positive definite")
+            .expect("a scatter plus a positive multiple of the identity is positive definite")
             .l();
         Whitening::Cholesky { l }
     }
@@ -359,21 +356,18 @@ fn shrinkage_floor(alpha: f64, mu: f64) -> f64 {
     (alpha * mu).max(1e-12 * mu).max(1e-300)
 }
 
-/// Eigenvectors (d × r) and eigenvalues of `WᵀW / n` with nonzero spectrum, through the
-/// n × n Gram matrix (for `W` with fewer rows than columns).
+/// Eigenvectors (d × r) and eigenvalues of `WᵀW` with nonzero spectrum, through the n × n
+/// Gram matrix (for `W` with fewer rows than columns).
 fn gram_spectrum(w: &DMatrix<f64>) -> (DMatrix<f64>, DVector<f64>) {
-    let n = w.nrows() as f64;
-    let gram = (w * w.transpose()) / n;
-    let eig = SymmetricEigen::new(gram);
+    let eig = SymmetricEigen::new(w * w.transpose());
     let keep: Vec<usize> = (0..eig.eigenvalues.len())
         .filter(|&j| eig.eigenvalues[j] > 1e-10 * eig.eigenvalues.max().max(1e-300))
         .collect();
-    // u_j = Wᵀ v_j / sqrt(n λ_j): unit eigenvectors of WᵀW / n.
+    // u_j = Wᵀ v_j / sqrt(λ_j): unit eigenvectors of WᵀW.
     let v = DMatrix::from_fn(w.nrows(), keep.len(), |i, j| eig.eigenvectors[(i, keep[j])]);
     let mut u = w.transpose() * v;
     for (j, &k) in keep.iter().enumerate() {
-        u.column_mut(j)
-            .scale_mut(1.0 / (n * eig.eigenvalues[k]).sqrt());
+        u.column_mut(j).scale_mut(1.0 / eig.eigenvalues[k].sqrt());
     }
     let values = DVector::from_iterator(keep.len(), keep.iter().map(|&k| eig.eigenvalues[k]));
     (u, values)
@@ -435,10 +429,10 @@ mod tests {
         assert!(c > 0.995, "cosine to Σ⁻¹δ is {c}: {got:?} vs {want:?}");
     }
 
-    /// Subjects spread equally along e0 and e1, but each hand's two views also differ along
-    /// e1 by a subject-specific amount: e1 separates the training subjects' pooled means yet
-    /// does not carry across views. The cross-view term must turn the first direction from
-    /// e1 toward e0.
+    /// Subjects spread equally along e0 and e1; e0 is noisy, and each hand's two views also
+    /// differ along e1 by a subject-specific amount: under strong shrinkage e1 separates the
+    /// training subjects' pooled means best, yet it does not carry across views. The
+    /// cross-view term must turn the first direction from e1 toward e0.
     #[test]
     fn the_cross_view_term_suppresses_what_differs_between_views() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
@@ -449,11 +443,11 @@ mod tests {
             let delta = 3.0 * normal.sample(&mut rng);
             for (view, shift) in [(View::Dorsal, delta), (View::Palmar, 0.0)] {
                 for _ in 0..4 {
-                    let noise = |rng: &mut rand_chacha::ChaCha8Rng| 0.1 * normal.sample(rng);
+                    let mut noise = |sd: f64| sd * normal.sample(&mut rng);
                     rows.push(vec![
-                        (base[0] + noise(&mut rng)) as f32,
-                        (base[1] + shift + noise(&mut rng)) as f32,
-                        noise(&mut rng) as f32,
+                        (base[0] + noise(1.5)) as f32,
+                        (base[1] + shift + noise(0.1)) as f32,
+                        noise(0.1) as f32,
                     ]);
                     labels.push(s);
                     views.push(view);
@@ -464,10 +458,12 @@ mod tests {
         let first_direction = |cross_view: f64| {
             let opts = LdaOptions {
                 components: 1,
-                shrinkage: Shrinkage::Fixed { amount: 0.5 },
+                shrinkage: Shrinkage::Fixed { amount: 0.95 },
                 cross_view,
             };
-            let w = fit_lda(&refs, &labels, &views, &opts).unwrap().head().weight.data;
+            // In standardised units, where shrinkage acts.
+            let fit = fit_lda(&refs, &labels, &views, &opts).unwrap();
+            let w = fit.projection.weight.data;
             (w[0].abs() as f64, w[1].abs() as f64)
         };
         let (e0_plain, e1_plain) = first_direction(0.0);
@@ -488,24 +484,28 @@ mod tests {
         let w = DMatrix::from_fn(4, 5, |i, k| rows[i][k] as f64 - 10.0);
         let (basis, values) = gram_spectrum(&w);
         let reconstructed = &basis * DMatrix::from_diagonal(&values) * basis.transpose();
-        let direct = (w.transpose() * &w) / 4.0;
+        let direct = w.transpose() * &w;
         assert!((reconstructed - direct).norm() < 1e-9);
     }
 
-    /// Both whitenings satisfy `Wᵀ S W = I` for the shrunk covariance they were made from.
+    /// Both whitenings satisfy `Wᵀ S W = I` for the shrunk covariance (plus the extra rows'
+    /// scatter) they were made from.
     #[test]
     fn both_whitenings_whiten_the_shrunk_covariance() {
         let (rows, _, _) = two_classes(12, 4);
+        let extra = DMatrix::from_fn(1, 5, |_, k| 0.5 * k as f64);
         for n in [3, 12] {
             let w = DMatrix::from_fn(n, 5, |i, k| rows[i][k] as f64 - 10.0);
             let alpha = 0.3;
             let cov = (w.transpose() * &w) / n as f64;
             let mu = cov.trace() / 5.0;
-            let shrunk = cov * (1.0 - alpha) + DMatrix::identity(5, 5) * (alpha * mu);
-            let whitening = Whitening::new(&w, alpha);
+            let shrunk = cov * (1.0 - alpha)
+                + DMatrix::identity(5, 5) * (alpha * mu)
+                + extra.transpose() * &extra;
+            let whitening = Whitening::new(&w, alpha, &extra);
             assert_eq!(
                 matches!(whitening, Whitening::Spectral { .. }),
-                n < 5,
+                n + 1 < 5,
                 "the Gram path only for fewer rows than features"
             );
             let white = whitening.apply_left(&DMatrix::identity(5, 5));

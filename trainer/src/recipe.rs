@@ -18,8 +18,8 @@ pub fn expand(argv: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading the recipe {}", path.display()))?;
     let subcommand = argv.get(1).and_then(|a| a.to_str()).unwrap_or_default();
-    let flags = flags_of(&text, subcommand)
-        .with_context(|| format!("the recipe {}", path.display()))?;
+    let flags =
+        flags_of(&text, subcommand).with_context(|| format!("the recipe {}", path.display()))?;
     let mut out = argv;
     let at = 2.min(out.len());
     out.splice(at..at, flags.into_iter().map(OsString::from));
