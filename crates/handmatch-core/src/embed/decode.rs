@@ -1,6 +1,9 @@
-//! Image bytes → RGB pixels, safely: the format is sniffed (JPEG, PNG, WebP), the pixel
-//! count is checked from the header before any pixel is decoded (decompression bombs),
-//! EXIF orientation is applied, and greyscale, 16-bit, alpha and CMYK inputs become RGB8.
+//! Image bytes → RGB pixels, safely: the format is sniffed (JPEG, PNG, WebP); the pixel
+//! count, the longest side and the aspect ratio are checked from the header before any
+//! pixel is decoded (decompression bombs, and strips whose resize would cost more than
+//! the image); a file whose container ends early is refused rather than decoded with its
+//! missing rows filled in; EXIF orientation is applied, and greyscale, 16-bit, alpha and
+//! CMYK inputs become RGB8.
 
 use std::io::Cursor;
 
@@ -12,6 +15,11 @@ pub struct DecodeLimits {
     pub max_pixels: u64,
     /// Smallest accepted side, in pixels, after orientation.
     pub min_side: u32,
+    /// Longest accepted side, in pixels.
+    pub max_side: u32,
+    /// Longest over shortest side above which an image is refused: a photo of a hand is at
+    /// most about 2:1, and a thin strip makes a short-side resize huge.
+    pub max_aspect_ratio: f64,
 }
 
 impl Default for DecodeLimits {
@@ -19,6 +27,8 @@ impl Default for DecodeLimits {
         Self {
             max_pixels: 40_000_000,
             min_side: 16,
+            max_side: 16_384,
+            max_aspect_ratio: 8.0,
         }
     }
 }
@@ -40,8 +50,34 @@ pub enum DecodeError {
     },
     #[error("image is {width}x{height}, smaller than the minimum side of {min} pixels")]
     TooSmall { width: u32, height: u32, min: u32 },
+    #[error("image is {width}x{height}, a side over the limit of {max} pixels")]
+    TooLong { width: u32, height: u32, max: u32 },
+    #[error(
+        "image is {width}x{height}, an aspect ratio of {ratio:.1}:1, over the limit of {max}:1"
+    )]
+    AspectRatio {
+        width: u32,
+        height: u32,
+        ratio: f64,
+        max: f64,
+    },
+    #[error("truncated {format}: {missing}")]
+    Truncated {
+        format: &'static str,
+        missing: &'static str,
+    },
     #[error("image could not be decoded: {0}")]
     Corrupt(String),
+}
+
+/// Width and height from the header, or `None` if there is no header to read; nothing is
+/// decoded.
+pub fn dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()
 }
 
 pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, DecodeError> {
@@ -60,19 +96,13 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Decod
         }
         None => return Err(DecodeError::UnknownFormat),
     }
+    let format = reader.format().expect("checked above");
     let mut decoder = reader
         .into_decoder()
         .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
     let (width, height) = decoder.dimensions();
-    let pixels = width as u64 * height as u64;
-    if pixels > limits.max_pixels {
-        return Err(DecodeError::TooManyPixels {
-            width,
-            height,
-            pixels,
-            limit: limits.max_pixels,
-        });
-    }
+    check_header(width, height, limits)?;
+    check_complete(format, bytes)?;
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
@@ -88,6 +118,70 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Decod
         });
     }
     Ok(image.into_rgb8())
+}
+
+/// What the header says the image will cost, before a pixel is decoded.
+fn check_header(width: u32, height: u32, limits: &DecodeLimits) -> Result<(), DecodeError> {
+    let pixels = width as u64 * height as u64;
+    if pixels > limits.max_pixels {
+        return Err(DecodeError::TooManyPixels {
+            width,
+            height,
+            pixels,
+            limit: limits.max_pixels,
+        });
+    }
+    if width.max(height) > limits.max_side {
+        return Err(DecodeError::TooLong {
+            width,
+            height,
+            max: limits.max_side,
+        });
+    }
+    let ratio = width.max(height) as f64 / width.min(height).max(1) as f64;
+    if ratio > limits.max_aspect_ratio {
+        return Err(DecodeError::AspectRatio {
+            width,
+            height,
+            ratio,
+            max: limits.max_aspect_ratio,
+        });
+    }
+    Ok(())
+}
+
+/// The container must reach its end: decoders fill the rows of a cut-off file with grey
+/// (JPEG) or stop early without complaint, and half a hand makes a poisoned template.
+fn check_complete(format: ImageFormat, bytes: &[u8]) -> Result<(), DecodeError> {
+    let truncated = |format, missing| Err(DecodeError::Truncated { format, missing });
+    match format {
+        ImageFormat::Jpeg => {
+            // Entropy-coded data escapes 0xFF, so after the last start-of-scan the only
+            // 0xFF 0xD9 is the end-of-image marker (an EXIF thumbnail's comes before it).
+            let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+            match (last(0xDA), last(0xD9)) {
+                (Some(sos), Some(eoi)) if eoi > sos => Ok(()),
+                _ => truncated("JPEG", "no end-of-image marker after the image data"),
+            }
+        }
+        ImageFormat::Png => {
+            if bytes.windows(4).rev().any(|w| w == b"IEND") {
+                Ok(())
+            } else {
+                truncated("PNG", "no IEND chunk")
+            }
+        }
+        ImageFormat::WebP => {
+            let declared = bytes
+                .get(4..8)
+                .map(|b| u32::from_le_bytes(b.try_into().expect("four bytes")) as usize);
+            match declared {
+                Some(size) if bytes.len() >= 8 + size => Ok(()),
+                _ => truncated("WebP", "shorter than its RIFF header says"),
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -117,21 +211,98 @@ mod tests {
         jpeg.truncate(jpeg.len() / 3);
         assert!(matches!(
             decode_rgb(&jpeg, &limits),
-            Err(DecodeError::Corrupt(_))
+            Err(DecodeError::Corrupt(_) | DecodeError::Truncated { .. })
         ));
+    }
+
+    fn encoded(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), format).unwrap();
+        out
+    }
+
+    /// A busy picture, so that half of its bytes is half of its rows.
+    fn noise(width: u32, height: u32) -> DynamicImage {
+        DynamicImage::ImageRgb8(RgbImage::from_fn(width, height, |x, y| {
+            let v = (x.wrapping_mul(7919) ^ y.wrapping_mul(104_729)) as u8;
+            Rgb([v, v.wrapping_mul(3), v.wrapping_add(y as u8)])
+        }))
+    }
+
+    #[test]
+    fn files_cut_at_half_their_bytes_are_refused_as_truncated() {
+        let limits = DecodeLimits::default();
+        let img = noise(96, 80);
+        for (format, name) in [
+            (ImageFormat::Jpeg, "JPEG"),
+            (ImageFormat::Png, "PNG"),
+            (ImageFormat::WebP, "WebP"),
+        ] {
+            let whole = encoded(&img, format);
+            assert!(decode_rgb(&whole, &limits).is_ok(), "{name} whole");
+            let half = &whole[..whole.len() / 2];
+            match decode_rgb(half, &limits) {
+                Err(DecodeError::Truncated { format, .. }) => assert_eq!(format, name),
+                other => panic!("{name} cut in half: {other:?}"),
+            }
+            let message = decode_rgb(half, &limits).unwrap_err().to_string();
+            assert!(
+                message.starts_with(&format!("truncated {name}")),
+                "{message}"
+            );
+        }
+    }
+
+    /// A valid PNG header declaring `width` x `height`, with the pixels of a 2 x 2 image.
+    fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let encoder = image::codecs::png::PngEncoder::new(&mut bytes);
+        let _ = encoder.write_image(&[0u8; 4], 2, 2, image::ExtendedColorType::L8);
+        let ihdr = bytes.windows(4).position(|w| w == b"IHDR").unwrap();
+        bytes[ihdr + 4..ihdr + 8].copy_from_slice(&width.to_be_bytes());
+        bytes[ihdr + 8..ihdr + 12].copy_from_slice(&height.to_be_bytes());
+        let crc = crc32fast::hash(&bytes[ihdr..ihdr + 17]);
+        bytes[ihdr + 17..ihdr + 21].copy_from_slice(&crc.to_be_bytes());
+        bytes
+    }
+
+    #[test]
+    fn strips_and_overlong_sides_are_refused_from_the_header() {
+        let limits = DecodeLimits::default();
+        let strip = decode_rgb(&png_declaring(2_500_000, 16), &limits).unwrap_err();
+        assert!(
+            matches!(
+                strip,
+                DecodeError::TooLong {
+                    width: 2_500_000,
+                    ..
+                }
+            ),
+            "{strip:?}"
+        );
+        let wide = decode_rgb(&png_declaring(4_000, 16), &limits).unwrap_err();
+        assert!(matches!(wide, DecodeError::AspectRatio { .. }), "{wide:?}");
+        assert!(wide.to_string().contains("250.0:1"), "{wide}");
+        let tall = decode_rgb(&png_declaring(16, 200), &limits).unwrap_err();
+        assert!(matches!(tall, DecodeError::AspectRatio { .. }), "{tall:?}");
+        let long = DecodeLimits {
+            max_side: 1_000,
+            ..limits
+        };
+        let err = decode_rgb(&png_declaring(1_200, 900), &long).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::TooLong { max: 1_000, .. }),
+            "{err:?}"
+        );
+        // 8:1 is still a photo.
+        let ok = noise(128, 16);
+        assert!(decode_rgb(&encoded(&ok, ImageFormat::Png), &DecodeLimits::default()).is_ok());
     }
 
     #[test]
     fn pixel_bomb_is_refused_from_the_header() {
         // A valid PNG header declaring 100000x100000, with no pixel data at all.
-        let mut bytes = Vec::new();
-        let encoder = image::codecs::png::PngEncoder::new(&mut bytes);
-        let _ = encoder.write_image(&[0u8; 4], 2, 2, image::ExtendedColorType::L8);
-        let ihdr = bytes.windows(4).position(|w| w == b"IHDR").unwrap();
-        bytes[ihdr + 4..ihdr + 8].copy_from_slice(&100_000u32.to_be_bytes());
-        bytes[ihdr + 8..ihdr + 12].copy_from_slice(&100_000u32.to_be_bytes());
-        let crc = crc32fast::hash(&bytes[ihdr..ihdr + 17]);
-        bytes[ihdr + 17..ihdr + 21].copy_from_slice(&crc.to_be_bytes());
+        let bytes = png_declaring(100_000, 100_000);
         let err = decode_rgb(&bytes, &DecodeLimits::default()).unwrap_err();
         assert!(
             matches!(err, DecodeError::TooManyPixels { width: 100_000, .. }),

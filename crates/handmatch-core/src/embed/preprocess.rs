@@ -5,7 +5,12 @@
 use image::RgbImage;
 
 use super::metadata::ArtefactMetadata;
-use crate::resize::resize;
+use crate::resize::{resize, resize_region};
+
+/// Hand models see the whole photo (alignment finds the hand in it); larger photos are
+/// shrunk to this longest side first, so their cost is bounded. The 11k Hands originals
+/// (1600 x 1200) pass unchanged.
+pub const HAND_SOURCE_MAX_SIDE: u32 = 1600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EvalTransform {
@@ -39,15 +44,47 @@ impl EvalTransform {
         }
     }
 
-    /// `S x S` RGB pixels, row-major HWC: exactly the artefact's input layout.
+    /// `S x S` RGB pixels, row-major HWC: exactly the artefact's input layout. Only the
+    /// source region under the crop is resized, so a long image costs no more than its crop.
     pub fn apply(&self, image: &RgbImage) -> RgbImage {
-        let (w, h) = self.resized_size(image.width(), image.height());
-        let resized = resize(image, w, h);
+        let (width, height) = image.dimensions();
+        let (w, h) = self.resized_size(width, height);
         let crop = self.crop;
         // torchvision's CenterCrop: offsets rounded half to even of (size − crop) / 2.
-        let left = ((w - crop) as f64 / 2.0).round_ties_even() as u32;
-        let top = ((h - crop) as f64 / 2.0).round_ties_even() as u32;
-        image::imageops::crop_imm(&resized, left, top, crop, crop).to_image()
+        let left = ((w - crop) as f64 / 2.0).round_ties_even();
+        let top = ((h - crop) as f64 / 2.0).round_ties_even();
+        let (sx, sy) = (width as f64 / w as f64, height as f64 / h as f64);
+        let c = crop as f64;
+        resize_region(image, [left * sx, top * sy, c * sx, c * sy], crop, crop)
+    }
+}
+
+/// `image`, shrunk (aspect kept) so that its longer side is at most `max_side`.
+pub fn bounded(image: RgbImage, max_side: u32) -> RgbImage {
+    let (w, h) = bounded_size(image.width(), image.height(), max_side);
+    if (w, h) == image.dimensions() {
+        return image;
+    }
+    resize(&image, w, h)
+}
+
+fn bounded_size(width: u32, height: u32, max_side: u32) -> (u32, u32) {
+    let long = width.max(height);
+    if long <= max_side {
+        return (width, height);
+    }
+    let scale = max_side as f64 / long as f64;
+    let side = |x: u32| ((x as f64 * scale).round() as u32).max(1);
+    (side(width), side(height))
+}
+
+/// The size `model_input` gives a `width` x `height` image: what a request will hold per
+/// image once it is prepared, known from the header alone.
+pub fn model_input_size(meta: &ArtefactMetadata, width: u32, height: u32) -> (u32, u32) {
+    if meta.hand_alignment.is_some() {
+        bounded_size(width, height, HAND_SOURCE_MAX_SIDE)
+    } else {
+        (meta.input_size, meta.input_size)
     }
 }
 
@@ -55,7 +92,7 @@ impl EvalTransform {
 /// models the whole image (alignment runs the landmark model, so it happens in the session).
 pub fn model_input(meta: &ArtefactMetadata, image: RgbImage) -> RgbImage {
     if meta.hand_alignment.is_some() {
-        image
+        bounded(image, HAND_SOURCE_MAX_SIDE)
     } else {
         EvalTransform::for_model(meta).apply(&image)
     }
@@ -83,6 +120,41 @@ mod tests {
         // The red/blue boundary stays in the middle of the crop.
         assert_eq!(out.get_pixel(100, 112)[0], 255);
         assert_eq!(out.get_pixel(124, 112)[2], 255);
+    }
+
+    /// Resizing only the region under the crop gives the pixels of resizing everything and
+    /// cropping (up to rounding).
+    #[test]
+    fn the_crop_region_resize_matches_resize_then_crop() {
+        let img = RgbImage::from_fn(517, 389, |x, y| {
+            let v = ((x * x + 3 * y * y + 7 * x * y) % 251) as u8;
+            Rgb([v, (x % 256) as u8, (y % 256) as u8])
+        });
+        for t in [EvalTransform::new(256, 224), EvalTransform::new(64, 56)] {
+            let (w, h) = t.resized_size(517, 389);
+            let whole = resize(&img, w, h);
+            let left = ((w - t.crop) as f64 / 2.0).round_ties_even() as u32;
+            let top = ((h - t.crop) as f64 / 2.0).round_ties_even() as u32;
+            let want = image::imageops::crop_imm(&whole, left, top, t.crop, t.crop).to_image();
+            let got = t.apply(&img);
+            let worst = got
+                .as_raw()
+                .iter()
+                .zip(want.as_raw())
+                .map(|(a, b)| (*a as i32 - *b as i32).abs())
+                .max()
+                .unwrap();
+            assert!(worst <= 1, "crop {}: largest difference {worst}", t.crop);
+        }
+    }
+
+    #[test]
+    fn hand_photos_are_bounded_to_the_longest_side() {
+        let img = RgbImage::from_pixel(4000, 1000, Rgb([9, 8, 7]));
+        let out = bounded(img, HAND_SOURCE_MAX_SIDE);
+        assert_eq!(out.dimensions(), (1600, 400));
+        let small = RgbImage::from_pixel(240, 180, Rgb([1, 2, 3]));
+        assert_eq!(bounded(small.clone(), HAND_SOURCE_MAX_SIDE), small);
     }
 
     #[test]
