@@ -116,11 +116,11 @@ fn worker(mut session: EmbeddingSession, mut rx: mpsc::Receiver<Job>, max_batch:
         // Gather whatever else is already waiting, up to the batch limit. A request larger
         // than the limit runs alone (in chunks).
         let mut jobs = vec![first];
-        let mut images = jobs[0].crops.len();
-        while images < max_batch {
+        let mut gathered = jobs[0].crops.len();
+        while gathered < max_batch {
             match rx.try_recv() {
-                Ok(job) if images + job.crops.len() <= max_batch => {
-                    images += job.crops.len();
+                Ok(job) if gathered + job.crops.len() <= max_batch => {
+                    gathered += job.crops.len();
                     jobs.push(job);
                 }
                 Ok(job) => {
@@ -130,8 +130,19 @@ fn worker(mut session: EmbeddingSession, mut rx: mpsc::Receiver<Job>, max_batch:
                 Err(_) => break,
             }
         }
+        // A request whose caller has gone (deadline, cancellation) is not embedded.
+        jobs.retain(|job| !job.reply.is_closed());
+        if jobs.is_empty() {
+            continue;
+        }
+        let images: usize = jobs.iter().map(|j| j.crops.len()).sum();
         let started = Instant::now();
-        let result = run_batch(&mut session, &jobs, max_batch);
+        // A panic inside one batch fails that batch's requests, not the worker: the session
+        // holds no state between calls that a panic could leave half-changed.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_batch(&mut session, &jobs, max_batch)
+        }))
+        .unwrap_or_else(|panic| Err(EmbedError::Panicked(panic_message(&panic))));
         let inference = started.elapsed();
         match result {
             Ok(all) => {
@@ -158,6 +169,14 @@ fn worker(mut session: EmbeddingSession, mut rx: mpsc::Receiver<Job>, max_batch:
             }
         }
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 type Row = Result<Vec<f32>, AlignError>;

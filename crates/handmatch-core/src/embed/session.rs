@@ -37,6 +37,8 @@ pub enum EmbedError {
     InputShape { found: Vec<usize>, size: u32 },
     #[error("inference failed: {0}")]
     Inference(#[from] ort::Error),
+    #[error("the embedding worker panicked: {0}")]
+    Panicked(String),
     /// A request's image without a hand; `index` is its position in the request.
     #[error("images[{index}]: {source}")]
     NoHand {
