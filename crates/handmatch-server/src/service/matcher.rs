@@ -1,17 +1,19 @@
-//! `Matcher`: the service's operations, independent of gRPC. Writes go to the store first
-//! and reach the index only after their transaction committed, under one write lock, so a
-//! template is searchable if and only if it is durable.
+//! `Matcher`: the service's operations, independent of gRPC: checks, embedding, and the
+//! gallery's searches and writes (`gallery`).
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ndarray::Array2;
 
+use super::admission::{Admission, AdmissionLimits};
 use super::error::ServiceError;
-use super::images::prepare;
+use super::gallery::Gallery;
+use super::images::{prepare, request_cost};
 use super::operating_point::{Decision, OperatingPoint};
+use super::page_token;
 use super::validate;
-use crate::index::{GalleryIndex, IndexedTemplate, Match};
+use crate::index::Match;
 use crate::store::{
     EnrollOutcome, HandSide, NewTemplate, SubjectSummary, TemplateRecord, TemplateStore,
 };
@@ -53,6 +55,7 @@ pub struct Verification {
 
 pub struct MatcherLimits {
     pub decode: DecodeLimits,
+    pub admission: AdmissionLimits,
     pub max_images_per_request: usize,
     pub verify_threshold: Option<f32>,
 }
@@ -64,9 +67,8 @@ pub struct GalleryStats {
 
 pub struct Matcher {
     queue: EmbedQueue,
-    store: TemplateStore,
-    index: RwLock<GalleryIndex>,
-    write_lock: tokio::sync::Mutex<()>,
+    gallery: Arc<Gallery>,
+    admission: Admission,
     limits: MatcherLimits,
 }
 
@@ -77,38 +79,12 @@ impl Matcher {
         store: TemplateStore,
         limits: MatcherLimits,
     ) -> Result<Arc<Self>, ServiceError> {
-        let meta = queue.metadata().clone();
-        let mut index = GalleryIndex::new(meta.embedding_dim);
-        let records = store.load_templates(&meta.model_id).await?;
-        let count = records.len();
-        for r in records {
-            if r.embedding.len() != meta.embedding_dim {
-                return Err(ServiceError::Internal(format!(
-                    "template {} has {} dimensions, the model gives {}",
-                    r.template_id,
-                    r.embedding.len(),
-                    meta.embedding_dim
-                )));
-            }
-            index.insert(
-                &r.subject_id,
-                [IndexedTemplate {
-                    template_id: r.template_id,
-                    aspect: r.aspect,
-                    embedding: r.embedding,
-                }],
-            );
-        }
-        tracing::info!(
-            templates = count,
-            subjects = index.subject_count(),
-            "gallery loaded"
-        );
+        let meta = queue.metadata();
+        let gallery = Gallery::load(store, &meta.model_id, meta.embedding_dim).await?;
         Ok(Arc::new(Self {
             queue,
-            store,
-            index: RwLock::new(index),
-            write_lock: tokio::sync::Mutex::new(()),
+            gallery,
+            admission: Admission::new(limits.admission),
             limits,
         }))
     }
@@ -126,7 +102,7 @@ impl Matcher {
     }
 
     pub fn gallery(&self) -> GalleryStats {
-        let index = self.index.read().unwrap();
+        let index = self.gallery.index();
         GalleryStats {
             subjects: index.subject_count(),
             templates: index.template_count(),
@@ -134,7 +110,7 @@ impl Matcher {
     }
 
     pub fn store(&self) -> &TemplateStore {
-        &self.store
+        self.gallery.store()
     }
 
     /// Decodes and embeds; returns one unit-length row per image.
@@ -144,12 +120,10 @@ impl Matcher {
         timings: &mut Timings,
     ) -> Result<(Array2<f32>, Vec<String>), ServiceError> {
         validate::image_count(images.len(), self.limits.max_images_per_request)?;
-        let prepared = prepare(
-            images,
-            self.limits.decode.clone(),
-            self.queue.shared_metadata(),
-        )
-        .await?;
+        let meta = self.queue.shared_metadata();
+        // Held until the embeddings are back: the prepared pixels live that long.
+        let _admitted = self.admission.admit(request_cost(&images, &meta))?;
+        let prepared = prepare(images, &self.limits.decode, &meta, &self.admission).await?;
         timings.decode = prepared.decode_time;
         let start = Instant::now();
         let (embeddings, _) = self.queue.embed(prepared.crops).await?;
@@ -208,18 +182,7 @@ impl Matcher {
             })
             .collect();
         let model_id = self.metadata().model_id.clone();
-        let _write = self.write_lock.lock().await;
-        let outcomes = self.store.enroll(&model_id, &items).await?;
-        let mut index = self.index.write().unwrap();
-        index.insert(
-            subject_id,
-            outcomes.iter().zip(items).map(|(o, item)| IndexedTemplate {
-                template_id: o.template_id,
-                aspect: item.aspect,
-                embedding: item.embedding,
-            }),
-        );
-        Ok(outcomes)
+        self.gallery.enroll(model_id, items).await
     }
 
     pub async fn identify(
@@ -233,7 +196,7 @@ impl Matcher {
         let top_k = validate::top_k(top_k)?;
         let min_score = validate::score("min_score", min_score)?;
         let threshold = point.map(|p| p.threshold(self.metadata())).transpose()?;
-        if self.index.read().unwrap().subjects_with(gallery) == 0 {
+        if self.gallery.index().subjects_with(gallery) == 0 {
             return Err(ServiceError::FailedPrecondition(format!(
                 "the gallery has no {} templates: enroll subjects first",
                 gallery.as_str()
@@ -242,7 +205,7 @@ impl Matcher {
         let mut timings = Timings::default();
         let query = self.query(images, &mut timings).await?;
         let start = Instant::now();
-        let index = self.index.read().unwrap();
+        let index = self.gallery.index();
         // Unfiltered first: the decision is about the best candidate whatever min_score says.
         let mut candidates = index.search(&query, gallery, top_k, None);
         let gallery_subjects = index.subjects_with(gallery);
@@ -276,16 +239,15 @@ impl Matcher {
                 gallery.as_str()
             ))
         };
-        if !self.index.read().unwrap().has(subject_id, gallery) {
+        if !self.gallery.index().has(subject_id, gallery) {
             return Err(not_found());
         }
         let mut timings = Timings::default();
         let query = self.query(images, &mut timings).await?;
         let start = Instant::now();
         let score = self
-            .index
-            .read()
-            .unwrap()
+            .gallery
+            .index()
             .score(subject_id, &query, gallery)
             .ok_or_else(not_found)?;
         timings.search = start.elapsed();
@@ -298,16 +260,13 @@ impl Matcher {
 
     pub async fn delete(&self, subject_id: &str) -> Result<u64, ServiceError> {
         validate::subject_id(subject_id)?;
-        let _write = self.write_lock.lock().await;
-        let deleted = self.store.delete_subject(subject_id).await?;
-        self.index.write().unwrap().remove_subject(subject_id);
-        Ok(deleted)
+        self.gallery.delete(subject_id.to_string()).await
     }
 
     pub async fn subject(&self, subject_id: &str) -> Result<Vec<TemplateRecord>, ServiceError> {
         validate::subject_id(subject_id)?;
         let model_id = &self.metadata().model_id;
-        match self.store.subject(subject_id, model_id).await? {
+        match self.store().subject(subject_id, model_id).await? {
             Some(t) if !t.is_empty() => Ok(t),
             _ => Err(ServiceError::NotFound(format!(
                 "subject {subject_id:?} is not enrolled"
@@ -315,27 +274,21 @@ impl Matcher {
         }
     }
 
-    /// A page of subjects; the token is the hex of the last subject id of the previous page.
+    /// A page of subjects and the token of the next (empty after the last).
     pub async fn list(
         &self,
         page_size: Option<u32>,
         page_token: &str,
     ) -> Result<(Vec<SubjectSummary>, String), ServiceError> {
         let page_size = validate::page_size(page_size)?;
-        let after = if page_token.is_empty() {
-            None
-        } else {
-            let bytes = hex::decode(page_token).map_err(|_| {
-                ServiceError::invalid("page_token is not a token this server issued")
-            })?;
-            Some(String::from_utf8(bytes).map_err(|_| {
-                ServiceError::invalid("page_token is not a token this server issued")
-            })?)
-        };
+        let after = page_token::decode(page_token)?;
         let (page, next) = self
-            .store
+            .store()
             .list_subjects(&self.metadata().model_id, page_size, after.as_deref())
             .await?;
-        Ok((page, next.map(hex::encode).unwrap_or_default()))
+        Ok((
+            page,
+            next.as_deref().map(page_token::encode).unwrap_or_default(),
+        ))
     }
 }
