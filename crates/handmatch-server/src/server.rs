@@ -1,6 +1,7 @@
 //! Starting and stopping the whole server: listen first (health answers NOT_SERVING), then
-//! load and warm up the model, open the store, check it holds no other model's templates,
-//! load the index, and only then report SERVING. Shutdown lets requests in flight finish.
+//! load and warm up the model, open the store (waiting for it if the database is down),
+//! check it holds no other model's templates, load the index, and only then report
+//! SERVING. Shutdown lets requests in flight finish.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::{Args, OnModelMismatch};
+use crate::health::{connect_store, watch_store};
+use crate::service::grpc::TRANSPORT_MESSAGE_SLACK;
 use crate::service::matcher::MatcherLimits;
 use crate::service::{HandMatchService, Matcher};
 use crate::store::TemplateStore;
@@ -22,10 +25,21 @@ use handmatch_core::embed::EmbeddingSession;
 use handmatch_proto::v1::hand_match_server::HandMatchServer;
 use handmatch_proto::v1::FILE_DESCRIPTOR_SET;
 
+/// How long an unanswered keepalive ping keeps a connection open.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct TransportLimits {
+    max_concurrent_streams: u32,
+    request_timeout: Duration,
+    keepalive: Duration,
+}
+
 pub struct RunningServer {
     pub addr: SocketAddr,
     ready: Arc<OnceCell<Arc<Matcher>>>,
     startup: JoinHandle<anyhow::Result<()>>,
+    /// The store's health probe, once started.
+    probe: Arc<OnceCell<JoinHandle<()>>>,
     stop: Option<oneshot::Sender<()>>,
     serve: JoinHandle<anyhow::Result<()>>,
     grace: Duration,
@@ -56,6 +70,9 @@ impl RunningServer {
             let _ = stop.send(());
         }
         self.startup.abort();
+        if let Some(probe) = self.probe.get() {
+            probe.abort();
+        }
         match tokio::time::timeout(self.grace, &mut self.serve).await {
             Ok(result) => result?,
             Err(_) => {
@@ -111,13 +128,25 @@ pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let ready = Arc::new(OnceCell::new());
-    let api = HandMatchServer::new(HandMatchService::new(ready.clone()))
-        .max_decoding_message_size(args.max_message_bytes)
+    let transport_limit = args
+        .max_message_bytes
+        .saturating_mul(TRANSPORT_MESSAGE_SLACK);
+    let api = HandMatchServer::new(HandMatchService::new(ready.clone(), args.max_message_bytes))
+        .max_decoding_message_size(transport_limit)
         .max_encoding_message_size(args.max_message_bytes);
+    let limits = TransportLimits {
+        max_concurrent_streams: args.max_concurrent_streams,
+        request_timeout: Duration::from_secs(args.request_timeout_seconds.max(1)),
+        keepalive: Duration::from_secs(args.keepalive_seconds.max(1)),
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let grace = Duration::from_secs(args.shutdown_grace_seconds);
     let serve = tokio::spawn(async move {
         let server = tonic::transport::Server::builder()
+            .max_concurrent_streams(Some(limits.max_concurrent_streams))
+            .timeout(limits.request_timeout)
+            .http2_keepalive_interval(Some(limits.keepalive))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .layer(tower::util::MapResponseLayer::new(
                 oversized_message_is_resource_exhausted,
             ))
@@ -130,10 +159,12 @@ pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
         server.await.context("gRPC server")
     });
     tracing::info!(%addr, "listening (NOT_SERVING until the model is loaded)");
+    let probe = Arc::new(OnceCell::new());
     let startup = {
-        let ready = ready.clone();
+        let (ready, probe) = (ready.clone(), probe.clone());
         tokio::spawn(async move {
-            let matcher = load(&args).await?;
+            let matcher = load(&args, &health).await?;
+            let _ = probe.set(watch_store(matcher.store().clone(), health.clone()));
             let _ = ready.set(matcher);
             health
                 .set_serving::<HandMatchServer<HandMatchService>>()
@@ -145,13 +176,17 @@ pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
         addr,
         ready,
         startup,
+        probe,
         stop: Some(stop),
         serve,
         grace,
     })
 }
 
-async fn load(args: &Args) -> anyhow::Result<Arc<Matcher>> {
+async fn load(
+    args: &Args,
+    health: &tonic_health::server::HealthReporter,
+) -> anyhow::Result<Arc<Matcher>> {
     let opts = args.runtime.options();
     let model = args.model.clone();
     let mut session =
@@ -172,13 +207,16 @@ async fn load(args: &Args) -> anyhow::Result<Arc<Matcher>> {
     .await??;
     let queue = EmbedQueue::start(session, args.max_batch_size, args.max_queue);
 
-    let store = TemplateStore::connect(&args.database_url, args.db_max_connections).await?;
+    let store = connect_store(&args.database_url, args.db_max_connections, health).await?;
     guard_model(&store, &meta.model_id, args.on_model_mismatch).await?;
     let limits = MatcherLimits {
         decode: DecodeLimits {
             max_pixels: args.max_image_pixels,
             min_side: args.min_image_side,
+            max_side: args.max_image_side,
+            max_aspect_ratio: args.max_aspect_ratio,
         },
+        admission: args.admission(),
         max_images_per_request: args.max_images_per_request,
         verify_threshold: args.verify_threshold,
     };

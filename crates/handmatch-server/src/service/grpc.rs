@@ -21,19 +21,42 @@ use handmatch_proto::v1 as pb;
 /// batch); results still come back in request order.
 const STREAM_CONCURRENCY: usize = 4;
 
+/// The transport reads messages up to this many times `--max-message-bytes`, and the
+/// handlers refuse those over the limit themselves: a stream then answers an oversized item
+/// and goes on, where the transport's refusal would end it.
+pub const TRANSPORT_MESSAGE_SLACK: usize = 2;
+
 #[derive(Clone)]
 pub struct HandMatchService {
     matcher: Arc<OnceCell<Arc<Matcher>>>,
+    max_message_bytes: usize,
 }
 
 impl HandMatchService {
-    pub fn new(matcher: Arc<OnceCell<Arc<Matcher>>>) -> Self {
-        Self { matcher }
+    pub fn new(matcher: Arc<OnceCell<Arc<Matcher>>>, max_message_bytes: usize) -> Self {
+        Self {
+            matcher,
+            max_message_bytes,
+        }
+    }
+
+    fn within_limit(&self, message: &impl prost::Message) -> Result<(), ServiceError> {
+        let n = message.encoded_len();
+        if n > self.max_message_bytes {
+            return Err(ServiceError::ResourceExhausted(format!(
+                "the message is {n} bytes, over the limit of {} bytes",
+                self.max_message_bytes
+            )));
+        }
+        Ok(())
     }
 
     fn ready(&self) -> Result<Arc<Matcher>, ServiceError> {
         self.matcher.get().cloned().ok_or_else(|| {
-            ServiceError::Unavailable("the model is still loading; retry shortly".into())
+            ServiceError::Unavailable(
+                "the server is starting (loading the model, waiting for the database); retry shortly"
+                    .into(),
+            )
         })
     }
 }
@@ -161,6 +184,7 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
         request: Request<pb::EnrollRequest>,
     ) -> Result<Response<pb::EnrollResponse>, Status> {
         let matcher = self.ready()?;
+        self.within_limit(request.get_ref())?;
         Ok(Response::new(enroll(&matcher, request.into_inner()).await?))
     }
 
@@ -172,13 +196,19 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
     ) -> Result<Response<Self::EnrollStreamStream>, Status> {
         let matcher = self.ready()?;
         let input = request.into_inner();
+        let service = self.clone();
         let output = input
             .enumerate()
             .map(move |(index, item)| {
                 let matcher = matcher.clone();
+                let service = service.clone();
                 async move {
                     let item = item?; // a transport error ends the stream
-                    let result = match enroll(&matcher, item).await {
+                    let enrolled = match service.within_limit(&item) {
+                        Ok(()) => enroll(&matcher, item).await,
+                        Err(e) => Err(e),
+                    };
+                    let result = match enrolled {
                         Ok(r) => pb::enroll_stream_result::Result::Enrolled(r),
                         Err(e) => pb::enroll_stream_result::Result::Error(pb::Error {
                             code: e.code() as i32,
@@ -200,6 +230,7 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
         request: Request<pb::IdentifyRequest>,
     ) -> Result<Response<pb::IdentifyResponse>, Status> {
         let matcher = self.ready()?;
+        self.within_limit(request.get_ref())?;
         let req = request.into_inner();
         let gallery = gallery_aspect(req.gallery_aspect)?;
         let point = operating_point(req.operating_point)?;
@@ -235,6 +266,7 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let matcher = self.ready()?;
+        self.within_limit(request.get_ref())?;
         let req = request.into_inner();
         let gallery = gallery_aspect(req.gallery_aspect)?;
         let v = matcher

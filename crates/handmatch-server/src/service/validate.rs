@@ -1,5 +1,8 @@
 //! Request checks shared by the RPCs; each message names the field and the limit.
 
+use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
 use super::error::ServiceError;
 use handmatch_proto::limits::{
     DEFAULT_PAGE_SIZE, DEFAULT_TOP_K, MAX_PAGE_SIZE, MAX_SUBJECT_ID_CHARS, MAX_TOP_K,
@@ -15,11 +18,26 @@ pub fn subject_id(id: &str) -> Result<(), ServiceError> {
             "subject_id has {n} characters, at most {MAX_SUBJECT_ID_CHARS} are allowed"
         )));
     }
-    if let Some(c) = id.chars().find(|c| c.is_control()) {
+    // Controls and format characters (bidi overrides, zero-width joiners, …) make ids that
+    // look alike yet differ.
+    if let Some(c) = id
+        .chars()
+        .find(|c| c.is_control() || c.general_category() == GeneralCategory::Format)
+    {
         return Err(ServiceError::invalid(format!(
             "subject_id contains the non-printable character U+{:04X}",
             c as u32
         )));
+    }
+    // One spelling per name: "é" as one code point or as "e" + U+0301 would be two subjects.
+    let nfc = match is_nfc_quick(id.chars()) {
+        IsNormalized::Yes => true,
+        _ => id.nfc().eq(id.chars()),
+    };
+    if !nfc {
+        return Err(ServiceError::invalid(
+            "subject_id is not in Unicode normalisation form C (NFC); normalise it before sending",
+        ));
     }
     if id.trim() != id {
         return Err(ServiceError::invalid(
@@ -88,6 +106,18 @@ mod tests {
             .to_string()
             .contains("U+0007"));
         assert!(subject_id(" a").is_err());
+        assert!(subject_id("Zoë").is_ok(), "NFC is accepted");
+        let decomposed = subject_id("Zoe\u{308}").unwrap_err().to_string();
+        assert!(decomposed.contains("NFC"), "{decomposed}");
+        for (id, code) in [
+            ("ab\u{200B}c", "U+200B"),
+            ("\u{202E}cba", "U+202E"),
+            ("a\u{2066}b", "U+2066"),
+            ("x\u{FEFF}", "U+FEFF"),
+        ] {
+            let err = subject_id(id).unwrap_err().to_string();
+            assert!(err.contains(code), "{id:?}: {err}");
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@ use super::target::{Backend, Target};
 /// one, before calling the database unavailable. Short, so a dead database turns into a quick
 /// UNAVAILABLE instead of requests piling up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The server-side bound on one Postgres statement (COMMIT included).
+const STATEMENT_TIMEOUT: &str = "SET statement_timeout = '10s'";
 
 #[derive(Clone)]
 pub struct TemplateStore {
@@ -77,6 +79,8 @@ impl TemplateStore {
                         // CASCADE silently leaves orphan templates. sqlx happens to default
                         // this on; the store does not rely on that.
                         conn.execute("PRAGMA foreign_keys = ON").await?;
+                    } else {
+                        conn.execute(STATEMENT_TIMEOUT).await?;
                     }
                     Ok(())
                 })

@@ -1,0 +1,73 @@
+//! Health that tells the truth about the template store: the server waits for a database
+//! that is down at start (retrying with backoff, NOT_SERVING meanwhile) instead of exiting,
+//! and while serving it probes the store every few seconds and reports it under its own
+//! health service name. Identify keeps answering from the in-memory index while the store
+//! is away; writes fail fast with UNAVAILABLE.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
+use crate::store::{StoreError, TemplateStore};
+
+/// The health service name of the template store.
+pub const STORE_SERVICE: &str = "handmatch.v1.TemplateStore";
+
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+const LONGEST_RETRY: Duration = Duration::from_secs(10);
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Connects, retrying for as long as the database is unavailable; errors that waiting will
+/// not mend (a malformed URL, a failed migration) end start-up.
+pub async fn connect_store(
+    url: &str,
+    max_connections: u32,
+    health: &HealthReporter,
+) -> Result<TemplateStore, StoreError> {
+    let mut delay = FIRST_RETRY;
+    loop {
+        match TemplateStore::connect(url, max_connections).await {
+            Ok(store) => {
+                health
+                    .set_service_status(STORE_SERVICE, ServingStatus::Serving)
+                    .await;
+                return Ok(store);
+            }
+            Err(StoreError::Unavailable(why)) => {
+                health
+                    .set_service_status(STORE_SERVICE, ServingStatus::NotServing)
+                    .await;
+                tracing::warn!("template store unavailable ({why}); retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(LONGEST_RETRY);
+            }
+            Err(other) => return Err(other),
+        }
+    }
+}
+
+/// Probes the store every few seconds and reports what it finds, until aborted.
+pub fn watch_store(store: TemplateStore, health: HealthReporter) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = ServingStatus::Serving;
+        loop {
+            tokio::time::sleep(PROBE_EVERY).await;
+            let status = match tokio::time::timeout(PROBE_TIMEOUT, store.ping()).await {
+                Ok(Ok(())) => ServingStatus::Serving,
+                Ok(Err(e)) => {
+                    tracing::debug!("template store probe failed: {e}");
+                    ServingStatus::NotServing
+                }
+                Err(_) => ServingStatus::NotServing,
+            };
+            if status != last {
+                tracing::warn!(?status, "template store health changed");
+                health.set_service_status(STORE_SERVICE, status).await;
+                last = status;
+            }
+        }
+    })
+}
