@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 use handmatch_core::hand_image::Aspect;
-use handmatch_eval::client;
 use handmatch_eval::load::{self, LoadConfig, LoadImages, Mix};
+use handmatch_eval::{client, process_samples};
 use handmatch_proto::v1 as pb;
 
 use super::{DataArgs, ServerArgs};
@@ -37,6 +37,16 @@ pub struct LoadArgs {
     /// Also write the report as JSON here.
     #[arg(long, env = "HANDMATCH_LOAD_OUT")]
     pub out: Option<PathBuf>,
+    /// The server's process id (on this machine): sample its resident memory and open file
+    /// descriptors while loading it, into `--samples`.
+    #[arg(long, env = "HANDMATCH_LOAD_SAMPLE_PID", requires = "samples")]
+    pub sample_pid: Option<u32>,
+    /// Where the samples go: STEM.csv, STEM-rss.png, STEM-fds.png.
+    #[arg(long, env = "HANDMATCH_LOAD_SAMPLES")]
+    pub samples: Option<PathBuf>,
+    /// Time between samples.
+    #[arg(long, env = "HANDMATCH_LOAD_SAMPLE_EVERY", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub sample_every: Duration,
 }
 
 pub async fn run(a: LoadArgs) -> anyhow::Result<()> {
@@ -61,7 +71,13 @@ pub async fn run(a: LoadArgs) -> anyhow::Result<()> {
         mix: a.mix,
         seed: a.seed,
     };
+    let sampler = a
+        .sample_pid
+        .map(|pid| process_samples::Sampler::start(pid, a.sample_every));
     let report = load::run(c, images, &cfg).await?;
+    if let (Some(sampler), Some(stem)) = (sampler, &a.samples) {
+        process_samples::write(stem, &sampler.finish().await?)?;
+    }
     print!("{}", report.table());
     if let Some(path) = a.out {
         std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
