@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Cursor;
 
-use common::Backend;
+use common::{assert_refused as expect, Backend};
 use handmatch_core::hand_image::Aspect;
 use handmatch_proto::v1 as pb;
 use handmatch_proto::v1::hand_match_client::HandMatchClient;
@@ -125,18 +125,6 @@ async fn assert_serving(channel: Channel) {
         .into_inner()
         .status;
     assert_eq!(status, ServingStatus::Serving as i32);
-}
-
-fn expect(result: Result<impl std::fmt::Debug, tonic::Status>, code: Code, words: &[&str]) {
-    let status = result.expect_err("the request should be refused");
-    assert_eq!(status.code(), code, "{status:?}");
-    for w in words {
-        assert!(
-            status.message().contains(w),
-            "{:?} does not mention {w:?}",
-            status.message()
-        );
-    }
 }
 
 // Long on purpose: a table of bad requests against one server, each followed by the check

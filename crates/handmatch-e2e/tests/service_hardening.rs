@@ -9,7 +9,7 @@ mod common;
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use common::Backend;
+use common::{assert_refused as refused, hand_image, Backend};
 use handmatch_core::hand_image::Aspect;
 use handmatch_proto::v1 as pb;
 use handmatch_proto::v1::hand_match_client::HandMatchClient;
@@ -30,16 +30,6 @@ fn jpeg(width: u16, height: u16, rgb: &[u8]) -> Vec<u8> {
         .encode(rgb, width, height, jpeg_encoder::ColorType::Rgb)
         .unwrap();
     out
-}
-
-fn hand_image(aspect: Aspect, nth: usize) -> Vec<u8> {
-    let img = common::hands()
-        .images
-        .iter()
-        .filter(|i| i.aspect == aspect)
-        .nth(nth)
-        .unwrap();
-    std::fs::read(&img.path).unwrap()
 }
 
 fn image(data: Vec<u8>, aspect: pb::Aspect) -> pb::Image {
@@ -111,22 +101,13 @@ async fn gallery_size(client: &mut HandMatchClient<Channel>) -> (u64, u64) {
     (info.gallery_subjects, info.gallery_templates)
 }
 
-fn refused(result: Result<impl std::fmt::Debug, tonic::Status>, code: Code, words: &[&str]) {
-    let status = result.expect_err("the request should be refused");
-    assert_eq!(status.code(), code, "{status:?}");
-    for w in words {
-        assert!(
-            status.message().contains(w),
-            "{:?} does not mention {w:?}",
-            status.message()
-        );
-    }
-}
-
 const MIB: u64 = 1 << 20;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn strips_and_truncated_images_are_refused_cheaply_and_store_nothing() {
+/// A server on a fresh SQLite store with one palm enrolled, and a client.
+async fn serving_alice() -> (
+    handmatch_server::server::RunningServer,
+    HandMatchClient<Channel>,
+) {
     let db = common::database(Backend::Sqlite).await;
     let server = common::start(&common::model(0), &db).await;
     let mut client = connect(&server).await;
@@ -134,6 +115,12 @@ async fn strips_and_truncated_images_are_refused_cheaply_and_store_nothing() {
         .enroll(enroll("alice", hand_image(Aspect::Palmar, 0)))
         .await
         .unwrap();
+    (server, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strips_and_truncated_images_are_refused_cheaply_and_store_nothing() {
+    let (server, mut client) = serving_alice().await;
     let gallery = gallery_size(&mut client).await;
 
     // The 116 KB request: a valid PNG of 2,500,000 x 16 white pixels.
@@ -153,6 +140,7 @@ async fn strips_and_truncated_images_are_refused_cheaply_and_store_nothing() {
         "the strip PNG cost {} MiB",
         growth / MIB
     );
+    eprintln!("the strip PNG: peak memory grew by {} KiB", growth >> 10);
 
     // 65,500 x 16 as a JPEG: under the pixel limit, far over any hand photo's shape.
     let wide = jpeg(65_500, 16, &vec![200u8; 65_500 * 16 * 3]);
@@ -167,6 +155,7 @@ async fn strips_and_truncated_images_are_refused_cheaply_and_store_nothing() {
         "the wide JPEG cost {} MiB",
         growth / MIB
     );
+    eprintln!("the wide JPEG: peak memory grew by {} KiB", growth >> 10);
 
     // Cut at half their bytes: refused, named, nothing stored.
     let hand = image::load_from_memory(&hand_image(Aspect::Palmar, 0)).unwrap();
@@ -258,13 +247,7 @@ async fn lookalike_ids_are_refused_and_an_oversized_stream_item_does_not_end_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_huge_jpegs_is_shed_not_fatal() {
-    let db = common::database(Backend::Sqlite).await;
-    let server = common::start(&common::model(0), &db).await;
-    let mut client = connect(&server).await;
-    client
-        .enroll(enroll("alice", hand_image(Aspect::Palmar, 0)))
-        .await
-        .unwrap();
+    let (server, client) = serving_alice().await;
 
     // 6,000 x 6,000, smooth enough to stay small: 24 of them per call.
     let side = 6_000usize;
@@ -321,13 +304,7 @@ async fn a_burst_of_huge_jpegs_is_shed_not_fatal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_storm_leaves_normal_latency_behind() {
-    let db = common::database(Backend::Sqlite).await;
-    let server = common::start(&common::model(0), &db).await;
-    let mut client = connect(&server).await;
-    client
-        .enroll(enroll("alice", hand_image(Aspect::Palmar, 0)))
-        .await
-        .unwrap();
+    let (server, client) = serving_alice().await;
     let query = || identify(vec![hand_image(Aspect::Dorsal, 0); 4]);
     let timed = |c: HandMatchClient<Channel>| async move {
         let mut c = c;

@@ -9,7 +9,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::Backend;
+use common::{hand_image, Backend};
 use handmatch_core::hand_image::Aspect;
 use handmatch_proto::v1 as pb;
 use handmatch_proto::v1::hand_match_client::HandMatchClient;
@@ -23,16 +23,6 @@ use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
-
-fn hand_image(aspect: Aspect, nth: usize) -> Vec<u8> {
-    let img = common::hands()
-        .images
-        .iter()
-        .filter(|i| i.aspect == aspect)
-        .nth(nth)
-        .unwrap();
-    std::fs::read(&img.path).unwrap()
-}
 
 fn enroll(subject: &str, nth: usize) -> pb::EnrollRequest {
     pb::EnrollRequest {

@@ -2,15 +2,19 @@
 //! that is down at start (retrying with backoff, NOT_SERVING meanwhile) instead of exiting,
 //! and while serving it probes the store every few seconds and reports it under its own
 //! health service name. Identify keeps answering from the in-memory index while the store
-//! is away; writes fail fast with UNAVAILABLE.
+//! is away; writes fail fast with UNAVAILABLE. An embedding worker that has stopped makes
+//! the API itself NOT_SERVING.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
+use crate::service::{HandMatchService, Matcher};
 use crate::store::{StoreError, TemplateStore};
+use handmatch_proto::v1::hand_match_server::HandMatchServer;
 
 /// The health service name of the template store.
 pub const STORE_SERVICE: &str = "handmatch.v1.TemplateStore";
@@ -49,25 +53,37 @@ pub async fn connect_store(
     }
 }
 
-/// Probes the store every few seconds and reports what it finds, until aborted.
-pub fn watch_store(store: TemplateStore, health: HealthReporter) -> JoinHandle<()> {
+/// Probes the store and the embedding worker every few seconds and reports what it finds,
+/// until aborted.
+pub fn watch(matcher: Arc<Matcher>, health: HealthReporter) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut last = ServingStatus::Serving;
+        let mut store_was = ServingStatus::Serving;
         loop {
             tokio::time::sleep(PROBE_EVERY).await;
-            let status = match tokio::time::timeout(PROBE_TIMEOUT, store.ping()).await {
-                Ok(Ok(())) => ServingStatus::Serving,
-                Ok(Err(e)) => {
-                    tracing::debug!("template store probe failed: {e}");
-                    ServingStatus::NotServing
-                }
-                Err(_) => ServingStatus::NotServing,
-            };
-            if status != last {
-                tracing::warn!(?status, "template store health changed");
-                health.set_service_status(STORE_SERVICE, status).await;
-                last = status;
+            let store = probe(matcher.store()).await;
+            if store != store_was {
+                tracing::warn!(?store, "template store health changed");
+                health.set_service_status(STORE_SERVICE, store).await;
+                store_was = store;
+            }
+            if !matcher.embedding_worker_running() {
+                tracing::error!("the embedding worker has stopped: NOT_SERVING");
+                health
+                    .set_not_serving::<HandMatchServer<HandMatchService>>()
+                    .await;
+                return;
             }
         }
     })
+}
+
+async fn probe(store: &TemplateStore) -> ServingStatus {
+    match tokio::time::timeout(PROBE_TIMEOUT, store.ping()).await {
+        Ok(Ok(())) => ServingStatus::Serving,
+        Ok(Err(e)) => {
+            tracing::debug!("template store probe failed: {e}");
+            ServingStatus::NotServing
+        }
+        Err(_) => ServingStatus::NotServing,
+    }
 }

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::{Args, OnModelMismatch};
-use crate::health::{connect_store, watch_store};
+use crate::health::{connect_store, watch};
 use crate::service::grpc::TRANSPORT_MESSAGE_SLACK;
 use crate::service::matcher::MatcherLimits;
 use crate::service::{HandMatchService, Matcher};
@@ -38,7 +38,7 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     ready: Arc<OnceCell<Arc<Matcher>>>,
     startup: JoinHandle<anyhow::Result<()>>,
-    /// The store's health probe, once started.
+    /// The store's and the embedding worker's health probe, once started.
     probe: Arc<OnceCell<JoinHandle<()>>>,
     stop: Option<oneshot::Sender<()>>,
     serve: JoinHandle<anyhow::Result<()>>,
@@ -164,7 +164,7 @@ pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
         let (ready, probe) = (ready.clone(), probe.clone());
         tokio::spawn(async move {
             let matcher = load(&args, &health).await?;
-            let _ = probe.set(watch_store(matcher.store().clone(), health.clone()));
+            let _ = probe.set(watch(matcher.clone(), health.clone()));
             let _ = ready.set(matcher);
             health
                 .set_serving::<HandMatchServer<HandMatchService>>()

@@ -81,6 +81,11 @@ impl EmbedQueue {
         self.provider
     }
 
+    /// Whether the worker thread is still taking jobs.
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
     /// Embeds model inputs (`preprocess::model_input`); one row per input, in order. An
     /// input without a hand fails the request with `EmbedError::NoHand` naming it.
     pub async fn embed(

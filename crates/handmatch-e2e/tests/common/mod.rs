@@ -152,3 +152,31 @@ pub async fn client(server: &RunningServer) -> HandMatchClient<Channel> {
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20)
 }
+
+/// The bytes of the `nth` synthetic image of one aspect.
+pub fn hand_image(aspect: handmatch_core::hand_image::Aspect, nth: usize) -> Vec<u8> {
+    let img = hands()
+        .images
+        .iter()
+        .filter(|i| i.aspect == aspect)
+        .nth(nth)
+        .unwrap();
+    std::fs::read(&img.path).unwrap()
+}
+
+/// The call failed with `code` and a message naming every one of `words`.
+pub fn assert_refused(
+    result: Result<impl std::fmt::Debug, tonic::Status>,
+    code: tonic::Code,
+    words: &[&str],
+) {
+    let status = result.expect_err("the request should be refused");
+    assert_eq!(status.code(), code, "{status:?}");
+    for w in words {
+        assert!(
+            status.message().contains(w),
+            "{:?} does not mention {w:?}",
+            status.message()
+        );
+    }
+}

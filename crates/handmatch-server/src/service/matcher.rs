@@ -109,6 +109,10 @@ impl Matcher {
         }
     }
 
+    pub fn embedding_worker_running(&self) -> bool {
+        self.queue.is_running()
+    }
+
     pub fn store(&self) -> &TemplateStore {
         self.gallery.store()
     }
