@@ -103,6 +103,10 @@ async fn gallery_size(client: &mut HandMatchClient<Channel>) -> (u64, u64) {
 
 const MIB: u64 = 1 << 20;
 
+/// The tests of this file run one at a time: they measure the process's peak memory and a
+/// latency, which another test running beside them in the same process would disturb.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A server on a fresh SQLite store with one palm enrolled, and a client.
 async fn serving_alice() -> (
     handmatch_server::server::RunningServer,
@@ -120,6 +124,7 @@ async fn serving_alice() -> (
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strips_and_truncated_images_are_refused_cheaply_and_store_nothing() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let (server, mut client) = serving_alice().await;
     let gallery = gallery_size(&mut client).await;
 
@@ -193,6 +198,7 @@ async fn strips_and_truncated_images_are_refused_cheaply_and_store_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookalike_ids_are_refused_and_an_oversized_stream_item_does_not_end_the_stream() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let db = common::database(Backend::Sqlite).await;
     let mut args = Args::for_model(common::model(0), db);
     args.max_message_bytes = 1 << 20;
@@ -247,6 +253,7 @@ async fn lookalike_ids_are_refused_and_an_oversized_stream_item_does_not_end_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_huge_jpegs_is_shed_not_fatal() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let (server, client) = serving_alice().await;
 
     // 6,000 x 6,000, smooth enough to stay small: 24 of them per call.
@@ -304,6 +311,7 @@ async fn a_burst_of_huge_jpegs_is_shed_not_fatal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_storm_leaves_normal_latency_behind() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let (server, client) = serving_alice().await;
     let query = || identify(vec![hand_image(Aspect::Dorsal, 0); 4]);
     let timed = |c: HandMatchClient<Channel>| async move {
