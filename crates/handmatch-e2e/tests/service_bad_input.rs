@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Cursor;
 
-use common::{assert_refused as expect, Backend};
+use common::{assert_refused as expect, pb_image as image, Backend};
 use handmatch_core::hand_image::Aspect;
 use handmatch_proto::v1 as pb;
 use handmatch_proto::v1::hand_match_client::HandMatchClient;
@@ -57,14 +57,6 @@ fn cmyk_jpeg() -> Vec<u8> {
         .encode(&data, w, h, jpeg_encoder::ColorType::Cmyk)
         .unwrap();
     out
-}
-
-fn image(data: Vec<u8>, aspect: pb::Aspect) -> pb::Image {
-    pb::Image {
-        data,
-        aspect: aspect as i32,
-        side: 0,
-    }
 }
 
 fn enroll(subject: &str, images: Vec<pb::Image>) -> pb::EnrollRequest {

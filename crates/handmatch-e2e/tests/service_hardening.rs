@@ -9,7 +9,7 @@ mod common;
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use common::{assert_refused as refused, hand_image, Backend};
+use common::{assert_refused as refused, hand_image, pb_image as image, Backend};
 use handmatch_core::hand_image::Aspect;
 use handmatch_proto::v1 as pb;
 use handmatch_proto::v1::hand_match_client::HandMatchClient;
@@ -30,14 +30,6 @@ fn jpeg(width: u16, height: u16, rgb: &[u8]) -> Vec<u8> {
         .encode(rgb, width, height, jpeg_encoder::ColorType::Rgb)
         .unwrap();
     out
-}
-
-fn image(data: Vec<u8>, aspect: pb::Aspect) -> pb::Image {
-    pb::Image {
-        data,
-        aspect: aspect as i32,
-        side: 0,
-    }
 }
 
 fn enroll(subject: &str, data: Vec<u8>) -> pb::EnrollRequest {

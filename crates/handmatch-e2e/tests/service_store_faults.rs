@@ -9,7 +9,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{hand_image, Backend};
+use common::{hand_image, pb_image, Backend};
 use handmatch_core::hand_image::Aspect;
 use handmatch_proto::v1 as pb;
 use handmatch_proto::v1::hand_match_client::HandMatchClient;
@@ -27,21 +27,16 @@ use tonic_health::pb::HealthCheckRequest;
 fn enroll(subject: &str, nth: usize) -> pb::EnrollRequest {
     pb::EnrollRequest {
         subject_id: subject.into(),
-        images: vec![pb::Image {
-            data: hand_image(Aspect::Palmar, nth),
-            aspect: pb::Aspect::Palmar as i32,
-            side: 0,
-        }],
+        images: vec![pb_image(
+            hand_image(Aspect::Palmar, nth),
+            pb::Aspect::Palmar,
+        )],
     }
 }
 
 fn identify() -> pb::IdentifyRequest {
     pb::IdentifyRequest {
-        images: vec![pb::Image {
-            data: hand_image(Aspect::Dorsal, 0),
-            aspect: pb::Aspect::Dorsal as i32,
-            side: 0,
-        }],
+        images: vec![pb_image(hand_image(Aspect::Dorsal, 0), pb::Aspect::Dorsal)],
         top_k: Some(100),
         gallery_aspect: 0,
         min_score: None,

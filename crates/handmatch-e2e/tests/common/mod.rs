@@ -164,6 +164,15 @@ pub fn hand_image(aspect: handmatch_core::hand_image::Aspect, nth: usize) -> Vec
     std::fs::read(&img.path).unwrap()
 }
 
+/// One request image with no side given.
+pub fn pb_image(data: Vec<u8>, aspect: handmatch_proto::v1::Aspect) -> handmatch_proto::v1::Image {
+    handmatch_proto::v1::Image {
+        data,
+        aspect: aspect as i32,
+        side: 0,
+    }
+}
+
 /// The call failed with `code` and a message naming every one of `words`.
 pub fn assert_refused(
     result: Result<impl std::fmt::Debug, tonic::Status>,
