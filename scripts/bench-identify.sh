@@ -21,6 +21,9 @@ data="$root/models/bench-hands"
 [ -f "$data/HandInfo.csv" ] || $T synth --subjects 50 --seed 3 --per-view-min 1 --per-view-max 1 --out "$data"
 db=$(mktemp -d)/bench.db
 port=${HANDMATCH_BENCH_PORT:-50161}
+HANDMATCH_API_KEY=$(target/release/handmatch-server keys create --database-url "sqlite://$db" \
+  --name bench --scopes enroll,identify,read --gallery default)
+export HANDMATCH_API_KEY
 target/release/handmatch-server --model "$model" --database-url "sqlite://$db" --listen "127.0.0.1:$port" \
   --max-queue 256 > "$db.log" 2>&1 &
 pid=$!

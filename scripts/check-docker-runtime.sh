@@ -123,7 +123,11 @@ echo "== starting \`$entry\` as $user with: ${env_args[*]}"
 chroot --userspec="$user:$user" "$rt" env -i PATH=/usr/local/bin:/usr/bin:/bin "${env_args[@]}" $entry \
   >"$work/server.log" 2>&1 &
 server_pid=$!
-if ! chroot "$rt" env -i PATH=/usr/local/bin:/usr/bin:/bin handmatch-eval info --server "http://127.0.0.1:$port" --wait 60s; then
+# The image's documented first step: a key made with the entrypoint's `keys create`.
+key=$(chroot --userspec="$user:$user" "$rt" env -i PATH=/usr/local/bin:/usr/bin:/bin "${env_args[@]}" \
+  $entry keys create --name "docker-check-$$-$RANDOM" --scopes read --all-galleries)
+if ! chroot "$rt" env -i PATH=/usr/local/bin:/usr/bin:/bin HANDMATCH_API_KEY="$key" \
+    handmatch-eval info --server "http://127.0.0.1:$port" --wait 60s; then
   echo "check-docker-runtime: the server in the runtime root did not answer; its log:" >&2
   tail -30 "$work/server.log" >&2
   exit 1

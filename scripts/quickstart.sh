@@ -44,8 +44,15 @@ fi
 rm -f "$demo"/gallery.db*
 port=${HANDMATCH_DEMO_PORT:-50151}
 server="http://127.0.0.1:$port"
+db="sqlite://$demo/gallery.db"
+# Every call needs an API key: this one may enrol, search, read and delete in the default
+# gallery (not manage keys). It is printed once; the database keeps only a hash.
+echo "== creating an API key for the demo"
+HANDMATCH_API_KEY=$(target/release/handmatch-server keys create --database-url "$db" \
+  --name quickstart --scopes enroll,identify,verify,read,delete --gallery default)
+export HANDMATCH_API_KEY
 echo "== starting handmatch-server on 127.0.0.1:$port with $model"
-target/release/handmatch-server --model "$model" --database-url "sqlite://$demo/gallery.db" \
+target/release/handmatch-server --model "$model" --database-url "$db" \
   --listen "127.0.0.1:$port" > "$demo/server.log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT

@@ -33,6 +33,9 @@ mkdir -p "$out"
 db="hm_soak_$$"
 psql "$admin" -qc "CREATE DATABASE $db"
 url="${admin%/*}/$db"
+HANDMATCH_API_KEY=$(target/release/handmatch-server keys create --database-url "$url" \
+  --name soak --scopes enroll,identify,delete,read --gallery default)
+export HANDMATCH_API_KEY
 echo "== starting handmatch-server on 127.0.0.1:$port (database $db)"
 target/release/handmatch-server --model "$out/model.onnx" --database-url "$url" \
   --listen "127.0.0.1:$port" > "$out/server.log" 2>&1 &

@@ -16,7 +16,7 @@ use handmatch_proto::v1 as pb;
 async fn a_bounded_mixed_load_reports_per_rpc_and_cleans_up() {
     let data = common::hands();
     let server = common::start(&common::model(0), &common::database(Backend::Sqlite).await).await;
-    let mut client = common::client(&server).await;
+    let mut client = common::eval_client(&server).await;
     let palmar: Vec<_> = data
         .images
         .iter()
@@ -28,6 +28,7 @@ async fn a_bounded_mixed_load_reports_per_rpc_and_cleans_up() {
             .enroll(pb::EnrollRequest {
                 subject_id: format!("s{n}"),
                 images: vec![pb_image(img).unwrap()],
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -43,6 +44,7 @@ async fn a_bounded_mixed_load_reports_per_rpc_and_cleans_up() {
         gallery: palmar.iter().map(|i| pb_image(i).unwrap()).collect(),
     });
     let cfg = LoadConfig {
+        gallery: String::new(),
         concurrency: 3,
         duration: Duration::from_secs(2),
         max_requests: 400,
@@ -74,7 +76,7 @@ async fn a_bounded_mixed_load_reports_per_rpc_and_cleans_up() {
     assert!(json["rpcs"]["identify"]["p99_ms"].is_number(), "{json}");
     // Whatever the workers enrolled, they deleted.
     let info = client
-        .get_info(pb::GetInfoRequest {})
+        .get_info(pb::GetInfoRequest::default())
         .await
         .unwrap()
         .into_inner();

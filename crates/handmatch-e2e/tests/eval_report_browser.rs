@@ -53,12 +53,13 @@ async fn picking_a_query_shows_ten_candidates_with_the_correct_one_marked() {
     let browser = chromium();
     let data = common::hands();
     let server = common::start(&common::model(0), &common::database(Backend::Sqlite).await).await;
-    let mut client = common::client(&server).await;
+    let mut client = common::eval_client(&server).await;
     let images: Vec<&HandImage> = data.images.iter().collect();
     let results = handmatch_eval::run::run(
         &mut client,
         &images,
         &handmatch_eval::run::RunOptions {
+            gallery: String::new(),
             concurrency: 4,
             non_mated: 0.0,
             seed: 0,

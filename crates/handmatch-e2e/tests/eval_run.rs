@@ -80,6 +80,7 @@ fn fit_on_synthetic_hands(config: FitConfig) -> (tempfile::TempDir, std::path::P
 
 fn options(non_mated: f64, thresholds: Vec<(f32, String)>) -> RunOptions {
     RunOptions {
+        gallery: String::new(),
         concurrency: 4,
         non_mated,
         seed: 1,
@@ -105,7 +106,7 @@ async fn metrics_through_the_service_equal_the_offline_evaluation() {
         .unwrap()
     };
     let server = common::start(&model, &common::database(Backend::Sqlite).await).await;
-    let mut client = common::client(&server).await;
+    let mut client = common::eval_client(&server).await;
     let online = run(&mut client, &images, &options(0.0, Vec::new()))
         .await
         .unwrap();
@@ -122,7 +123,7 @@ async fn metrics_through_the_service_equal_the_offline_evaluation() {
     );
     assert!(!page.contains("src=\"http") && !page.contains("file:"));
     assert_eq!(
-        handmatch_eval::run::cleanup(&mut client, &images)
+        handmatch_eval::run::cleanup(&mut client, "", &images)
             .await
             .unwrap(),
         20
@@ -130,7 +131,7 @@ async fn metrics_through_the_service_equal_the_offline_evaluation() {
 
     // Open set: 30 % of the subjects are queried but never enrolled, at the model's thresholds.
     let info = client
-        .get_info(handmatch_proto::v1::GetInfoRequest {})
+        .get_info(handmatch_proto::v1::GetInfoRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -185,7 +186,7 @@ fn served_scores_equal_evaluate(model: &std::path::Path) {
     rt.block_on(async {
         let db = common::database(Backend::Sqlite).await;
         let server = common::start(model, &db).await;
-        let mut client = common::client(&server).await;
+        let mut client = common::eval_client(&server).await;
         use handmatch_proto::v1 as pb;
         // Enrol single images, so each subject's template is exactly one embedding.
         let gallery: Vec<usize> = (0..images.len())
@@ -197,6 +198,7 @@ fn served_scores_equal_evaluate(model: &std::path::Path) {
                 .enroll(pb::EnrollRequest {
                     subject_id: format!("g{n}"),
                     images: vec![handmatch_eval::client::pb_image(images[g]).unwrap()],
+                    ..Default::default()
                 })
                 .await
                 .unwrap();
@@ -215,6 +217,7 @@ fn served_scores_equal_evaluate(model: &std::path::Path) {
                     gallery_aspect: 0,
                     min_score: None,
                     operating_point: 0,
+                    ..Default::default()
                 })
                 .await
                 .unwrap()
@@ -262,12 +265,13 @@ fn identify_decides_at_the_models_operating_point() {
     rt.block_on(async {
         let db = common::database(Backend::Sqlite).await;
         let server = common::start(model, &db).await;
-        let mut client = common::client(&server).await;
+        let mut client = common::eval_client(&server).await;
         for img in images.iter().filter(palm).take(6) {
             client
                 .enroll(pb::EnrollRequest {
                     subject_id: img.subject.clone(),
                     images: vec![handmatch_eval::client::pb_image(img).unwrap()],
+                    ..Default::default()
                 })
                 .await
                 .unwrap();
@@ -278,6 +282,7 @@ fn identify_decides_at_the_models_operating_point() {
             gallery_aspect: 0,
             min_score,
             operating_point: point,
+            ..Default::default()
         };
         let point = pb::OperatingPoint::Fpir1pct as i32;
         let (mut matches, mut non_matches) = (0, 0);
@@ -336,13 +341,14 @@ fn identify_decides_at_the_models_operating_point() {
         // A random head has no thresholds.
         let db = common::database(Backend::Sqlite).await;
         let server = common::start(&common::model(5), &db).await;
-        let mut client = common::client(&server).await;
+        let mut client = common::eval_client(&server).await;
         client
             .enroll(pb::EnrollRequest {
                 subject_id: "a".into(),
                 images: vec![
                     handmatch_eval::client::pb_image(images.iter().find(palm).unwrap()).unwrap(),
                 ],
+                ..Default::default()
             })
             .await
             .unwrap();

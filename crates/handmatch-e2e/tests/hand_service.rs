@@ -66,7 +66,7 @@ async fn identifies_aligned_hands_and_refuses_images_without_one() {
     let server = start(&model, &db).await;
     let mut c = client(&server).await;
     let info = c
-        .get_info(pb::GetInfoRequest {})
+        .get_info(pb::GetInfoRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -79,6 +79,7 @@ async fn identifies_aligned_hands_and_refuses_images_without_one() {
         c.enroll(pb::EnrollRequest {
             subject_id: s.clone(),
             images: vec![pb_image(g).unwrap()],
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -91,6 +92,7 @@ async fn identifies_aligned_hands_and_refuses_images_without_one() {
                 gallery_aspect: 0,
                 min_score: None,
                 operating_point: 0,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -122,6 +124,7 @@ async fn identifies_aligned_hands_and_refuses_images_without_one() {
             gallery_aspect: 0,
             min_score: None,
             operating_point: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -139,6 +142,7 @@ async fn identifies_aligned_hands_and_refuses_images_without_one() {
                 aspect: pb::Aspect::Palmar as i32,
                 side: 0,
             }],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -149,7 +153,7 @@ async fn identifies_aligned_hands_and_refuses_images_without_one() {
         status.message()
     );
     let info = c
-        .get_info(pb::GetInfoRequest {})
+        .get_info(pb::GetInfoRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -161,6 +165,7 @@ async fn identifies_aligned_hands_and_refuses_images_without_one() {
             gallery_aspect: 0,
             min_score: None,
             operating_point: 0,
+            ..Default::default()
         })
         .await
         .unwrap()

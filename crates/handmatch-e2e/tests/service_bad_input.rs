@@ -63,6 +63,7 @@ fn enroll(subject: &str, images: Vec<pb::Image>) -> pb::EnrollRequest {
     pb::EnrollRequest {
         subject_id: subject.into(),
         images,
+        ..Default::default()
     }
 }
 
@@ -73,6 +74,7 @@ fn identify(images: Vec<pb::Image>, top_k: Option<u32>) -> pb::IdentifyRequest {
         gallery_aspect: 0,
         min_score: None,
         operating_point: 0,
+        ..Default::default()
     }
 }
 
@@ -80,7 +82,7 @@ fn identify(images: Vec<pb::Image>, top_k: Option<u32>) -> pb::IdentifyRequest {
 /// from the outside.
 async fn snapshot(client: &mut HandMatchClient<Channel>) -> (u64, u64, Vec<pb::Subject>) {
     let info = client
-        .get_info(pb::GetInfoRequest {})
+        .get_info(pb::GetInfoRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -88,6 +90,7 @@ async fn snapshot(client: &mut HandMatchClient<Channel>) -> (u64, u64, Vec<pb::S
         .list_subjects(pb::ListSubjectsRequest {
             page_size: Some(1000),
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -98,6 +101,7 @@ async fn snapshot(client: &mut HandMatchClient<Channel>) -> (u64, u64, Vec<pb::S
             client
                 .get_subject(pb::GetSubjectRequest {
                     subject_id: s.subject_id,
+                    ..Default::default()
                 })
                 .await
                 .unwrap()
@@ -321,6 +325,7 @@ async fn every_bad_input_is_refused_clearly_and_changes_nothing() {
         client
             .delete_subject(pb::DeleteSubjectRequest {
                 subject_id: "nobody".into(),
+                ..Default::default()
             })
             .await,
         Code::NotFound,
@@ -333,6 +338,7 @@ async fn every_bad_input_is_refused_clearly_and_changes_nothing() {
                 images: query(),
                 gallery_aspect: 0,
                 threshold: None,
+                ..Default::default()
             })
             .await,
         Code::NotFound,
@@ -343,6 +349,7 @@ async fn every_bad_input_is_refused_clearly_and_changes_nothing() {
             .list_subjects(pb::ListSubjectsRequest {
                 page_size: Some(0),
                 page_token: String::new(),
+                ..Default::default()
             })
             .await,
         Code::InvalidArgument,
@@ -353,6 +360,7 @@ async fn every_bad_input_is_refused_clearly_and_changes_nothing() {
             .list_subjects(pb::ListSubjectsRequest {
                 page_size: None,
                 page_token: "zz".into(),
+                ..Default::default()
             })
             .await,
         Code::InvalidArgument,

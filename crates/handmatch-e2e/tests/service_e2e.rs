@@ -76,6 +76,7 @@ async fn enrol_identify_and_check(backend: Backend) {
             .enroll(pb::EnrollRequest {
                 subject_id: subject.to_string(),
                 images: palmar,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -119,6 +120,7 @@ async fn enrol_identify_and_check(backend: Backend) {
                 gallery_aspect: pb::Aspect::Palmar as i32,
                 min_score: None,
                 operating_point: 0,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -161,6 +163,7 @@ async fn enrol_identify_and_check(backend: Backend) {
             gallery_aspect: 0,
             min_score: Some(0.0),
             operating_point: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -176,6 +179,7 @@ async fn enrol_identify_and_check(backend: Backend) {
             images: vec![pb_image(dorsal)],
             gallery_aspect: 0,
             threshold: Some(-1.0),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -185,7 +189,7 @@ async fn enrol_identify_and_check(backend: Backend) {
     assert_eq!(v.r#match, Some(true));
 
     let info = client
-        .get_info(pb::GetInfoRequest {})
+        .get_info(pb::GetInfoRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -212,6 +216,7 @@ async fn enrol_identify_and_check(backend: Backend) {
             .list_subjects(pb::ListSubjectsRequest {
                 page_size: Some(7),
                 page_token: token.clone(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -230,6 +235,7 @@ async fn enrol_identify_and_check(backend: Backend) {
     let got = client
         .get_subject(pb::GetSubjectRequest {
             subject_id: subject.to_string(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -267,6 +273,7 @@ async fn enroll_stream_reports_each_item_and_survives_a_bad_one() {
         .map(|i| pb::EnrollRequest {
             subject_id: i.subject.clone(),
             images: vec![pb_image(i)],
+            ..Default::default()
         })
         .collect();
     items.insert(
@@ -278,6 +285,7 @@ async fn enroll_stream_reports_each_item_and_survives_a_bad_one() {
                 aspect: pb::Aspect::Palmar as i32,
                 side: 0,
             }],
+            ..Default::default()
         },
     );
     let mut results = client
@@ -308,7 +316,7 @@ async fn enroll_stream_reports_each_item_and_survives_a_bad_one() {
         ));
     }
     let info = client
-        .get_info(pb::GetInfoRequest {})
+        .get_info(pb::GetInfoRequest::default())
         .await
         .unwrap()
         .into_inner();

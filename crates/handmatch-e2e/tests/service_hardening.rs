@@ -36,6 +36,7 @@ fn enroll(subject: &str, data: Vec<u8>) -> pb::EnrollRequest {
     pb::EnrollRequest {
         subject_id: subject.into(),
         images: vec![image(data, pb::Aspect::Palmar)],
+        ..Default::default()
     }
 }
 
@@ -49,6 +50,7 @@ fn identify(images: Vec<Vec<u8>>) -> pb::IdentifyRequest {
         gallery_aspect: 0,
         min_score: None,
         operating_point: 0,
+        ..Default::default()
     }
 }
 
@@ -86,7 +88,7 @@ async fn connect(server: &handmatch_server::server::RunningServer) -> HandMatchC
 
 async fn gallery_size(client: &mut HandMatchClient<Channel>) -> (u64, u64) {
     let info = client
-        .get_info(pb::GetInfoRequest {})
+        .get_info(pb::GetInfoRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -180,6 +182,7 @@ async fn strips_and_truncated_images_are_refused_cheaply_and_store_nothing() {
         client
             .get_subject(pb::GetSubjectRequest {
                 subject_id: "cut".into(),
+                ..Default::default()
             })
             .await,
         Code::NotFound,

@@ -20,6 +20,7 @@ fn palmar_request(subject: &str, imgs: &[&HandImage]) -> pb::EnrollRequest {
                 side: 0,
             })
             .collect(),
+        ..Default::default()
     }
 }
 
@@ -57,6 +58,7 @@ async fn restart_keeps_templates_and_deletions(backend: Backend) {
     let gone = client
         .delete_subject(pb::DeleteSubjectRequest {
             subject_id: deleted.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -67,7 +69,7 @@ async fn restart_keeps_templates_and_deletions(backend: Backend) {
     let server = common::start(&model, &db).await;
     let mut client = common::client(&server).await;
     let info = client
-        .get_info(pb::GetInfoRequest {})
+        .get_info(pb::GetInfoRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -88,6 +90,7 @@ async fn restart_keeps_templates_and_deletions(backend: Backend) {
             gallery_aspect: 0,
             min_score: None,
             operating_point: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -105,6 +108,7 @@ async fn restart_keeps_templates_and_deletions(backend: Backend) {
     let err = client
         .get_subject(pb::GetSubjectRequest {
             subject_id: deleted.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -145,7 +149,7 @@ async fn restart_keeps_templates_and_deletions(backend: Backend) {
     let server = common::start_with(args).await.unwrap();
     let mut client = common::client(&server).await;
     let info = client
-        .get_info(pb::GetInfoRequest {})
+        .get_info(pb::GetInfoRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -159,7 +163,7 @@ async fn restart_keeps_templates_and_deletions(backend: Backend) {
     let mut client = common::client(&server).await;
     assert_eq!(
         client
-            .get_info(pb::GetInfoRequest {})
+            .get_info(pb::GetInfoRequest::default())
             .await
             .unwrap()
             .into_inner()
@@ -179,7 +183,7 @@ async fn restart_keeps_templates_and_deletions(backend: Backend) {
     let mut client = common::client(&server).await;
     assert_eq!(
         client
-            .get_info(pb::GetInfoRequest {})
+            .get_info(pb::GetInfoRequest::default())
             .await
             .unwrap()
             .into_inner()

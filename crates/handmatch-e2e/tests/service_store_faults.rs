@@ -31,6 +31,7 @@ fn enroll(subject: &str, nth: usize) -> pb::EnrollRequest {
             hand_image(Aspect::Palmar, nth),
             pb::Aspect::Palmar,
         )],
+        ..Default::default()
     }
 }
 
@@ -41,6 +42,7 @@ fn identify() -> pb::IdentifyRequest {
         gallery_aspect: 0,
         min_score: None,
         operating_point: 0,
+        ..Default::default()
     }
 }
 
@@ -97,6 +99,7 @@ async fn writes_whose_commit_outlasts_the_deadline_leave_store_and_index_agreein
         .delete_subject(with_deadline(
             pb::DeleteSubjectRequest {
                 subject_id: "alice".into(),
+                ..Default::default()
             },
             Duration::from_secs(1),
         ))
@@ -119,6 +122,7 @@ async fn writes_whose_commit_outlasts_the_deadline_leave_store_and_index_agreein
     let gone = client
         .get_subject(pb::GetSubjectRequest {
             subject_id: "alice".into(),
+            ..Default::default()
         })
         .await
         .expect_err("the commit completed on its own");
@@ -126,6 +130,7 @@ async fn writes_whose_commit_outlasts_the_deadline_leave_store_and_index_agreein
     let again = client
         .delete_subject(pb::DeleteSubjectRequest {
             subject_id: "alice".into(),
+            ..Default::default()
         })
         .await
         .expect_err("nothing left to delete");
@@ -142,6 +147,7 @@ async fn writes_whose_commit_outlasts_the_deadline_leave_store_and_index_agreein
     let carol = client
         .get_subject(pb::GetSubjectRequest {
             subject_id: "carol".into(),
+            ..Default::default()
         })
         .await
         .expect("the enrolment committed after its caller gave up")

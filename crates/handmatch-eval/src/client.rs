@@ -1,30 +1,119 @@
-//! Thin helpers over the generated gRPC client: connecting, turning dataset images into
-//! request images, and bulk enrolment through `EnrollStream` with a progress bar.
+//! Thin helpers over the generated gRPC client: connecting (TLS, the API key on every
+//! call), turning dataset images into request images, and bulk enrolment through
+//! `EnrollStream` with a progress bar.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use tonic::transport::Channel;
+use anyhow::Context;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use handmatch_core::hand_image::{Aspect, HandImage, Side};
 use handmatch_core::progress;
 use handmatch_proto::v1 as pb;
 use handmatch_proto::v1::hand_match_client::HandMatchClient;
 
-pub type Client = HandMatchClient<Channel>;
+/// Adds `authorization: Bearer <key>` to every call, when there is a key.
+#[derive(Clone, Default)]
+pub struct ApiKey(Option<MetadataValue<Ascii>>);
 
+impl ApiKey {
+    pub fn new(key: Option<&str>) -> anyhow::Result<Self> {
+        key.map(|k| {
+            format!("Bearer {}", k.trim())
+                .parse()
+                .context("the API key is not printable ASCII")
+        })
+        .transpose()
+        .map(ApiKey)
+    }
+}
+
+impl tonic::service::Interceptor for ApiKey {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type Client = HandMatchClient<InterceptedService<Channel, ApiKey>>;
+
+/// Where the server is and how to reach it.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// `host:port`, `http://…` or `https://…`.
+    pub server: String,
+    pub api_key: Option<String>,
+    /// The CA that signed the server's certificate (PEM): connect with TLS.
+    pub tls_ca: Option<PathBuf>,
+    /// The name the server's certificate must carry; the server's host by default.
+    pub tls_domain: Option<String>,
+    /// A client certificate and key (PEM) for servers that require mutual TLS.
+    pub tls_client_cert: Option<PathBuf>,
+    pub tls_client_key: Option<PathBuf>,
+}
+
+/// Plaintext, without a key.
 pub async fn connect(server: &str) -> anyhow::Result<Client> {
-    let url = if server.contains("://") {
-        server.to_string()
-    } else {
-        format!("http://{server}")
+    connect_with(&ConnectOptions {
+        server: server.to_string(),
+        ..ConnectOptions::default()
+    })
+    .await
+}
+
+pub async fn connect_with(opts: &ConnectOptions) -> anyhow::Result<Client> {
+    let tls = tls_config(opts)?;
+    let url = match (opts.server.contains("://"), tls.is_some()) {
+        (true, _) => opts.server.clone(),
+        (false, true) => format!("https://{}", opts.server),
+        (false, false) => format!("http://{}", opts.server),
     };
-    let channel = Channel::from_shared(url.clone())?
+    let mut endpoint = Channel::from_shared(url.clone())?;
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    let channel = endpoint
         .connect()
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to {url}: {e}"))?;
-    Ok(HandMatchClient::new(channel)
+    let key = ApiKey::new(opts.api_key.as_deref())?;
+    Ok(HandMatchClient::with_interceptor(channel, key)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20))
+}
+
+fn tls_config(opts: &ConnectOptions) -> anyhow::Result<Option<ClientTlsConfig>> {
+    let Some(ca) = &opts.tls_ca else {
+        anyhow::ensure!(
+            opts.tls_client_cert.is_none(),
+            "a client certificate needs --tls-ca (TLS)"
+        );
+        return Ok(None);
+    };
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+    if let Some(domain) = &opts.tls_domain {
+        tls = tls.domain_name(domain.clone());
+    }
+    match (&opts.tls_client_cert, &opts.tls_client_key) {
+        (Some(cert), Some(key)) => tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?)),
+        (None, None) => {}
+        _ => anyhow::bail!("a client certificate and its key go together"),
+    }
+    Ok(Some(tls))
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
 pub fn pb_aspect(a: Aspect) -> pb::Aspect {
@@ -49,6 +138,7 @@ pub fn pb_image(img: &HandImage) -> std::io::Result<pb::Image> {
 /// templates stored and the items that failed, with their messages.
 pub async fn enroll_all(
     client: &mut Client,
+    gallery: &str,
     images: &[&HandImage],
 ) -> anyhow::Result<(usize, Vec<String>)> {
     let mut by_subject: BTreeMap<&str, Vec<&HandImage>> = BTreeMap::new();
@@ -61,6 +151,7 @@ pub async fn enroll_all(
     let mut requests = Vec::with_capacity(by_subject.len());
     for (subject, imgs) in &by_subject {
         requests.push(pb::EnrollRequest {
+            gallery: gallery.to_string(),
             subject_id: subject.to_string(),
             images: imgs.iter().map(|i| pb_image(i)).collect::<Result<_, _>>()?,
         });

@@ -68,6 +68,8 @@ impl Mix {
 }
 
 pub struct LoadConfig {
+    /// The gallery the requests use ("" for the default).
+    pub gallery: String,
     pub concurrency: usize,
     pub duration: Duration,
     /// A hard cap on requests in all, so a run always ends.
@@ -126,6 +128,7 @@ pub async fn run(
                 client: client.clone(),
                 images: images.clone(),
                 mix: cfg.mix.clone(),
+                gallery: cfg.gallery.clone(),
                 budget: budget.clone(),
                 rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ (id as u64) << 32),
                 mine: Vec::new(),
@@ -153,6 +156,7 @@ struct Worker {
     client: Client,
     images: Arc<LoadImages>,
     mix: Mix,
+    gallery: String,
     /// Requests left for all workers together.
     budget: Arc<AtomicU64>,
     rng: ChaCha8Rng,
@@ -198,6 +202,7 @@ impl Worker {
                     gallery_aspect: 0,
                     min_score: None,
                     operating_point: 0,
+                    gallery: self.gallery.clone(),
                 };
                 code_of(self.client.identify(req).await)
             }
@@ -211,6 +216,7 @@ impl Worker {
                     .enroll(pb::EnrollRequest {
                         subject_id: subject.clone(),
                         images: vec![img],
+                        gallery: self.gallery.clone(),
                     })
                     .await;
                 if r.is_ok() {
@@ -224,6 +230,7 @@ impl Worker {
                     .swap_remove(self.rng.random_range(0..self.mine.len()));
                 let req = pb::DeleteSubjectRequest {
                     subject_id: subject,
+                    gallery: self.gallery.clone(),
                 };
                 code_of(self.client.delete_subject(req).await)
             }
@@ -234,6 +241,7 @@ impl Worker {
         for subject in std::mem::take(&mut self.mine) {
             let req = pb::DeleteSubjectRequest {
                 subject_id: subject,
+                gallery: self.gallery.clone(),
             };
             let _ = self.client.delete_subject(req).await;
         }

@@ -62,6 +62,8 @@ pub struct RunResults {
 }
 
 pub struct RunOptions {
+    /// The gallery enrolled into and searched ("" for the default).
+    pub gallery: String,
     pub concurrency: usize,
     /// Fraction of subjects queried but never enrolled (open-set evaluation).
     pub non_mated: f64,
@@ -143,6 +145,7 @@ fn single_dorsal_jobs<'a>(
 
 async fn identify(
     client: &Client,
+    gallery: &str,
     subject: &str,
     query: Vec<&HandImage>,
 ) -> anyhow::Result<QueryRecord> {
@@ -155,6 +158,7 @@ async fn identify(
         gallery_aspect: pb::Aspect::Palmar as i32,
         min_score: None,
         operating_point: 0,
+        gallery: gallery.to_string(),
     };
     let answer = client
         .clone()
@@ -198,13 +202,14 @@ fn metrics(queries: &[QueryRecord], gallery: usize) -> anyhow::Result<RetrievalM
 /// Runs the queries with `concurrency` in flight; results in job order.
 async fn identify_all(
     client: &Client,
+    gallery: &str,
     jobs: Vec<(&str, Vec<&HandImage>)>,
     concurrency: usize,
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<Vec<QueryRecord>> {
     let results: Vec<anyhow::Result<QueryRecord>> = stream::iter(jobs)
         .map(|(s, q)| async move {
-            let r = identify(client, s, q).await;
+            let r = identify(client, gallery, s, q).await;
             bar.inc(1);
             r
         })
@@ -237,7 +242,7 @@ pub async fn run(
         .filter(|i| i.aspect == Aspect::Palmar)
         .copied()
         .collect();
-    let (enrolled, failed) = enroll_all(client, &palmar).await?;
+    let (enrolled, failed) = enroll_all(client, &opts.gallery, &palmar).await?;
     anyhow::ensure!(
         failed.is_empty(),
         "enrolment failed for {}: {}",
@@ -255,9 +260,11 @@ pub async fn run(
     );
     let non_mated_jobs = single_dorsal_jobs(&non_mated_subjects);
     bar.inc_length(non_mated_jobs.len() as u64);
-    let image_queries = identify_all(client, image_jobs, concurrency, &bar).await?;
-    let template_queries = identify_all(client, template_jobs, concurrency, &bar).await?;
-    let non_mated_queries = identify_all(client, non_mated_jobs, concurrency, &bar).await?;
+    let image_queries = identify_all(client, &opts.gallery, image_jobs, concurrency, &bar).await?;
+    let template_queries =
+        identify_all(client, &opts.gallery, template_jobs, concurrency, &bar).await?;
+    let non_mated_queries =
+        identify_all(client, &opts.gallery, non_mated_jobs, concurrency, &bar).await?;
     bar.finish();
     let gallery = subjects.len();
     let open_set = (!non_mated_queries.is_empty()).then(|| {
@@ -334,12 +341,17 @@ fn open_set(
 }
 
 /// Deletes the subjects `run` enrolled.
-pub async fn cleanup(client: &mut Client, images: &[&HandImage]) -> anyhow::Result<usize> {
+pub async fn cleanup(
+    client: &mut Client,
+    gallery: &str,
+    images: &[&HandImage],
+) -> anyhow::Result<usize> {
     let mut n = 0;
     for subject in by_subject(images).keys() {
         if client
             .delete_subject(pb::DeleteSubjectRequest {
                 subject_id: subject.to_string(),
+                gallery: gallery.to_string(),
             })
             .await
             .is_ok()

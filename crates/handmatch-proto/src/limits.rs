@@ -11,3 +11,7 @@ pub const MAX_TOP_K: u32 = 100;
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 /// The most subjects one ListSubjects page returns.
 pub const MAX_PAGE_SIZE: u32 = 1000;
+/// The gallery of requests that name none.
+pub const DEFAULT_GALLERY: &str = "default";
+/// Gallery and API key names are 1 to this many of `A-Z a-z 0-9 . _ -`.
+pub const MAX_NAME_CHARS: usize = 64;

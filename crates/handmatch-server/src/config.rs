@@ -1,11 +1,13 @@
 //! The server's configuration: one flag per setting, each also read from a `HANDMATCH_…`
-//! environment variable (ONNX Runtime's library path keeps its usual `ORT_DYLIB_PATH`).
+//! environment variable (ONNX Runtime's library path keeps its usual `ORT_DYLIB_PATH`),
+//! and the `keys` subcommands, which manage API keys without a running server.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::access::AuthMode;
 use crate::service::admission::AdmissionLimits;
 use handmatch_core::args::RuntimeArgs;
 
@@ -29,12 +31,17 @@ pub enum LogFormat {
 #[command(
     name = "handmatch-server",
     version,
-    about = "Identify people from the back of the hand: the gRPC service"
+    about = "Identify people from the back of the hand: the gRPC service",
+    subcommand_negates_reqs = true
 )]
 pub struct Args {
+    /// Without a subcommand: serve.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// The model artefact (model.onnx written by `handmatch-train export` or `fit`).
-    #[arg(long, env = "HANDMATCH_MODEL")]
-    pub model: PathBuf,
+    #[arg(long, env = "HANDMATCH_MODEL", required = true)]
+    pub model: Option<PathBuf>,
 
     /// Template store: `sqlite://FILE` (embedded, the default) or `postgres://USER@HOST/DB`.
     #[arg(
@@ -53,6 +60,41 @@ pub struct Args {
 
     #[arg(long, env = "HANDMATCH_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+
+    /// `api-key`: every call needs a key (`handmatch-server keys create`). `none`: anyone who
+    /// reaches the port may do everything; refused on a non-loopback address unless
+    /// --allow-insecure-no-auth.
+    #[arg(long, env = "HANDMATCH_AUTH", value_enum, default_value_t = AuthMode::ApiKey)]
+    pub auth: AuthMode,
+
+    /// Accept --auth none on a non-loopback address.
+    #[arg(long, env = "HANDMATCH_ALLOW_INSECURE_NO_AUTH")]
+    pub allow_insecure_no_auth: bool,
+
+    /// While the database is unreachable, a key verified within this many seconds keeps
+    /// working (searches go on from memory); unknown keys are always refused.
+    #[arg(
+        long,
+        env = "HANDMATCH_AUTH_OUTAGE_GRACE_SECONDS",
+        default_value_t = 300
+    )]
+    pub auth_outage_grace_seconds: u64,
+
+    /// The server's certificate chain (PEM): serve TLS only.
+    #[arg(long, env = "HANDMATCH_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "HANDMATCH_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificates (PEM) for mutual TLS: clients must present a certificate they signed.
+    #[arg(long, env = "HANDMATCH_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Do not serve gRPC reflection (the API description).
+    #[arg(long, env = "HANDMATCH_NO_REFLECTION")]
+    pub no_reflection: bool,
 
     #[command(flatten)]
     pub runtime: RuntimeArgs,
@@ -139,6 +181,60 @@ pub struct Args {
     pub shutdown_grace_seconds: u64,
 }
 
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Manage API keys in the database, without a running server.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; prints the key (shown this once) on stdout and nothing else.
+    Create(CreateKeyArgs),
+    /// List every key (never the keys themselves).
+    List(KeyStoreArgs),
+    /// Revoke a key at once; its name stays taken.
+    Revoke(RevokeKeyArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeyStoreArgs {
+    /// The server's database (as for serving).
+    #[arg(
+        long,
+        env = "HANDMATCH_DATABASE_URL",
+        default_value = "sqlite://handmatch.db"
+    )]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CreateKeyArgs {
+    #[command(flatten)]
+    pub store: KeyStoreArgs,
+    /// 1 to 64 of A-Z a-z 0-9 . _ -
+    #[arg(long)]
+    pub name: String,
+    /// Comma-separated: enroll, identify, verify, delete, read, admin.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub scopes: Vec<String>,
+    /// A gallery the key may use (repeat for more).
+    #[arg(long = "gallery", required_unless_present = "all_galleries")]
+    pub galleries: Vec<String>,
+    /// The key may use every gallery.
+    #[arg(long, conflicts_with = "galleries")]
+    pub all_galleries: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RevokeKeyArgs {
+    #[command(flatten)]
+    pub store: KeyStoreArgs,
+    #[arg(long)]
+    pub name: String,
+}
+
 /// A cosine-similarity threshold: finite and in [-1, 1] (NaN would make every Verify false).
 fn cosine_threshold(s: &str) -> Result<f32, String> {
     let x: f32 = s
@@ -176,13 +272,37 @@ impl Args {
         }
     }
 
-    /// Arguments for tests and embedding applications: defaults plus the model and database.
+    /// Arguments for tests and embedding applications: defaults plus the model and database,
+    /// on a free loopback port, without authentication.
     pub fn for_model(model: impl Into<PathBuf>, database_url: impl Into<String>) -> Self {
         let mut args = Args::parse_from(["handmatch-server", "--model", "unused"]);
-        args.model = model.into();
+        args.model = Some(model.into());
         args.database_url = database_url.into();
         args.listen = "127.0.0.1:0".parse().unwrap();
+        args.auth = AuthMode::None;
         args
+    }
+
+    /// Refuses a configuration that would expose the service: no authentication on an
+    /// address others can reach, unless explicitly allowed.
+    pub fn check_exposure(&self) -> anyhow::Result<()> {
+        let reachable = !self.listen.ip().is_loopback();
+        if self.auth == AuthMode::None && reachable && !self.allow_insecure_no_auth {
+            anyhow::bail!(
+                "--auth none on {} would let anyone who reaches the port enrol, search and \
+                 delete; use --auth api-key, listen on a loopback address, or add \
+                 --allow-insecure-no-auth",
+                self.listen
+            );
+        }
+        if self.auth == AuthMode::ApiKey && reachable && self.tls_cert.is_none() {
+            tracing::warn!(
+                "API keys travel in plaintext on {}: serve TLS (--tls-cert, --tls-key) or \
+                 terminate TLS in front of the server",
+                self.listen
+            );
+        }
+        Ok(())
     }
 }
 
@@ -194,6 +314,55 @@ mod tests {
     fn the_flags_are_a_valid_clap_command() {
         use clap::CommandFactory;
         super::Args::command().debug_assert();
+    }
+
+    #[test]
+    fn serving_needs_a_model_and_keys_commands_do_not() {
+        assert!(super::Args::try_parse_from(["handmatch-server"]).is_err());
+        let args = super::Args::try_parse_from([
+            "handmatch-server",
+            "keys",
+            "create",
+            "--name",
+            "k",
+            "--scopes",
+            "enroll,identify",
+            "--gallery",
+            "a",
+            "--gallery",
+            "b",
+        ])
+        .unwrap();
+        let Some(super::Command::Keys(super::KeysCommand::Create(create))) = args.command else {
+            panic!("not keys create: {args:?}");
+        };
+        assert_eq!(create.scopes, ["enroll", "identify"]);
+        assert_eq!(create.galleries, ["a", "b"]);
+        let no_gallery = super::Args::try_parse_from([
+            "handmatch-server",
+            "keys",
+            "create",
+            "--name",
+            "k",
+            "--scopes",
+            "read",
+        ]);
+        assert!(no_gallery.is_err());
+    }
+
+    #[test]
+    fn no_authentication_is_refused_where_others_can_connect() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["handmatch-server", "--model", "m", "--auth", "none"];
+            argv.extend_from_slice(extra);
+            super::Args::try_parse_from(argv).unwrap()
+        };
+        assert!(parse(&[]).check_exposure().is_ok()); // 127.0.0.1
+        let open = parse(&["--listen", "0.0.0.0:50051"]);
+        let err = open.check_exposure().unwrap_err().to_string();
+        assert!(err.contains("--allow-insecure-no-auth"), "{err}");
+        let allowed = parse(&["--listen", "0.0.0.0:50051", "--allow-insecure-no-auth"]);
+        assert!(allowed.check_exposure().is_ok());
     }
 
     #[test]

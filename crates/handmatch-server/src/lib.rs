@@ -1,10 +1,14 @@
 //! handmatch-server: the gRPC service. Templates in PostgreSQL or SQLite (`store`), an
-//! exact in-memory search over per-subject templates (`index`), the operations
-//! (`service`), start-up and shutdown (`server`), the store's health (`health`).
+//! exact in-memory search over per-subject templates of each gallery (`index`), API keys
+//! and what they allow (`access`), the operations (`service`), start-up and shutdown
+//! (`server`, `tls`), the store's health (`health`), key administration (`keys_cli`).
 
+pub mod access;
 pub mod config;
 pub mod health;
 pub mod index;
+pub mod keys_cli;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod tls;

@@ -13,15 +13,19 @@ use tokio::sync::{oneshot, OnceCell};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::access::Authenticator;
 use crate::config::{Args, OnModelMismatch};
 use crate::health::{connect_store, watch};
+use crate::service::admin_grpc::AdminService;
 use crate::service::grpc::TRANSPORT_MESSAGE_SLACK;
 use crate::service::matcher::MatcherLimits;
-use crate::service::{HandMatchService, Matcher};
+use crate::service::{HandMatchService, Matcher, Serving, ServingCell};
 use crate::store::TemplateStore;
+use crate::tls::server_tls;
 use handmatch_core::embed::decode::DecodeLimits;
 use handmatch_core::embed::queue::EmbedQueue;
 use handmatch_core::embed::EmbeddingSession;
+use handmatch_proto::v1::admin_server::AdminServer;
 use handmatch_proto::v1::hand_match_server::HandMatchServer;
 use handmatch_proto::v1::FILE_DESCRIPTOR_SET;
 
@@ -36,7 +40,7 @@ struct TransportLimits {
 
 pub struct RunningServer {
     pub addr: SocketAddr,
-    ready: Arc<OnceCell<Arc<Matcher>>>,
+    ready: ServingCell,
     startup: JoinHandle<anyhow::Result<()>>,
     /// The store's and the embedding worker's health probe, once started.
     probe: Arc<OnceCell<JoinHandle<()>>>,
@@ -115,6 +119,8 @@ impl RunningServer {
 
 /// Binds `args.listen` and starts serving; the model loads in the background.
 pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
+    args.check_exposure()?;
+    let tls = server_tls(&args)?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -123,11 +129,16 @@ pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
     health
         .set_not_serving::<HandMatchServer<HandMatchService>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let ready = Arc::new(OnceCell::new());
+    let reflection = (!args.no_reflection)
+        .then(|| {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .build_v1()
+        })
+        .transpose()?;
+    let ready: ServingCell = Arc::new(OnceCell::new());
+    let admin = AdminServer::new(AdminService::new(ready.clone()));
     let transport_limit = args
         .max_message_bytes
         .saturating_mul(TRANSPORT_MESSAGE_SLACK);
@@ -141,8 +152,12 @@ pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let grace = Duration::from_secs(args.shutdown_grace_seconds);
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls).context("TLS configuration")?;
+    }
     let serve = tokio::spawn(async move {
-        let server = tonic::transport::Server::builder()
+        let server = builder
             .max_concurrent_streams(Some(limits.max_concurrent_streams))
             .timeout(limits.request_timeout)
             .http2_keepalive_interval(Some(limits.keepalive))
@@ -151,8 +166,9 @@ pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
                 oversized_message_is_resource_exhausted,
             ))
             .add_service(health_service)
-            .add_service(reflection)
+            .add_optional_service(reflection)
             .add_service(api)
+            .add_service(admin)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = stopped.await;
             });
@@ -163,9 +179,9 @@ pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
     let startup = {
         let (ready, probe) = (ready.clone(), probe.clone());
         tokio::spawn(async move {
-            let matcher = load(&args, &health).await?;
-            let _ = probe.set(watch(matcher.clone(), health.clone()));
-            let _ = ready.set(matcher);
+            let serving = load(&args, &health).await?;
+            let _ = probe.set(watch(serving.matcher.clone(), health.clone()));
+            let _ = ready.set(serving);
             health
                 .set_serving::<HandMatchServer<HandMatchService>>()
                 .await;
@@ -186,9 +202,9 @@ pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
 async fn load(
     args: &Args,
     health: &tonic_health::server::HealthReporter,
-) -> anyhow::Result<Arc<Matcher>> {
+) -> anyhow::Result<Serving> {
     let opts = args.runtime.options();
-    let model = args.model.clone();
+    let model = args.model.clone().context("--model is required to serve")?;
     let mut session =
         tokio::task::spawn_blocking(move || EmbeddingSession::open(&model, &opts)).await??;
     let meta = session.metadata().clone();
@@ -220,7 +236,13 @@ async fn load(
         max_images_per_request: args.max_images_per_request,
         verify_threshold: args.verify_threshold,
     };
-    Ok(Matcher::open(queue, store, limits).await?)
+    let auth = Arc::new(Authenticator::new(
+        args.auth,
+        store.clone(),
+        Duration::from_secs(args.auth_outage_grace_seconds),
+    ));
+    let matcher = Matcher::open(queue, store, limits).await?;
+    Ok(Serving { matcher, auth })
 }
 
 /// Templates of different models are not comparable, so a database holding another

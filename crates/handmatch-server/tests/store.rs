@@ -7,12 +7,14 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use handmatch_server::store::{
-    Aspect, EnrollOutcome, HandSide, NewTemplate, StoreError, SubjectSummary, TemplateRecord,
-    TemplateStore,
+    Aspect, EnrollOutcome, HandSide, NewApiKey, NewTemplate, StoreError, SubjectSummary,
+    TemplateRecord, TemplateStore,
 };
 use sqlx::{AnyPool, Connection, Executor};
 
 const MODEL: &str = "resnet50-hands@3";
+/// The gallery of the tests that are not about galleries.
+const G: &str = "default";
 const OTHER_MODEL: &str = "dinov2-s14@1";
 const DIM: usize = 8;
 
@@ -54,6 +56,8 @@ on_both_backends!(
     mixed_dimensions_on_disk_are_corrupt,
     concurrent_enrollments_agree,
     ping_and_backend_name,
+    galleries_keep_same_named_subjects_apart,
+    api_keys_are_created_found_listed_and_revoked,
 );
 
 /// Runs `body` as a task of its own, so that its panic comes back as a value: the harness
@@ -173,6 +177,7 @@ fn embedding(seed: u64) -> Vec<f32> {
 
 fn template(subject: &str, aspect: Aspect, side: HandSide, n: u64) -> NewTemplate {
     NewTemplate {
+        gallery: G.to_string(),
         subject_id: subject.to_string(),
         aspect,
         side,
@@ -199,7 +204,7 @@ fn ids(outcomes: &[EnrollOutcome]) -> Vec<i64> {
 
 async fn templates_of(store: &TemplateStore, subject: &str, model: &str) -> Vec<TemplateRecord> {
     store
-        .subject(subject, model)
+        .subject(G, subject, model)
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("subject {subject} should exist"))
@@ -207,6 +212,146 @@ async fn templates_of(store: &TemplateStore, subject: &str, model: &str) -> Vec<
 
 // ---------------------------------------------------------------------------------------------
 // Bodies
+
+fn in_gallery(gallery: &str, mut t: NewTemplate) -> NewTemplate {
+    t.gallery = gallery.to_string();
+    t
+}
+
+async fn galleries_keep_same_named_subjects_apart(db: Db) {
+    let store = db.store;
+    // The same subject id and the same image in two galleries: two subjects, two templates.
+    let a = store
+        .enroll(MODEL, &[in_gallery("a", palmar("alice", 1))])
+        .await
+        .unwrap();
+    let b = store
+        .enroll(
+            MODEL,
+            &[
+                in_gallery("b", palmar("alice", 1)),
+                in_gallery("b", dorsal("alice", 2)),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(a[0].created && b[0].created && a[0].template_id != b[0].template_id);
+    let of = |g: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .subject(g, "alice", MODEL)
+                .await
+                .unwrap()
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!((of("a").await, of("b").await), (1, 2));
+    assert_eq!(store.subject("c", "alice", MODEL).await.unwrap(), None);
+    let (page, _) = store.list_subjects(MODEL, "b", 10, None).await.unwrap();
+    assert_eq!((page.len(), page[0].dorsal_templates), (1, 1));
+    assert!(store
+        .list_subjects(MODEL, "c", 10, None)
+        .await
+        .unwrap()
+        .0
+        .is_empty());
+    let loaded = store.load_templates(MODEL).await.unwrap();
+    let galleries: Vec<&str> = loaded.iter().map(|r| r.gallery.as_str()).collect();
+    assert_eq!(galleries, ["a", "b", "b"]);
+
+    assert_eq!(store.delete_subject("b", "alice").await.unwrap(), 2);
+    assert_eq!(of("a").await, 1, "deleting in b leaves a's alice alone");
+    assert!(matches!(
+        store.delete_subject("b", "alice").await,
+        Err(StoreError::NotFound { gallery, .. }) if gallery == "b"
+    ));
+    // The schema refuses a gallery name outside the rule, whoever writes it.
+    let bad = store
+        .enroll(MODEL, &[in_gallery("a,b", palmar("x", 3))])
+        .await;
+    assert!(matches!(bad, Err(StoreError::InvalidInput(_))), "{bad:?}");
+}
+
+fn new_key(name: &str, key_id: &str) -> NewApiKey {
+    NewApiKey {
+        name: name.into(),
+        key_id: key_id.into(),
+        secret_sha256: "ab".repeat(32),
+        scopes: vec!["enroll".into(), "read".into()],
+        galleries: vec!["a".into(), "b".into()],
+    }
+}
+
+async fn api_keys_are_created_found_listed_and_revoked(db: Db) {
+    let store = db.store;
+    let created = store
+        .create_api_key(&new_key("ops", "0123456789abcdef"))
+        .await
+        .unwrap();
+    assert_eq!(created.scopes, ["enroll", "read"]);
+    assert_eq!(created.galleries, ["a", "b"]);
+    assert_eq!(
+        (created.last_used_at_ms, created.revoked_at_ms),
+        (None, None)
+    );
+    let again = store
+        .create_api_key(&new_key("ops", "fedcba9876543210"))
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::AlreadyExists(_))),
+        "{again:?}"
+    );
+    store
+        .create_api_key(&new_key("ci", "1111111111111111"))
+        .await
+        .unwrap();
+
+    let found = store
+        .api_key_by_id("0123456789abcdef")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, created);
+    assert_eq!(store.api_key_by_id("2222222222222222").await.unwrap(), None);
+    store.touch_api_key("0123456789abcdef").await.unwrap();
+    let touched = store
+        .api_key_by_id("0123456789abcdef")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(touched.last_used_at_ms.is_some());
+
+    let names: Vec<String> = store
+        .api_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    assert_eq!(names, ["ci", "ops"]);
+    let revoked = store.revoke_api_key("ops").await.unwrap();
+    let first = revoked.revoked_at_ms.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let twice = store.revoke_api_key("ops").await.unwrap();
+    assert_eq!(
+        twice.revoked_at_ms,
+        Some(first),
+        "the first revocation time stays"
+    );
+    assert!(matches!(
+        store.revoke_api_key("nobody").await,
+        Err(StoreError::NoSuchKey(_))
+    ));
+    let bad_name = store
+        .create_api_key(&new_key("no spaces", "3333333333333333"))
+        .await;
+    assert!(
+        matches!(bad_name, Err(StoreError::InvalidInput(_))),
+        "{bad_name:?}"
+    );
+}
 
 async fn enroll_and_read_back(db: Db) {
     let store = db.store;
@@ -245,11 +390,11 @@ async fn enroll_and_read_back(db: Db) {
     );
 
     assert_eq!(
-        store.subject("alice", OTHER_MODEL).await.unwrap(),
+        store.subject(G, "alice", OTHER_MODEL).await.unwrap(),
         Some(vec![]),
         "an existing subject without templates of the model"
     );
-    assert_eq!(store.subject("carol", MODEL).await.unwrap(), None);
+    assert_eq!(store.subject(G, "carol", MODEL).await.unwrap(), None);
     assert_eq!(store.enroll(MODEL, &[]).await.unwrap(), vec![]);
 }
 
@@ -316,8 +461,8 @@ async fn failed_batch_leaves_nothing(db: Db) {
     assert!(err.to_string().contains("item 2"), "{err}");
     assert!(err.to_string().contains("subject_id_length"), "{err}");
 
-    assert_eq!(store.subject("alice", MODEL).await.unwrap(), None);
-    assert_eq!(store.subject(&too_long, MODEL).await.unwrap(), None);
+    assert_eq!(store.subject(G, "alice", MODEL).await.unwrap(), None);
+    assert_eq!(store.subject(G, &too_long, MODEL).await.unwrap(), None);
     let carol = templates_of(&store, "carol", MODEL).await;
     assert_eq!(
         carol.iter().map(|t| t.template_id).collect::<Vec<_>>(),
@@ -331,7 +476,7 @@ async fn failed_batch_leaves_nothing(db: Db) {
     let err = store.enroll(MODEL, &[short.clone()]).await.unwrap_err();
     assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
     assert!(err.to_string().contains(&format!("stores {DIM}")), "{err}");
-    assert_eq!(store.subject("dave", MODEL).await.unwrap(), None);
+    assert_eq!(store.subject(G, "dave", MODEL).await.unwrap(), None);
 
     // Checked before any write: mixed dimensions in a batch, bad hashes, non-finite values.
     let mut not_hex = dorsal("dave", 6);
@@ -347,7 +492,7 @@ async fn failed_batch_leaves_nothing(db: Db) {
         assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
         assert!(err.to_string().contains("item 1"), "{err}");
     }
-    assert_eq!(store.subject("dave", MODEL).await.unwrap(), None);
+    assert_eq!(store.subject(G, "dave", MODEL).await.unwrap(), None);
     assert_eq!(store.load_templates(MODEL).await.unwrap().len(), 1);
 }
 
@@ -365,17 +510,17 @@ async fn delete_subject_removes_every_model(db: Db) {
         .await
         .unwrap();
 
-    assert_eq!(store.delete_subject("alice").await.unwrap(), 3);
-    assert_eq!(store.subject("alice", MODEL).await.unwrap(), None);
-    assert_eq!(store.subject("alice", OTHER_MODEL).await.unwrap(), None);
+    assert_eq!(store.delete_subject(G, "alice").await.unwrap(), 3);
+    assert_eq!(store.subject(G, "alice", MODEL).await.unwrap(), None);
+    assert_eq!(store.subject(G, "alice", OTHER_MODEL).await.unwrap(), None);
     assert!(store.load_templates(OTHER_MODEL).await.unwrap().is_empty());
     let left = store.load_templates(MODEL).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].subject_id, "bob");
 
     for gone in ["alice", "nobody"] {
-        match store.delete_subject(gone).await {
-            Err(StoreError::NotFound { subject_id }) => assert_eq!(subject_id, gone),
+        match store.delete_subject(G, gone).await {
+            Err(StoreError::NotFound { subject_id, .. }) => assert_eq!(subject_id, gone),
             other => panic!("deleting {gone}: expected NotFound, got {other:?}"),
         }
     }
@@ -462,7 +607,7 @@ async fn list_subjects_pages_without_duplicates(db: Db) {
     let mut page_lengths = Vec::new();
     loop {
         let (page, next) = store
-            .list_subjects(MODEL, 10, after.as_deref())
+            .list_subjects(MODEL, G, 10, after.as_deref())
             .await
             .unwrap();
         page_lengths.push(page.len());
@@ -481,24 +626,24 @@ async fn list_subjects_pages_without_duplicates(db: Db) {
 
     // A last page that is exactly full says no more follow.
     let (page, next) = store
-        .list_subjects(MODEL, 5, Some("subject-19"))
+        .list_subjects(MODEL, G, 5, Some("subject-19"))
         .await
         .unwrap();
     assert_eq!(page.len(), 5);
     assert_eq!(next, None);
     let (page, next) = store
-        .list_subjects(MODEL, 10, Some("subject-24"))
+        .list_subjects(MODEL, G, 10, Some("subject-24"))
         .await
         .unwrap();
     assert!(page.is_empty() && next.is_none());
     assert!(store
-        .list_subjects("no-such-model", 10, None)
+        .list_subjects("no-such-model", G, 10, None)
         .await
         .unwrap()
         .0
         .is_empty());
 
-    let err = store.list_subjects(MODEL, 0, None).await.unwrap_err();
+    let err = store.list_subjects(MODEL, G, 0, None).await.unwrap_err();
     assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
 }
 
@@ -516,7 +661,7 @@ async fn list_subjects_orders_bytewise(db: Db) {
     let mut after = None;
     loop {
         let (page, next) = store
-            .list_subjects(MODEL, 3, after.as_deref())
+            .list_subjects(MODEL, G, 3, after.as_deref())
             .await
             .unwrap();
         listed.extend(page.into_iter().map(|s| s.subject_id));
@@ -552,19 +697,22 @@ async fn models_and_delete_model(db: Db) {
         vec![(OTHER_MODEL.to_string(), 2)]
     );
     // bob had templates of the deleted model only: gone with it. alice keeps the other model.
-    assert_eq!(store.subject("bob", OTHER_MODEL).await.unwrap(), None);
+    assert_eq!(store.subject(G, "bob", OTHER_MODEL).await.unwrap(), None);
     assert!(matches!(
-        store.delete_subject("bob").await,
+        store.delete_subject(G, "bob").await,
         Err(StoreError::NotFound { .. })
     ));
-    assert_eq!(store.subject("alice", MODEL).await.unwrap(), Some(vec![]));
+    assert_eq!(
+        store.subject(G, "alice", MODEL).await.unwrap(),
+        Some(vec![])
+    );
     assert_eq!(templates_of(&store, "alice", OTHER_MODEL).await.len(), 1);
     assert!(store.load_templates(MODEL).await.unwrap().is_empty());
 
     assert_eq!(store.delete_model("no-such-model").await.unwrap(), 0);
     assert_eq!(store.delete_model(OTHER_MODEL).await.unwrap(), 2);
     assert_eq!(store.models().await.unwrap(), vec![]);
-    assert_eq!(store.subject("alice", OTHER_MODEL).await.unwrap(), None);
+    assert_eq!(store.subject(G, "alice", OTHER_MODEL).await.unwrap(), None);
 }
 
 async fn load_templates_in_id_order(db: Db) {
@@ -609,9 +757,10 @@ async fn mixed_dimensions_on_disk_are_corrupt(db: Db) {
     let raw = raw_pool(&db.url).await;
     sqlx::query(
         "INSERT INTO templates \
-         (subject_id, model_id, aspect, side, image_sha256, embedding, created_at_ms) \
-         VALUES ($1, $2, 1, 0, $3, $4, 0)",
+         (gallery, subject_id, model_id, aspect, side, image_sha256, embedding, created_at_ms) \
+         VALUES ($1, $2, $3, 1, 0, $4, $5, 0)",
     )
+    .bind(G)
     .bind("alice")
     .bind(MODEL)
     .bind(sha(2))
@@ -622,7 +771,7 @@ async fn mixed_dimensions_on_disk_are_corrupt(db: Db) {
     raw.close().await;
     for result in [
         store.load_templates(MODEL).await,
-        store.subject("alice", MODEL).await.map(|s| s.unwrap()),
+        store.subject(G, "alice", MODEL).await.map(|s| s.unwrap()),
     ] {
         let err = result.unwrap_err();
         assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");

@@ -153,6 +153,13 @@ pub async fn client(server: &RunningServer) -> HandMatchClient<Channel> {
         .max_encoding_message_size(64 << 20)
 }
 
+/// The evaluation client's connection (no key: these servers run without authentication).
+pub async fn eval_client(server: &RunningServer) -> handmatch_eval::client::Client {
+    handmatch_eval::client::connect(&format!("http://{}", server.addr))
+        .await
+        .unwrap()
+}
+
 /// The bytes of the `nth` synthetic image of one aspect.
 pub fn hand_image(aspect: handmatch_core::hand_image::Aspect, nth: usize) -> Vec<u8> {
     let img = hands()

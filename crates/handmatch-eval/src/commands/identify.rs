@@ -61,6 +61,7 @@ pub async fn run(a: IdentifyArgs) -> anyhow::Result<()> {
             operating_point: a
                 .operating_point
                 .map_or(0, |p| pb::OperatingPoint::from(p) as i32),
+            gallery: a.server.gallery.clone(),
         })
         .await
         .map_err(|s| anyhow::anyhow!("Identify failed: {:?}: {}", s.code(), s.message()))?

@@ -21,7 +21,13 @@ pub async fn run(a: InfoArgs) -> anyhow::Result<()> {
     let info = loop {
         let attempt = async {
             let mut c = a.server.connect().await?;
-            Ok::<_, anyhow::Error>(c.get_info(pb::GetInfoRequest {}).await?.into_inner())
+            Ok::<_, anyhow::Error>(
+                c.get_info(pb::GetInfoRequest {
+                    gallery: a.server.gallery.clone(),
+                })
+                .await?
+                .into_inner(),
+            )
         };
         match attempt.await {
             Ok(info) => break info,

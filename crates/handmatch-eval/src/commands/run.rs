@@ -41,6 +41,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
     let images: Vec<&HandImage> = ds.images.iter().collect();
     let mut c = a.server.connect().await?;
     let opts = RunOptions {
+        gallery: a.server.gallery.clone(),
         concurrency: a.concurrency,
         non_mated: a.non_mated,
         seed: a.seed,
@@ -58,7 +59,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
     }
     print!("{}", outputs::markdown_table(&results));
     if a.cleanup {
-        let n = handmatch_eval::run::cleanup(&mut c, &images).await?;
+        let n = handmatch_eval::run::cleanup(&mut c, &a.server.gallery, &images).await?;
         eprintln!("deleted {n} subjects");
     }
     Ok(())
@@ -73,6 +74,11 @@ async fn thresholds(a: &RunArgs, c: &mut Client) -> anyhow::Result<Vec<(f32, Str
             .map(|t| (*t, "given".to_string()))
             .collect());
     }
-    let info = c.get_info(pb::GetInfoRequest {}).await?.into_inner();
+    let info = c
+        .get_info(pb::GetInfoRequest {
+            gallery: a.server.gallery.clone(),
+        })
+        .await?
+        .into_inner();
     handmatch_eval::run::model_thresholds(&info.training)
 }

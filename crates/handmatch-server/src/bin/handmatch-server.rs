@@ -1,19 +1,23 @@
 //! `handmatch-server`: the gRPC service. Every flag is also an environment variable.
 
 use clap::Parser;
-use handmatch_server::config::{Args, LogFormat};
+use handmatch_server::config::{Args, Command, LogFormat};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,ort=warn".into());
+    // Logs go to stderr: stdout carries only what a command prints (the key of `keys create`).
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match args.log_format {
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
-        LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init(),
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    if let Some(Command::Keys(keys)) = args.command {
+        return handmatch_server::keys_cli::run(keys, &mut std::io::stdout().lock()).await;
     }
     let server = handmatch_server::server::start(args).await?;
     server.run_until(shutdown_signal()).await

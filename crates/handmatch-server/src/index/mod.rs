@@ -1,9 +1,13 @@
-//! `GalleryIndex`: the exact in-memory index of enrolled templates. Each subject is scored
+//! `GalleryIndex`: the exact in-memory index of one gallery's enrolled templates. Each subject is scored
 //! by the cosine similarity between the query and its template (the normalised mean of its
 //! templates of the requested aspect). The store is the source of truth: the index is
 //! loaded from it at start and updated after every committed write.
 
+mod by_gallery;
+
 use std::collections::HashMap;
+
+pub use by_gallery::GalleryIndexes;
 
 use handmatch_core::hand_image::Aspect;
 use handmatch_core::template::{dot, mean_template};

@@ -2,6 +2,7 @@
 
 use tonic::{Code, Status};
 
+use crate::access::AccessError;
 use crate::store::StoreError;
 use handmatch_core::embed::queue::QueueError;
 use handmatch_core::embed::EmbedError;
@@ -11,7 +12,13 @@ pub enum ServiceError {
     #[error("{0}")]
     InvalidArgument(String),
     #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
     #[error("{0}")]
     FailedPrecondition(String),
     #[error("{0}")]
@@ -30,7 +37,10 @@ impl ServiceError {
     pub fn code(&self) -> Code {
         match self {
             ServiceError::InvalidArgument(_) => Code::InvalidArgument,
+            ServiceError::Unauthenticated(_) => Code::Unauthenticated,
+            ServiceError::PermissionDenied(_) => Code::PermissionDenied,
             ServiceError::NotFound(_) => Code::NotFound,
+            ServiceError::AlreadyExists(_) => Code::AlreadyExists,
             ServiceError::FailedPrecondition(_) => Code::FailedPrecondition,
             ServiceError::ResourceExhausted(_) => Code::ResourceExhausted,
             ServiceError::Unavailable(_) => Code::Unavailable,
@@ -54,9 +64,14 @@ impl From<StoreError> for ServiceError {
             StoreError::Unavailable(m) => {
                 ServiceError::Unavailable(format!("template store unavailable: {m}"))
             }
-            StoreError::NotFound { subject_id } => {
-                ServiceError::NotFound(format!("subject {subject_id:?} is not enrolled"))
-            }
+            StoreError::NotFound {
+                gallery,
+                subject_id,
+            } => ServiceError::NotFound(format!(
+                "subject {subject_id:?} is not enrolled in gallery {gallery:?}"
+            )),
+            e @ StoreError::NoSuchKey(_) => ServiceError::NotFound(e.to_string()),
+            StoreError::AlreadyExists(m) => ServiceError::AlreadyExists(m),
             StoreError::InvalidInput(m) => ServiceError::InvalidArgument(m),
             other => ServiceError::Internal(format!("template store: {other}")),
         }
@@ -72,6 +87,17 @@ impl From<QueueError> for ServiceError {
                 ServiceError::InvalidArgument(e.to_string())
             }
             QueueError::Embed(e) => ServiceError::Internal(format!("embedding failed: {e}")),
+        }
+    }
+}
+
+impl From<AccessError> for ServiceError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::Unauthenticated(m) => ServiceError::Unauthenticated(m),
+            AccessError::PermissionDenied(m) => ServiceError::PermissionDenied(m),
+            AccessError::InvalidRequest(m) => ServiceError::InvalidArgument(m),
+            AccessError::Store(e) => e.into(),
         }
     }
 }

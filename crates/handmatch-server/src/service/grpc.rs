@@ -1,17 +1,19 @@
-//! The gRPC surface: translates `handmatch.v1` messages to `Matcher` calls and back. Until
-//! the model is loaded and warmed up every RPC answers UNAVAILABLE (and health says
-//! NOT_SERVING).
+//! The gRPC surface: translates `handmatch.v1` messages to `Matcher` calls and back, after
+//! the key check (`Serving::authorize`). Until the model is loaded and warmed up every RPC
+//! answers UNAVAILABLE (and health says NOT_SERVING).
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use tokio::sync::OnceCell;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::error::ServiceError;
-use super::matcher::{Matcher, RequestImage, Timings};
+use super::matcher::{Matcher, RequestImage, Search, Timings};
 use super::operating_point::{Decision, OperatingPoint};
+use super::serving::{ready, Serving, ServingCell};
+use super::validate;
+use crate::access::{Grant, Scope};
 use crate::store::{HandSide, TemplateRecord};
 use handmatch_core::hand_image::Aspect;
 use handmatch_core::training_summary::TrainingSummary;
@@ -28,14 +30,14 @@ pub const TRANSPORT_MESSAGE_SLACK: usize = 2;
 
 #[derive(Clone)]
 pub struct HandMatchService {
-    matcher: Arc<OnceCell<Arc<Matcher>>>,
+    serving: ServingCell,
     max_message_bytes: usize,
 }
 
 impl HandMatchService {
-    pub fn new(matcher: Arc<OnceCell<Arc<Matcher>>>, max_message_bytes: usize) -> Self {
+    pub fn new(serving: ServingCell, max_message_bytes: usize) -> Self {
         Self {
-            matcher,
+            serving,
             max_message_bytes,
         }
     }
@@ -51,13 +53,21 @@ impl HandMatchService {
         Ok(())
     }
 
-    fn ready(&self) -> Result<Arc<Matcher>, ServiceError> {
-        self.matcher.get().cloned().ok_or_else(|| {
-            ServiceError::Unavailable(
-                "the server is starting (loading the model, waiting for the database); retry shortly"
-                    .into(),
-            )
-        })
+    fn ready(&self) -> Result<Serving, ServiceError> {
+        ready(&self.serving)
+    }
+
+    /// Ready, authenticated and authorised for `scope` on the gallery the request names:
+    /// the matcher and the resolved gallery.
+    async fn open<T>(
+        &self,
+        request: &Request<T>,
+        scope: Scope,
+        gallery: &str,
+    ) -> Result<(Arc<Matcher>, String), ServiceError> {
+        let serving = self.ready()?;
+        let gallery = serving.authorize(request, scope, gallery).await?;
+        Ok((serving.matcher, gallery))
     }
 }
 
@@ -149,9 +159,12 @@ fn timings(t: Timings) -> pb::Timings {
 
 async fn enroll(
     matcher: &Matcher,
+    gallery: &str,
     req: pb::EnrollRequest,
 ) -> Result<pb::EnrollResponse, ServiceError> {
-    let outcomes = matcher.enroll(&req.subject_id, images(req.images)?).await?;
+    let outcomes = matcher
+        .enroll(gallery, &req.subject_id, images(req.images)?)
+        .await?;
     Ok(pb::EnrollResponse {
         subject_id: req.subject_id,
         templates: outcomes
@@ -175,6 +188,17 @@ fn template_info(t: TemplateRecord) -> pb::TemplateInfo {
     }
 }
 
+/// One stream item: its gallery checked against the stream's grant, then enrolled.
+async fn enroll_item(
+    matcher: &Matcher,
+    grant: &Grant,
+    item: pb::EnrollRequest,
+) -> Result<pb::EnrollResponse, ServiceError> {
+    let gallery = validate::gallery(&item.gallery)?;
+    grant.allow(Scope::Enroll, Some(&gallery))?;
+    enroll(matcher, &gallery, item).await
+}
+
 type EnrollStreamOut = Pin<Box<dyn Stream<Item = Result<pb::EnrollStreamResult, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -183,9 +207,13 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
         &self,
         request: Request<pb::EnrollRequest>,
     ) -> Result<Response<pb::EnrollResponse>, Status> {
-        let matcher = self.ready()?;
+        let (matcher, gallery) = self
+            .open(&request, Scope::Enroll, &request.get_ref().gallery)
+            .await?;
         self.within_limit(request.get_ref())?;
-        Ok(Response::new(enroll(&matcher, request.into_inner()).await?))
+        Ok(Response::new(
+            enroll(&matcher, &gallery, request.into_inner()).await?,
+        ))
     }
 
     type EnrollStreamStream = EnrollStreamOut;
@@ -194,18 +222,24 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
         &self,
         request: Request<Streaming<pb::EnrollRequest>>,
     ) -> Result<Response<Self::EnrollStreamStream>, Status> {
-        let matcher = self.ready()?;
+        let serving = self.ready()?;
+        // The key is checked once for the stream, each item's gallery as it comes.
+        let grant = serving.grant(&request).await?;
+        grant
+            .allow(Scope::Enroll, None)
+            .map_err(ServiceError::from)?;
+        let matcher = serving.matcher;
         let input = request.into_inner();
         let service = self.clone();
         let output = input
             .enumerate()
             .map(move |(index, item)| {
-                let matcher = matcher.clone();
+                let (matcher, grant) = (matcher.clone(), grant.clone());
                 let service = service.clone();
                 async move {
                     let item = item?; // a transport error ends the stream
                     let enrolled = match service.within_limit(&item) {
-                        Ok(()) => enroll(&matcher, item).await,
+                        Ok(()) => enroll_item(&matcher, &grant, item).await,
                         Err(e) => Err(e),
                     };
                     let result = match enrolled {
@@ -229,20 +263,19 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
         &self,
         request: Request<pb::IdentifyRequest>,
     ) -> Result<Response<pb::IdentifyResponse>, Status> {
-        let matcher = self.ready()?;
+        let (matcher, gallery) = self
+            .open(&request, Scope::Identify, &request.get_ref().gallery)
+            .await?;
         self.within_limit(request.get_ref())?;
         let req = request.into_inner();
-        let gallery = gallery_aspect(req.gallery_aspect)?;
-        let point = operating_point(req.operating_point)?;
-        let found = matcher
-            .identify(
-                images(req.images)?,
-                req.top_k,
-                gallery,
-                req.min_score,
-                point,
-            )
-            .await?;
+        let search = Search {
+            gallery,
+            aspect: gallery_aspect(req.gallery_aspect)?,
+            top_k: req.top_k,
+            min_score: req.min_score,
+            point: operating_point(req.operating_point)?,
+        };
+        let found = matcher.identify(images(req.images)?, search).await?;
         Ok(Response::new(pb::IdentifyResponse {
             candidates: found
                 .candidates
@@ -265,12 +298,20 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
-        let matcher = self.ready()?;
+        let (matcher, gallery) = self
+            .open(&request, Scope::Verify, &request.get_ref().gallery)
+            .await?;
         self.within_limit(request.get_ref())?;
         let req = request.into_inner();
-        let gallery = gallery_aspect(req.gallery_aspect)?;
+        let aspect = gallery_aspect(req.gallery_aspect)?;
         let v = matcher
-            .verify(&req.subject_id, images(req.images)?, gallery, req.threshold)
+            .verify(
+                &gallery,
+                &req.subject_id,
+                images(req.images)?,
+                aspect,
+                req.threshold,
+            )
             .await?;
         Ok(Response::new(pb::VerifyResponse {
             score: v.score,
@@ -285,8 +326,12 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
         &self,
         request: Request<pb::DeleteSubjectRequest>,
     ) -> Result<Response<pb::DeleteSubjectResponse>, Status> {
-        let matcher = self.ready()?;
-        let deleted = matcher.delete(&request.into_inner().subject_id).await?;
+        let (matcher, gallery) = self
+            .open(&request, Scope::Delete, &request.get_ref().gallery)
+            .await?;
+        let deleted = matcher
+            .delete(&gallery, &request.into_inner().subject_id)
+            .await?;
         Ok(Response::new(pb::DeleteSubjectResponse {
             templates_deleted: deleted,
         }))
@@ -296,12 +341,15 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
         &self,
         request: Request<pb::GetSubjectRequest>,
     ) -> Result<Response<pb::Subject>, Status> {
-        let matcher = self.ready()?;
+        let (matcher, gallery) = self
+            .open(&request, Scope::Read, &request.get_ref().gallery)
+            .await?;
         let subject_id = request.into_inner().subject_id;
-        let templates = matcher.subject(&subject_id).await?;
+        let templates = matcher.subject(&gallery, &subject_id).await?;
         Ok(Response::new(pb::Subject {
             subject_id,
             templates: templates.into_iter().map(template_info).collect(),
+            gallery,
         }))
     }
 
@@ -309,9 +357,13 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
         &self,
         request: Request<pb::ListSubjectsRequest>,
     ) -> Result<Response<pb::ListSubjectsResponse>, Status> {
-        let matcher = self.ready()?;
+        let (matcher, gallery) = self
+            .open(&request, Scope::Read, &request.get_ref().gallery)
+            .await?;
         let req = request.into_inner();
-        let (page, next_page_token) = matcher.list(req.page_size, &req.page_token).await?;
+        let (page, next_page_token) = matcher
+            .list(&gallery, req.page_size, &req.page_token)
+            .await?;
         Ok(Response::new(pb::ListSubjectsResponse {
             subjects: page
                 .into_iter()
@@ -327,11 +379,13 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
 
     async fn get_info(
         &self,
-        _: Request<pb::GetInfoRequest>,
+        request: Request<pb::GetInfoRequest>,
     ) -> Result<Response<pb::InfoResponse>, Status> {
-        let matcher = self.ready()?;
+        let (matcher, gallery) = self
+            .open(&request, Scope::Read, &request.get_ref().gallery)
+            .await?;
         let meta = matcher.metadata();
-        let gallery = matcher.gallery();
+        let gallery = matcher.gallery_stats(&gallery);
         Ok(Response::new(pb::InfoResponse {
             model_id: meta.model_id.clone(),
             backbone: meta.backbone.clone(),

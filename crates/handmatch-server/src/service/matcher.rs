@@ -1,5 +1,6 @@
 //! `Matcher`: the service's operations, independent of gRPC: checks, embedding, and the
-//! gallery's searches and writes (`gallery`).
+//! searches and writes of one gallery at a time (`templates`). Gallery names reach it
+//! validated (`validate::gallery`) and authorised.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,12 +9,12 @@ use ndarray::Array2;
 
 use super::admission::{Admission, AdmissionLimits};
 use super::error::ServiceError;
-use super::gallery::Gallery;
 use super::images::{prepare, request_cost};
 use super::operating_point::{Decision, OperatingPoint};
 use super::page_token;
+use super::templates::Templates;
 use super::validate;
-use crate::index::Match;
+use crate::index::{GalleryIndex, Match};
 use crate::store::{
     EnrollOutcome, HandSide, NewTemplate, SubjectSummary, TemplateRecord, TemplateStore,
 };
@@ -39,6 +40,16 @@ pub struct Timings {
     pub search: Duration,
 }
 
+/// What Identify searches, and how.
+pub struct Search {
+    pub gallery: String,
+    /// Which templates to compare against.
+    pub aspect: Aspect,
+    pub top_k: Option<u32>,
+    pub min_score: Option<f32>,
+    pub point: Option<OperatingPoint>,
+}
+
 pub struct Identification {
     pub candidates: Vec<Match>,
     /// With an operating point: whether the best candidate is a match.
@@ -60,6 +71,7 @@ pub struct MatcherLimits {
     pub verify_threshold: Option<f32>,
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GalleryStats {
     pub subjects: usize,
     pub templates: usize,
@@ -67,7 +79,7 @@ pub struct GalleryStats {
 
 pub struct Matcher {
     queue: EmbedQueue,
-    gallery: Arc<Gallery>,
+    templates: Arc<Templates>,
     admission: Admission,
     limits: MatcherLimits,
 }
@@ -80,10 +92,10 @@ impl Matcher {
         limits: MatcherLimits,
     ) -> Result<Arc<Self>, ServiceError> {
         let meta = queue.metadata();
-        let gallery = Gallery::load(store, &meta.model_id, meta.embedding_dim).await?;
+        let templates = Templates::load(store, &meta.model_id, meta.embedding_dim).await?;
         Ok(Arc::new(Self {
             queue,
-            gallery,
+            templates,
             admission: Admission::new(limits.admission),
             limits,
         }))
@@ -101,12 +113,20 @@ impl Matcher {
         self.limits.verify_threshold
     }
 
-    pub fn gallery(&self) -> GalleryStats {
-        let index = self.gallery.index();
-        GalleryStats {
-            subjects: index.subject_count(),
-            templates: index.template_count(),
-        }
+    /// The sizes of one gallery (zero for a gallery nobody enrolled in).
+    pub fn gallery_stats(&self, gallery: &str) -> GalleryStats {
+        let indexes = self.templates.index();
+        indexes
+            .gallery(gallery)
+            .map_or_else(GalleryStats::default, |g| GalleryStats {
+                subjects: g.subject_count(),
+                templates: g.template_count(),
+            })
+    }
+
+    /// Runs `f` on the gallery's index under the read lock; `None` for an empty gallery.
+    fn with_gallery<T>(&self, gallery: &str, f: impl FnOnce(&GalleryIndex) -> T) -> Option<T> {
+        self.templates.index().gallery(gallery).map(f)
     }
 
     pub fn embedding_worker_running(&self) -> bool {
@@ -114,7 +134,7 @@ impl Matcher {
     }
 
     pub fn store(&self) -> &TemplateStore {
-        self.gallery.store()
+        self.templates.store()
     }
 
     /// Decodes and embeds; returns one unit-length row per image.
@@ -157,6 +177,7 @@ impl Matcher {
 
     pub async fn enroll(
         &self,
+        gallery: &str,
         subject_id: &str,
         images: Vec<RequestImage>,
     ) -> Result<Vec<EnrollOutcome>, ServiceError> {
@@ -178,6 +199,7 @@ impl Matcher {
             .zip(sha256)
             .zip(&sides)
             .map(|((row, sha), &(aspect, side))| NewTemplate {
+                gallery: gallery.to_string(),
                 subject_id: subject_id.to_string(),
                 aspect,
                 side,
@@ -186,34 +208,49 @@ impl Matcher {
             })
             .collect();
         let model_id = self.metadata().model_id.clone();
-        self.gallery.enroll(model_id, items).await
+        self.templates.enroll(model_id, items).await
     }
 
     pub async fn identify(
         &self,
         images: Vec<RequestImage>,
-        top_k: Option<u32>,
-        gallery: Aspect,
-        min_score: Option<f32>,
-        point: Option<OperatingPoint>,
+        search: Search,
     ) -> Result<Identification, ServiceError> {
+        let Search {
+            gallery,
+            aspect,
+            top_k,
+            min_score,
+            point,
+        } = search;
         let top_k = validate::top_k(top_k)?;
         let min_score = validate::score("min_score", min_score)?;
         let threshold = point.map(|p| p.threshold(self.metadata())).transpose()?;
-        if self.gallery.index().subjects_with(gallery) == 0 {
-            return Err(ServiceError::FailedPrecondition(format!(
-                "the gallery has no {} templates: enroll subjects first",
-                gallery.as_str()
-            )));
+        let empty = || {
+            ServiceError::FailedPrecondition(format!(
+                "gallery {gallery:?} has no {} templates: enroll subjects first",
+                aspect.as_str()
+            ))
+        };
+        if self
+            .with_gallery(&gallery, |g| g.subjects_with(aspect))
+            .unwrap_or(0)
+            == 0
+        {
+            return Err(empty());
         }
         let mut timings = Timings::default();
         let query = self.query(images, &mut timings).await?;
         let start = Instant::now();
-        let index = self.gallery.index();
         // Unfiltered first: the decision is about the best candidate whatever min_score says.
-        let mut candidates = index.search(&query, gallery, top_k, None);
-        let gallery_subjects = index.subjects_with(gallery);
-        drop(index);
+        let (mut candidates, gallery_subjects) = self
+            .with_gallery(&gallery, |g| {
+                (
+                    g.search(&query, aspect, top_k, None),
+                    g.subjects_with(aspect),
+                )
+            })
+            .ok_or_else(empty)?;
         let decision = point
             .zip(threshold)
             .zip(candidates.first())
@@ -230,29 +267,29 @@ impl Matcher {
 
     pub async fn verify(
         &self,
+        gallery: &str,
         subject_id: &str,
         images: Vec<RequestImage>,
-        gallery: Aspect,
+        aspect: Aspect,
         threshold: Option<f32>,
     ) -> Result<Verification, ServiceError> {
         validate::subject_id(subject_id)?;
         let threshold = validate::score("threshold", threshold)?.or(self.limits.verify_threshold);
         let not_found = || {
             ServiceError::NotFound(format!(
-                "subject {subject_id:?} has no {} templates",
-                gallery.as_str()
+                "subject {subject_id:?} has no {} templates in gallery {gallery:?}",
+                aspect.as_str()
             ))
         };
-        if !self.gallery.index().has(subject_id, gallery) {
+        if self.with_gallery(gallery, |g| g.has(subject_id, aspect)) != Some(true) {
             return Err(not_found());
         }
         let mut timings = Timings::default();
         let query = self.query(images, &mut timings).await?;
         let start = Instant::now();
         let score = self
-            .gallery
-            .index()
-            .score(subject_id, &query, gallery)
+            .with_gallery(gallery, |g| g.score(subject_id, &query, aspect))
+            .flatten()
             .ok_or_else(not_found)?;
         timings.search = start.elapsed();
         Ok(Verification {
@@ -262,18 +299,24 @@ impl Matcher {
         })
     }
 
-    pub async fn delete(&self, subject_id: &str) -> Result<u64, ServiceError> {
+    pub async fn delete(&self, gallery: &str, subject_id: &str) -> Result<u64, ServiceError> {
         validate::subject_id(subject_id)?;
-        self.gallery.delete(subject_id.to_string()).await
+        self.templates
+            .delete(gallery.to_string(), subject_id.to_string())
+            .await
     }
 
-    pub async fn subject(&self, subject_id: &str) -> Result<Vec<TemplateRecord>, ServiceError> {
+    pub async fn subject(
+        &self,
+        gallery: &str,
+        subject_id: &str,
+    ) -> Result<Vec<TemplateRecord>, ServiceError> {
         validate::subject_id(subject_id)?;
         let model_id = &self.metadata().model_id;
-        match self.store().subject(subject_id, model_id).await? {
+        match self.store().subject(gallery, subject_id, model_id).await? {
             Some(t) if !t.is_empty() => Ok(t),
             _ => Err(ServiceError::NotFound(format!(
-                "subject {subject_id:?} is not enrolled"
+                "subject {subject_id:?} is not enrolled in gallery {gallery:?}"
             ))),
         }
     }
@@ -281,6 +324,7 @@ impl Matcher {
     /// A page of subjects and the token of the next (empty after the last).
     pub async fn list(
         &self,
+        gallery: &str,
         page_size: Option<u32>,
         page_token: &str,
     ) -> Result<(Vec<SubjectSummary>, String), ServiceError> {
@@ -288,7 +332,12 @@ impl Matcher {
         let after = page_token::decode(page_token)?;
         let (page, next) = self
             .store()
-            .list_subjects(&self.metadata().model_id, page_size, after.as_deref())
+            .list_subjects(
+                &self.metadata().model_id,
+                gallery,
+                page_size,
+                after.as_deref(),
+            )
             .await?;
         Ok((
             page,

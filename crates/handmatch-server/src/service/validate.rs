@@ -4,9 +4,20 @@ use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use super::error::ServiceError;
+use crate::store::check_name;
 use handmatch_proto::limits::{
-    DEFAULT_PAGE_SIZE, DEFAULT_TOP_K, MAX_PAGE_SIZE, MAX_SUBJECT_ID_CHARS, MAX_TOP_K,
+    DEFAULT_GALLERY, DEFAULT_PAGE_SIZE, DEFAULT_TOP_K, MAX_PAGE_SIZE, MAX_SUBJECT_ID_CHARS,
+    MAX_TOP_K,
 };
+
+/// The gallery a request names: "default" when it names none.
+pub fn gallery(name: &str) -> Result<String, ServiceError> {
+    if name.is_empty() {
+        return Ok(DEFAULT_GALLERY.to_string());
+    }
+    check_name("gallery", name).map_err(ServiceError::InvalidArgument)?;
+    Ok(name.to_string())
+}
 
 pub fn subject_id(id: &str) -> Result<(), ServiceError> {
     let n = id.chars().count();

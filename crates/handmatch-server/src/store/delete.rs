@@ -4,17 +4,19 @@ use super::error::StoreError;
 use super::template_store::TemplateStore;
 
 impl TemplateStore {
-    /// Deletes the subject and all its templates, of every model; returns how many templates
-    /// went. `NotFound` if the subject does not exist.
-    pub async fn delete_subject(&self, subject_id: &str) -> Result<u64, StoreError> {
+    /// Deletes the gallery's subject and all its templates, of every model; returns how many
+    /// templates went. `NotFound` if the subject does not exist in that gallery.
+    pub async fn delete_subject(&self, gallery: &str, subject_id: &str) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Deleted explicitly rather than by the cascade, whose rows no driver counts.
-        let templates = sqlx::query("DELETE FROM templates WHERE subject_id = $1")
+        let templates = sqlx::query("DELETE FROM templates WHERE gallery = $1 AND subject_id = $2")
+            .bind(gallery)
             .bind(subject_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        let subjects = sqlx::query("DELETE FROM subjects WHERE subject_id = $1")
+        let subjects = sqlx::query("DELETE FROM subjects WHERE gallery = $1 AND subject_id = $2")
+            .bind(gallery)
             .bind(subject_id)
             .execute(&mut *tx)
             .await?
@@ -23,6 +25,7 @@ impl TemplateStore {
             // Nothing was deleted either (templates cannot outlive their subject); dropping
             // the transaction rolls it back.
             return Err(StoreError::NotFound {
+                gallery: gallery.to_string(),
                 subject_id: subject_id.to_string(),
             });
         }
@@ -43,7 +46,8 @@ impl TemplateStore {
         // just those this model's deletion emptied.
         sqlx::query(
             "DELETE FROM subjects WHERE NOT EXISTS \
-             (SELECT 1 FROM templates t WHERE t.subject_id = subjects.subject_id)",
+             (SELECT 1 FROM templates t \
+              WHERE t.gallery = subjects.gallery AND t.subject_id = subjects.subject_id)",
         )
         .execute(&mut *tx)
         .await?;

@@ -36,7 +36,7 @@ impl TemplateStore {
         let mut outcomes = Vec::with_capacity(items.len());
         for (i, (item, sha)) in items.iter().zip(&hashes).enumerate() {
             let outcome = async {
-                insert_subject(&mut tx, &item.subject_id, now).await?;
+                insert_subject(&mut tx, item, now).await?;
                 if i == 0 {
                     // After the first write, not before: a SQLite transaction that reads first
                     // and writes second fails outright (SQLITE_BUSY_SNAPSHOT) if another
@@ -55,7 +55,10 @@ impl TemplateStore {
 }
 
 fn item_label(index: usize, item: &NewTemplate) -> String {
-    format!("item {index} (subject {:?})", item.subject_id)
+    format!(
+        "item {index} (subject {:?} of gallery {:?})",
+        item.subject_id, item.gallery
+    )
 }
 
 /// Checks what the schema cannot express; returns the canonical (lowercase) hash.
@@ -86,14 +89,15 @@ fn validate(item: &NewTemplate, dimension: usize) -> Result<String, StoreError> 
 
 async fn insert_subject(
     tx: &mut Transaction<'static, Any>,
-    subject_id: &str,
+    item: &NewTemplate,
     now: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO subjects (subject_id, created_at_ms) VALUES ($1, $2) \
-         ON CONFLICT (subject_id) DO NOTHING",
+        "INSERT INTO subjects (gallery, subject_id, created_at_ms) VALUES ($1, $2, $3) \
+         ON CONFLICT (gallery, subject_id) DO NOTHING",
     )
-    .bind(subject_id)
+    .bind(&item.gallery)
+    .bind(&item.subject_id)
     .bind(now)
     .execute(&mut **tx)
     .await?;
@@ -131,11 +135,12 @@ async fn insert_template(
 ) -> Result<EnrollOutcome, StoreError> {
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO templates \
-         (subject_id, model_id, aspect, side, image_sha256, embedding, created_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (subject_id, image_sha256, model_id) DO NOTHING \
+         (gallery, subject_id, model_id, aspect, side, image_sha256, embedding, created_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (gallery, subject_id, image_sha256, model_id) DO NOTHING \
          RETURNING template_id",
     )
+    .bind(&item.gallery)
     .bind(&item.subject_id)
     .bind(model_id)
     .bind(aspect_code(item.aspect))
@@ -153,8 +158,9 @@ async fn insert_template(
     }
     let existing = sqlx::query(
         "SELECT template_id FROM templates \
-         WHERE subject_id = $1 AND image_sha256 = $2 AND model_id = $3",
+         WHERE gallery = $1 AND subject_id = $2 AND image_sha256 = $3 AND model_id = $4",
     )
+    .bind(&item.gallery)
     .bind(&item.subject_id)
     .bind(sha)
     .bind(model_id)
@@ -180,6 +186,7 @@ mod tests {
 
     fn item(sha: &str, embedding: Vec<f32>) -> NewTemplate {
         NewTemplate {
+            gallery: "default".into(),
             subject_id: "s".into(),
             aspect: Aspect::Dorsal,
             side: HandSide::Unknown,

@@ -9,8 +9,12 @@ pub enum StoreError {
     /// The service maps it to UNAVAILABLE.
     #[error("template store unavailable: {0}")]
     Unavailable(String),
-    #[error("subject {subject_id:?} not found")]
-    NotFound { subject_id: String },
+    #[error("no API key is named {0:?}")]
+    NoSuchKey(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("subject {subject_id:?} not found in gallery {gallery:?}")]
+    NotFound { gallery: String, subject_id: String },
     /// The request breaks the store's rules (malformed hash, non-finite embedding, embedding
     /// dimension differing from the model's, subject id too long, ...). The service maps it to
     /// INVALID_ARGUMENT.
@@ -36,7 +40,9 @@ impl StoreError {
             StoreError::Corrupt(m) => StoreError::Corrupt(format!("{what}: {m}")),
             StoreError::Migration(m) => StoreError::Migration(format!("{what}: {m}")),
             StoreError::Database(m) => StoreError::Database(format!("{what}: {m}")),
-            not_found @ StoreError::NotFound { .. } => not_found,
+            kept @ (StoreError::NotFound { .. }
+            | StoreError::NoSuchKey(_)
+            | StoreError::AlreadyExists(_)) => kept,
         }
     }
 }

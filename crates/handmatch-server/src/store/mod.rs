@@ -5,17 +5,21 @@
 //! to what both dialects share (`$n` placeholders, `ON CONFLICT`, `RETURNING`, aggregate
 //! `FILTER`). Only the migrations differ per dialect.
 
+mod api_keys;
 mod delete;
 mod embedding;
 mod enroll;
 mod error;
 mod migrate;
+mod names;
 mod read;
 mod records;
 mod target;
 mod template_store;
 
+pub use api_keys::{ApiKeyRecord, NewApiKey, ALL_GALLERIES};
 pub use error::StoreError;
 pub use handmatch_core::hand_image::Aspect;
+pub use names::check_name;
 pub use records::{EnrollOutcome, HandSide, NewTemplate, SubjectSummary, TemplateRecord};
 pub use template_store::TemplateStore;

@@ -11,15 +11,17 @@ use super::template_store::TemplateStore;
 use handmatch_proto::limits::MAX_PAGE_SIZE;
 
 /// Qualified with `t`, the alias every query gives `templates`.
-const TEMPLATE_COLUMNS: &str = "t.template_id, t.subject_id, t.aspect, t.side, t.image_sha256, \
+const TEMPLATE_COLUMNS: &str =
+    "t.template_id, t.gallery, t.subject_id, t.aspect, t.side, t.image_sha256, \
      t.embedding, t.created_at_ms";
 
 impl TemplateStore {
-    /// The subject's templates for `model_id`, embeddings included, ordered by template_id;
-    /// `None` if the subject does not exist (`Some(empty)` if it has templates of other models
-    /// only).
+    /// The templates for `model_id` of the gallery's subject, embeddings included, ordered by
+    /// template_id; `None` if the subject does not exist in that gallery (`Some(empty)` if it
+    /// has templates of other models only).
     pub async fn subject(
         &self,
+        gallery: &str,
         subject_id: &str,
         model_id: &str,
     ) -> Result<Option<Vec<TemplateRecord>>, StoreError> {
@@ -27,9 +29,11 @@ impl TemplateStore {
         // templates": a subject without templates of this model yields a single row of NULLs.
         let rows = sqlx::query(&format!(
             "SELECT {TEMPLATE_COLUMNS} FROM subjects s \
-             LEFT JOIN templates t ON t.subject_id = s.subject_id AND t.model_id = $2 \
-             WHERE s.subject_id = $1 ORDER BY t.template_id"
+             LEFT JOIN templates t \
+               ON t.gallery = s.gallery AND t.subject_id = s.subject_id AND t.model_id = $3 \
+             WHERE s.gallery = $1 AND s.subject_id = $2 ORDER BY t.template_id"
         ))
+        .bind(gallery)
         .bind(subject_id)
         .bind(model_id)
         .fetch_all(&self.pool)
@@ -43,8 +47,8 @@ impl TemplateStore {
         records(&rows, model_id).map(Some)
     }
 
-    /// Every template of `model_id`, ordered by template_id: what the in-memory index is
-    /// built from at start.
+    /// Every template of `model_id`, of every gallery, ordered by template_id: what the
+    /// in-memory indexes are built from at start.
     pub async fn load_templates(&self, model_id: &str) -> Result<Vec<TemplateRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {TEMPLATE_COLUMNS} FROM templates t \
@@ -56,13 +60,14 @@ impl TemplateStore {
         records(&rows, model_id)
     }
 
-    /// One page of the subjects having at least one template of `model_id`, by subject_id
+    /// One page of the gallery's subjects having at least one template of `model_id`, by subject_id
     /// ascending (bytewise, on both backends), starting after `after`. Returns the page and,
     /// if more subjects follow, the last subject_id of the page to pass as the next `after`.
     /// `page_size` is capped at [`MAX_PAGE_SIZE`]; 0 is `InvalidInput`.
     pub async fn list_subjects(
         &self,
         model_id: &str,
+        gallery: &str,
         page_size: u32,
         after: Option<&str>,
     ) -> Result<(Vec<SubjectSummary>, Option<String>), StoreError> {
@@ -77,10 +82,11 @@ impl TemplateStore {
                COUNT(*) FILTER (WHERE aspect = 1) AS dorsal, \
                COUNT(*) FILTER (WHERE aspect = 2) AS palmar \
              FROM templates \
-             WHERE model_id = $1 AND subject_id > $2 \
-             GROUP BY subject_id ORDER BY subject_id LIMIT $3",
+             WHERE model_id = $1 AND gallery = $2 AND subject_id > $3 \
+             GROUP BY subject_id ORDER BY subject_id LIMIT $4",
         )
         .bind(model_id)
+        .bind(gallery)
         .bind(after.unwrap_or(""))
         // One extra row tells whether another page follows.
         .bind(page_size as i64 + 1)
@@ -151,6 +157,7 @@ fn record(row: &AnyRow, template_id: i64) -> Result<TemplateRecord, StoreError> 
     let blob: Vec<u8> = row.try_get("embedding")?;
     Ok(TemplateRecord {
         template_id,
+        gallery: row.try_get("gallery")?,
         subject_id: row.try_get("subject_id")?,
         aspect: aspect_from_code(row.try_get("aspect")?)?,
         side: side_from_code(row.try_get("side")?)?,

@@ -24,6 +24,8 @@ impl From<Side> for HandSide {
 /// One template to enroll under the model given to [`super::TemplateStore::enroll`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTemplate {
+    /// The gallery the subject belongs to (a subject id is unique within its gallery).
+    pub gallery: String,
     pub subject_id: String,
     pub aspect: Aspect,
     pub side: HandSide,
@@ -43,6 +45,7 @@ pub struct EnrollOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TemplateRecord {
     pub template_id: i64,
+    pub gallery: String,
     pub subject_id: String,
     pub aspect: Aspect,
     pub side: HandSide,

@@ -1,6 +1,6 @@
-//! `Gallery`: the durable template store and the in-memory index, kept in step. Writes go
-//! to the store first and reach the index only after their transaction committed, under
-//! one write lock, so a template is searchable only when it is durable. Each write runs in a
+//! `Templates`: the durable template store and the in-memory per-gallery indexes, kept in
+//! step. Writes go to the store first and reach the index only after their transaction
+//! committed, under one write lock, so a template is searchable only when it is durable. Each write runs in a
 //! task of its own that the request merely awaits: a client that gives up (deadline,
 //! cancellation) drops the request future, but not the commit nor the index update after it.
 
@@ -9,27 +9,27 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use super::error::ServiceError;
-use crate::index::{GalleryIndex, IndexedTemplate};
+use crate::index::{GalleryIndexes, IndexedTemplate};
 use crate::store::{EnrollOutcome, NewTemplate, StoreError, TemplateStore};
 
 /// Longest a write waits for the one before it, and longest the store may take to answer
 /// one: a database that hangs turns into UNAVAILABLE instead of a queue of stuck writes.
 const WRITE_WAIT: Duration = Duration::from_secs(15);
 
-pub struct Gallery {
+pub struct Templates {
     store: TemplateStore,
-    index: RwLock<GalleryIndex>,
+    index: RwLock<GalleryIndexes>,
     write_lock: tokio::sync::Mutex<()>,
 }
 
-impl Gallery {
-    /// Loads `model_id`'s templates from the store into a fresh index.
+impl Templates {
+    /// Loads `model_id`'s templates, of every gallery, from the store into fresh indexes.
     pub async fn load(
         store: TemplateStore,
         model_id: &str,
         dim: usize,
     ) -> Result<Arc<Self>, ServiceError> {
-        let mut index = GalleryIndex::new(dim);
+        let mut index = GalleryIndexes::new(dim);
         let records = store.load_templates(model_id).await?;
         let count = records.len();
         for r in records {
@@ -41,6 +41,7 @@ impl Gallery {
                 )));
             }
             index.insert(
+                &r.gallery,
                 &r.subject_id,
                 [IndexedTemplate {
                     template_id: r.template_id,
@@ -51,8 +52,8 @@ impl Gallery {
         }
         tracing::info!(
             templates = count,
-            subjects = index.subject_count(),
-            "gallery loaded"
+            subjects = index.totals().0,
+            "galleries loaded"
         );
         Ok(Arc::new(Self {
             store,
@@ -68,11 +69,11 @@ impl Gallery {
     /// The index for searching. A panic while the lock was held cannot leave it half
     /// updated (every update is one call that does not panic midway), so a poisoned lock
     /// is still a consistent index, not a reason for a permanent outage.
-    pub fn index(&self) -> RwLockReadGuard<'_, GalleryIndex> {
+    pub fn index(&self) -> RwLockReadGuard<'_, GalleryIndexes> {
         self.index.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn index_mut(&self) -> RwLockWriteGuard<'_, GalleryIndex> {
+    fn index_mut(&self) -> RwLockWriteGuard<'_, GalleryIndexes> {
         self.index.write().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -83,14 +84,18 @@ impl Gallery {
         model_id: String,
         items: Vec<NewTemplate>,
     ) -> Result<Vec<EnrollOutcome>, ServiceError> {
-        let gallery = self.clone();
+        let templates = self.clone();
         detached(async move {
-            let _write = gallery.write_turn().await?;
-            let outcomes = answered(gallery.store.enroll(&model_id, &items)).await?;
-            let Some(subject_id) = items.first().map(|i| i.subject_id.clone()) else {
+            let _write = templates.write_turn().await?;
+            let outcomes = answered(templates.store.enroll(&model_id, &items)).await?;
+            let Some((gallery, subject_id)) = items
+                .first()
+                .map(|i| (i.gallery.clone(), i.subject_id.clone()))
+            else {
                 return Ok(outcomes);
             };
-            gallery.index_mut().insert(
+            templates.index_mut().insert(
+                &gallery,
                 &subject_id,
                 outcomes.iter().zip(items).map(|(o, item)| IndexedTemplate {
                     template_id: o.template_id,
@@ -108,12 +113,16 @@ impl Gallery {
     /// the store then does: commit slowly, find nothing, fail, or fail after committing.
     /// (A store that failed still holds it; it comes back into the index at the next start
     /// unless the client's retry deletes it. An erasure must not fail open.)
-    pub async fn delete(self: &Arc<Self>, subject_id: String) -> Result<u64, ServiceError> {
-        let gallery = self.clone();
+    pub async fn delete(
+        self: &Arc<Self>,
+        gallery: String,
+        subject_id: String,
+    ) -> Result<u64, ServiceError> {
+        let templates = self.clone();
         detached(async move {
-            let _write = gallery.write_turn().await?;
-            gallery.index_mut().remove_subject(&subject_id);
-            answered(gallery.store.delete_subject(&subject_id)).await
+            let _write = templates.write_turn().await?;
+            templates.index_mut().remove_subject(&gallery, &subject_id);
+            answered(templates.store.delete_subject(&gallery, &subject_id)).await
         })
         .await
     }
@@ -146,5 +155,5 @@ async fn detached<T: Send + 'static>(
 ) -> Result<T, ServiceError> {
     tokio::spawn(work)
         .await
-        .map_err(|e| ServiceError::Internal(format!("a gallery write failed: {e}")))?
+        .map_err(|e| ServiceError::Internal(format!("a template write failed: {e}")))?
 }

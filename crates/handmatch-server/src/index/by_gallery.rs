@@ -1,0 +1,96 @@
+//! `GalleryIndexes`: one `GalleryIndex` per gallery, so a search reads only the rows of the
+//! gallery it names and can never return another gallery's subject.
+
+use std::collections::HashMap;
+
+use super::{GalleryIndex, IndexedTemplate};
+
+pub struct GalleryIndexes {
+    dim: usize,
+    galleries: HashMap<String, GalleryIndex>,
+}
+
+impl GalleryIndexes {
+    pub fn new(dim: usize) -> Self {
+        Self {
+            dim,
+            galleries: HashMap::new(),
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The gallery's index; `None` for a gallery without subjects.
+    pub fn gallery(&self, name: &str) -> Option<&GalleryIndex> {
+        self.galleries.get(name)
+    }
+
+    pub fn insert(
+        &mut self,
+        gallery: &str,
+        subject: &str,
+        new: impl IntoIterator<Item = IndexedTemplate>,
+    ) {
+        let dim = self.dim;
+        self.galleries
+            .entry(gallery.to_string())
+            .or_insert_with(|| GalleryIndex::new(dim))
+            .insert(subject, new);
+    }
+
+    /// Removes a subject; returns how many templates went. A gallery left empty is dropped.
+    pub fn remove_subject(&mut self, gallery: &str, subject: &str) -> usize {
+        let Some(index) = self.galleries.get_mut(gallery) else {
+            return 0;
+        };
+        let removed = index.remove_subject(subject);
+        if index.subject_count() == 0 {
+            self.galleries.remove(gallery);
+        }
+        removed
+    }
+
+    /// (subjects, templates) over every gallery.
+    pub fn totals(&self) -> (usize, usize) {
+        self.galleries.values().fold((0, 0), |(s, t), g| {
+            (s + g.subject_count(), t + g.template_count())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use handmatch_core::hand_image::Aspect;
+
+    fn palmar(id: i64, v: [f32; 2]) -> IndexedTemplate {
+        IndexedTemplate {
+            template_id: id,
+            aspect: Aspect::Palmar,
+            embedding: v.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_same_subject_id_in_two_galleries_is_two_subjects() {
+        let mut idx = GalleryIndexes::new(2);
+        idx.insert("a", "alice", [palmar(1, [1., 0.])]);
+        idx.insert("b", "alice", [palmar(2, [0., 1.])]);
+        idx.insert("b", "bob", [palmar(3, [1., 0.])]);
+        let best = |g: &str| {
+            idx.gallery(g)
+                .unwrap()
+                .search(&[1., 0.], Aspect::Palmar, 1, None)[0]
+                .subject_id
+                .clone()
+        };
+        assert_eq!((best("a"), best("b")), ("alice".into(), "bob".into()));
+        assert_eq!(idx.totals(), (3, 3));
+        assert_eq!(idx.remove_subject("a", "alice"), 1);
+        assert!(idx.gallery("a").is_none());
+        assert_eq!(idx.gallery("b").unwrap().subject_count(), 2);
+        assert_eq!(idx.remove_subject("nowhere", "alice"), 0);
+    }
+}
