@@ -4,8 +4,10 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
+use common::outage::Outage;
 use common::{hand_image, pb_image, Backend};
 use handmatch_core::hand_image::Aspect;
 use handmatch_eval::client::{connect_with, ApiKey, Client, ConnectOptions};
@@ -585,4 +587,61 @@ async fn a_revoked_key_stops_working_at_once(backend: Backend) {
         .unwrap_err();
     assert_eq!(again.code(), Code::AlreadyExists);
     s.server.shutdown().await.unwrap();
+}
+
+/// While the database is away, a key verified shortly before keeps its grant (searches go
+/// on from memory, without waiting for the database each time), a key the server has not
+/// seen is not let in, and writes fail UNAVAILABLE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_seen_before_keep_searching_while_the_database_is_away() {
+    let real = common::database(Backend::Postgres).await;
+    let name = real.rsplit('/').next().unwrap().to_string();
+    let mut outage = Outage::new().await;
+    outage.up().await;
+    let mut args = Args::for_model(
+        common::model(1),
+        format!("postgres://postgres@{}/{name}", outage.addr),
+    );
+    args.auth = AuthMode::ApiKey;
+    let server = common::start_with(args).await.unwrap();
+    let seen = create_key(&real, "seen", "enroll,identify", &[]).await;
+    let unseen = create_key(&real, "unseen", "identify", &[]).await;
+    client(&server, Some(&seen))
+        .await
+        .enroll(enroll_request("", "alice", 0))
+        .await
+        .unwrap();
+
+    outage.down();
+    let start = Instant::now();
+    for _ in 0..5 {
+        call(&server, Some(&seen), Rpc::Identify, "").await.unwrap();
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "5 searches took {:?}",
+        start.elapsed()
+    );
+    let refused = call(&server, Some(&unseen), Rpc::Identify, "")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    let write = call(&server, Some(&seen), Rpc::Enroll, "")
+        .await
+        .unwrap_err();
+    assert_eq!(write.code(), Code::Unavailable, "{write:?}");
+
+    outage.up().await;
+    let until = Instant::now() + Duration::from_secs(20);
+    while call(&server, Some(&unseen), Rpc::Identify, "")
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < until,
+            "the unseen key never worked after the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.shutdown().await.unwrap();
 }

@@ -6,9 +6,9 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::outage::Outage;
 use common::{hand_image, pb_image, Backend};
 use handmatch_core::hand_image::Aspect;
 use handmatch_proto::v1 as pb;
@@ -16,8 +16,6 @@ use handmatch_proto::v1::hand_match_client::HandMatchClient;
 use handmatch_server::config::Args;
 use handmatch_server::health::STORE_SERVICE;
 use sqlx::Connection;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 use tonic::transport::Channel;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -158,49 +156,6 @@ async fn writes_whose_commit_outlasts_the_deadline_leave_store_and_index_agreein
         "durable and searchable"
     );
     server.shutdown().await.unwrap();
-}
-
-/// A TCP forwarder to PostgreSQL that can be stopped (every connection cut) and restarted
-/// on the same port: a database that goes away and comes back, without touching the real one.
-struct Outage {
-    addr: SocketAddr,
-    running: Option<JoinSet<()>>,
-}
-
-impl Outage {
-    /// A free port with nothing listening on it yet.
-    async fn new() -> Self {
-        let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = probe.local_addr().unwrap();
-        drop(probe);
-        Self {
-            addr,
-            running: None,
-        }
-    }
-
-    async fn up(&mut self) {
-        let listener = TcpListener::bind(self.addr).await.unwrap();
-        let mut tasks = JoinSet::new();
-        tasks.spawn(async move {
-            let mut connections = JoinSet::new();
-            loop {
-                let (mut inbound, _) = listener.accept().await.unwrap();
-                connections.spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect("127.0.0.1:5432").await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        });
-        self.running = Some(tasks);
-    }
-
-    fn down(&mut self) {
-        // Dropping the set aborts the accept loop, whose own set then aborts every
-        // forwarded connection.
-        self.running = None;
-    }
 }
 
 async fn store_health(channel: Channel, service: &str) -> i32 {

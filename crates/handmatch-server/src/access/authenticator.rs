@@ -20,6 +20,11 @@ use crate::store::{ApiKeyRecord, StoreError, TemplateStore};
 /// How often a key's `last_used_at_ms` is written at most: a write per request would make
 /// every search a database write.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
+/// The longest a key lookup may take before the database counts as unreachable.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+/// After a failed lookup, how long known keys are served from memory without asking the
+/// database again: during an outage one request a second pays for finding out, not all.
+const OUTAGE_RECHECK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AuthMode {
@@ -40,6 +45,8 @@ pub struct Authenticator {
     store: TemplateStore,
     outage_grace: Duration,
     seen: Mutex<HashMap<String, Seen>>,
+    /// Set when a lookup found the database unreachable.
+    unreachable_since: Mutex<Option<Instant>>,
 }
 
 impl Authenticator {
@@ -49,6 +56,7 @@ impl Authenticator {
             store,
             outage_grace,
             seen: Mutex::new(HashMap::new()),
+            unreachable_since: Mutex::new(None),
         }
     }
 
@@ -76,7 +84,7 @@ impl Authenticator {
     }
 
     async fn verify(&self, key: &PresentedKey) -> Result<Grant, AccessError> {
-        let record = match self.store.api_key_by_id(&key.key_id).await {
+        let record = match self.lookup(&key.key_id).await {
             Ok(found) => {
                 self.remember(key, found.as_ref());
                 found
@@ -100,10 +108,31 @@ impl Authenticator {
         Ok(Grant::of_key(&record))
     }
 
+    /// The key's row, or `Unavailable` without asking while a recent lookup found the
+    /// database unreachable.
+    async fn lookup(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let since = *lock(&self.unreachable_since);
+        if since.is_some_and(|t| t.elapsed() < OUTAGE_RECHECK) {
+            return Err(StoreError::Unavailable(
+                "the database was unreachable just now".into(),
+            ));
+        }
+        let result = tokio::time::timeout(LOOKUP_TIMEOUT, self.store.api_key_by_id(key_id))
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "no answer within {LOOKUP_TIMEOUT:?}"
+                )))
+            });
+        *lock(&self.unreachable_since) = match &result {
+            Err(StoreError::Unavailable(_)) => Some(Instant::now()),
+            _ => None,
+        };
+        result
+    }
+
     fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, Seen>> {
-        self.seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.seen)
     }
 
     fn remember(&self, key: &PresentedKey, found: Option<&ApiKeyRecord>) {
@@ -155,6 +184,10 @@ impl Authenticator {
             }
         });
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn presented_key(metadata: &MetadataMap) -> Result<PresentedKey, AccessError> {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{GalleryIndex, IndexedTemplate};
+use super::gallery_index::{GalleryIndex, IndexedTemplate};
 
 pub struct GalleryIndexes {
     dim: usize,

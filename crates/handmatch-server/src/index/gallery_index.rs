@@ -1,0 +1,285 @@
+//! `GalleryIndex`: the exact in-memory index of one gallery's enrolled templates. Each
+//! subject is scored by the cosine similarity between the query and its template (the
+//! normalised mean of its templates of the requested aspect). The store is the source of truth: the index is
+//! loaded from it at start and updated after every committed write.
+
+use std::collections::HashMap;
+
+use handmatch_core::hand_image::Aspect;
+use handmatch_core::template::{dot, mean_template};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedTemplate {
+    pub template_id: i64,
+    pub aspect: Aspect,
+    pub embedding: Vec<f32>,
+}
+
+/// A ranked candidate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    pub subject_id: String,
+    pub score: f32,
+}
+
+/// One aspect's subject templates as a dense row-major matrix, so a search is one pass
+/// over contiguous memory. Rows are replaced in place; removal swaps in the last row.
+#[derive(Default)]
+struct TemplateMatrix {
+    subjects: Vec<String>,
+    rows: Vec<f32>,
+    slot: HashMap<String, usize>,
+}
+
+impl TemplateMatrix {
+    fn upsert(&mut self, subject: &str, row: &[f32]) {
+        let dim = row.len();
+        match self.slot.get(subject) {
+            Some(&i) => self.rows[i * dim..(i + 1) * dim].copy_from_slice(row),
+            None => {
+                self.slot.insert(subject.to_string(), self.subjects.len());
+                self.subjects.push(subject.to_string());
+                self.rows.extend_from_slice(row);
+            }
+        }
+    }
+
+    fn remove(&mut self, subject: &str, dim: usize) {
+        let Some(i) = self.slot.remove(subject) else {
+            return;
+        };
+        let last = self.subjects.len() - 1;
+        if i != last {
+            let (head, tail) = self.rows.split_at_mut(last * dim);
+            head[i * dim..(i + 1) * dim].copy_from_slice(&tail[..dim]);
+            self.subjects.swap(i, last);
+            self.slot.insert(self.subjects[i].clone(), i);
+        }
+        self.subjects.pop();
+        self.rows.truncate(last * dim);
+    }
+}
+
+pub struct GalleryIndex {
+    dim: usize,
+    templates: HashMap<String, Vec<IndexedTemplate>>,
+    dorsal: TemplateMatrix,
+    palmar: TemplateMatrix,
+    template_count: usize,
+}
+
+impl GalleryIndex {
+    pub fn new(dim: usize) -> Self {
+        Self {
+            dim,
+            templates: HashMap::new(),
+            dorsal: TemplateMatrix::default(),
+            palmar: TemplateMatrix::default(),
+            template_count: 0,
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn subject_count(&self) -> usize {
+        self.templates.len()
+    }
+
+    pub fn template_count(&self) -> usize {
+        self.template_count
+    }
+
+    /// Subjects that have at least one template of `aspect`.
+    pub fn subjects_with(&self, aspect: Aspect) -> usize {
+        self.matrix(aspect).subjects.len()
+    }
+
+    fn matrix(&self, aspect: Aspect) -> &TemplateMatrix {
+        match aspect {
+            Aspect::Dorsal => &self.dorsal,
+            Aspect::Palmar => &self.palmar,
+        }
+    }
+
+    /// Adds templates of one subject; a template id already present is ignored (enrolment
+    /// is idempotent).
+    pub fn insert(&mut self, subject: &str, new: impl IntoIterator<Item = IndexedTemplate>) {
+        let list = self.templates.entry(subject.to_string()).or_default();
+        let mut touched = [false; 2];
+        for t in new {
+            assert_eq!(t.embedding.len(), self.dim, "embedding dimension");
+            if list.iter().any(|x| x.template_id == t.template_id) {
+                continue;
+            }
+            touched[t.aspect as usize] = true;
+            list.push(t);
+            self.template_count += 1;
+        }
+        for aspect in [Aspect::Dorsal, Aspect::Palmar] {
+            if touched[aspect as usize] {
+                self.refresh(subject, aspect);
+            }
+        }
+    }
+
+    fn refresh(&mut self, subject: &str, aspect: Aspect) {
+        let list = &self.templates[subject];
+        let row = mean_template(
+            list.iter()
+                .filter(|t| t.aspect == aspect)
+                .map(|t| t.embedding.as_slice()),
+            self.dim,
+        );
+        let matrix = match aspect {
+            Aspect::Dorsal => &mut self.dorsal,
+            Aspect::Palmar => &mut self.palmar,
+        };
+        match row {
+            Some(row) => matrix.upsert(subject, &row),
+            None => matrix.remove(subject, self.dim),
+        }
+    }
+
+    /// Removes a subject; returns how many templates went.
+    pub fn remove_subject(&mut self, subject: &str) -> usize {
+        let Some(list) = self.templates.remove(subject) else {
+            return 0;
+        };
+        self.dorsal.remove(subject, self.dim);
+        self.palmar.remove(subject, self.dim);
+        self.template_count -= list.len();
+        list.len()
+    }
+
+    /// The `top_k` subjects by cosine similarity of their `aspect` template to `query`
+    /// (unit length), best first; ties go to the smaller subject id so answers are stable.
+    pub fn search(
+        &self,
+        query: &[f32],
+        aspect: Aspect,
+        top_k: usize,
+        min_score: Option<f32>,
+    ) -> Vec<Match> {
+        let m = self.matrix(aspect);
+        let mut scored: Vec<(f32, usize)> = m
+            .rows
+            .chunks_exact(self.dim)
+            .enumerate()
+            .map(|(i, row)| (dot(query, row), i))
+            .filter(|(s, _)| min_score.is_none_or(|t| *s >= t))
+            .collect();
+        let order = |a: &(f32, usize), b: &(f32, usize)| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| m.subjects[a.1].cmp(&m.subjects[b.1]))
+        };
+        if scored.len() > top_k && top_k > 0 {
+            scored.select_nth_unstable_by(top_k - 1, order);
+            scored.truncate(top_k);
+        }
+        scored.sort_by(order);
+        scored.truncate(top_k);
+        scored
+            .into_iter()
+            .map(|(score, i)| Match {
+                subject_id: m.subjects[i].clone(),
+                score,
+            })
+            .collect()
+    }
+
+    /// The cosine similarity of `query` to one subject's `aspect` template.
+    pub fn score(&self, subject: &str, query: &[f32], aspect: Aspect) -> Option<f32> {
+        let m = self.matrix(aspect);
+        let i = *m.slot.get(subject)?;
+        Some(dot(query, &m.rows[i * self.dim..(i + 1) * self.dim]))
+    }
+
+    /// Whether the subject has at least one template of `aspect`.
+    pub fn has(&self, subject: &str, aspect: Aspect) -> bool {
+        self.matrix(aspect).slot.contains_key(subject)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: &[f32]) -> Vec<f32> {
+        let mut v = v.to_vec();
+        handmatch_core::template::l2_normalize(&mut v);
+        v
+    }
+
+    fn t(id: i64, aspect: Aspect, v: &[f32]) -> IndexedTemplate {
+        IndexedTemplate {
+            template_id: id,
+            aspect,
+            embedding: unit(v),
+        }
+    }
+
+    #[test]
+    fn ranks_subjects_by_their_mean_template_of_the_asked_aspect() {
+        let mut idx = GalleryIndex::new(3);
+        idx.insert(
+            "a",
+            [
+                t(1, Aspect::Palmar, &[1., 0., 0.]),
+                t(2, Aspect::Palmar, &[0., 1., 0.]),
+            ],
+        );
+        idx.insert(
+            "b",
+            [
+                t(3, Aspect::Palmar, &[0.9, 0.1, 0.]),
+                t(4, Aspect::Dorsal, &[0., 0., 1.]),
+            ],
+        );
+        idx.insert("c", [t(5, Aspect::Dorsal, &[1., 0., 0.])]);
+        let q = unit(&[1., 0., 0.]);
+        let ranked = idx.search(&q, Aspect::Palmar, 10, None);
+        assert_eq!(
+            ranked
+                .iter()
+                .map(|m| m.subject_id.as_str())
+                .collect::<Vec<_>>(),
+            vec!["b", "a"]
+        );
+        assert!((ranked[1].score - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
+        assert_eq!(idx.search(&q, Aspect::Dorsal, 1, None)[0].subject_id, "c");
+        assert_eq!(idx.search(&q, Aspect::Palmar, 10, Some(0.9)).len(), 1);
+        assert_eq!(
+            (
+                idx.subject_count(),
+                idx.template_count(),
+                idx.subjects_with(Aspect::Palmar)
+            ),
+            (3, 5, 2)
+        );
+    }
+
+    #[test]
+    fn idempotent_insert_removal_and_stable_ties() {
+        let mut idx = GalleryIndex::new(2);
+        for s in ["d", "c", "b", "a"] {
+            idx.insert(s, [t(s.as_bytes()[0] as i64, Aspect::Palmar, &[1., 0.])]);
+        }
+        idx.insert("a", [t(b'a' as i64, Aspect::Palmar, &[0., 1.])]); // same id: ignored
+        assert_eq!(idx.template_count(), 4);
+        let q = unit(&[1., 0.]);
+        let names = |idx: &GalleryIndex| {
+            idx.search(&q, Aspect::Palmar, 3, None)
+                .into_iter()
+                .map(|m| m.subject_id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&idx), vec!["a", "b", "c"]);
+        assert_eq!(idx.remove_subject("b"), 1);
+        assert_eq!(idx.remove_subject("b"), 0);
+        assert_eq!(names(&idx), vec!["a", "c", "d"]);
+        assert!(idx.score("b", &q, Aspect::Palmar).is_none());
+        assert!((idx.score("d", &q, Aspect::Palmar).unwrap() - 1.0).abs() < 1e-6);
+    }
+}
