@@ -318,35 +318,18 @@ mod tests {
 
     #[test]
     fn serving_needs_a_model_and_keys_commands_do_not() {
-        assert!(super::Args::try_parse_from(["handmatch-server"]).is_err());
-        let args = super::Args::try_parse_from([
-            "handmatch-server",
-            "keys",
-            "create",
-            "--name",
-            "k",
-            "--scopes",
-            "enroll,identify",
-            "--gallery",
-            "a",
-            "--gallery",
-            "b",
-        ])
+        let parse = |argv: &str| super::Args::try_parse_from(argv.split(' '));
+        assert!(parse("handmatch-server").is_err());
+        let args = parse(
+            "handmatch-server keys create --name k --scopes enroll,identify --gallery a --gallery b",
+        )
         .unwrap();
         let Some(super::Command::Keys(super::KeysCommand::Create(create))) = args.command else {
             panic!("not keys create: {args:?}");
         };
         assert_eq!(create.scopes, ["enroll", "identify"]);
         assert_eq!(create.galleries, ["a", "b"]);
-        let no_gallery = super::Args::try_parse_from([
-            "handmatch-server",
-            "keys",
-            "create",
-            "--name",
-            "k",
-            "--scopes",
-            "read",
-        ]);
+        let no_gallery = parse("handmatch-server keys create --name k --scopes read");
         assert!(no_gallery.is_err());
     }
 
