@@ -70,33 +70,25 @@ impl Authenticator {
         if self.mode == AuthMode::None {
             return Ok(Grant::unrestricted());
         }
-        let result = match presented_key(metadata) {
-            Ok(key) => self.verify(&key).await,
-            Err(e) => Err(e),
+        let (key_id, result) = match presented_key(metadata) {
+            Ok(key) => (key.key_id.clone(), self.verify(&key).await),
+            Err(e) => (String::new(), Err(e)),
         };
         if let Err(AccessError::Unauthenticated(why)) = &result {
-            let key_id = presented_key(metadata)
-                .map(|k| k.key_id)
-                .unwrap_or_default();
             tracing::warn!(peer = ?peer, key_id, "authentication failed: {why}");
         }
         result
     }
 
     async fn verify(&self, key: &PresentedKey) -> Result<Grant, AccessError> {
-        let record = match self.lookup(&key.key_id).await {
-            Ok(found) => {
-                self.remember(key, found.as_ref());
-                found
-            }
-            Err(StoreError::Unavailable(why)) => Some(self.recently_verified(key, why)?),
+        let (record, fresh) = match self.lookup(&key.key_id).await {
+            Ok(found) => (found, true),
+            Err(StoreError::Unavailable(why)) => (Some(self.recently_verified(key, why)?), false),
             Err(other) => return Err(other.into()),
         };
-        let unknown = || AccessError::Unauthenticated("unknown API key".into());
-        let record = record.ok_or_else(unknown)?;
-        if !key.matches(&record.secret_sha256) {
-            return Err(unknown());
-        }
+        let record = record
+            .filter(|r| key.matches(&r.secret_sha256))
+            .ok_or_else(|| AccessError::Unauthenticated("unknown API key".into()))?;
         // Only someone holding the secret learns that the key existed.
         if record.revoked_at_ms.is_some() {
             return Err(AccessError::Unauthenticated(format!(
@@ -104,7 +96,9 @@ impl Authenticator {
                 record.name
             )));
         }
-        self.touch(&record.key_id);
+        if fresh && self.remember(&record) {
+            self.touch(&record.key_id);
+        }
         Ok(Grant::of_key(&record))
     }
 
@@ -131,26 +125,23 @@ impl Authenticator {
         result
     }
 
-    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, Seen>> {
-        lock(&self.seen)
-    }
-
-    fn remember(&self, key: &PresentedKey, found: Option<&ApiKeyRecord>) {
-        let mut seen = self.seen();
-        match found {
-            Some(record) if key.matches(&record.secret_sha256) => {
-                let entry = seen.entry(record.key_id.clone()).or_insert(Seen {
-                    record: record.clone(),
-                    verified: Instant::now(),
-                    touched: None,
-                });
-                entry.record = record.clone();
-                entry.verified = Instant::now();
-            }
-            _ => {
-                seen.remove(&key.key_id);
-            }
+    /// Keeps a freshly verified key for outages; true when its last use is due to be
+    /// recorded (at most every `TOUCH_EVERY`).
+    fn remember(&self, record: &ApiKeyRecord) -> bool {
+        let mut seen = lock(&self.seen);
+        let now = Instant::now();
+        let entry = seen.entry(record.key_id.clone()).or_insert(Seen {
+            record: record.clone(),
+            verified: now,
+            touched: None,
+        });
+        entry.record.clone_from(record);
+        entry.verified = now;
+        let due = entry.touched.is_none_or(|t| t.elapsed() >= TOUCH_EVERY);
+        if due {
+            entry.touched = Some(now);
         }
+        due
     }
 
     fn recently_verified(
@@ -158,25 +149,14 @@ impl Authenticator {
         key: &PresentedKey,
         why: String,
     ) -> Result<ApiKeyRecord, AccessError> {
-        let seen = self.seen();
-        match seen.get(&key.key_id) {
+        match lock(&self.seen).get(&key.key_id) {
             Some(s) if s.verified.elapsed() <= self.outage_grace => Ok(s.record.clone()),
             _ => Err(StoreError::Unavailable(format!("cannot check the API key: {why}")).into()),
         }
     }
 
-    /// Writes `last_used_at_ms` in the background, at most every `TOUCH_EVERY` per key.
+    /// Writes `last_used_at_ms` in the background.
     fn touch(&self, key_id: &str) {
-        {
-            let mut seen = self.seen();
-            let Some(entry) = seen.get_mut(key_id) else {
-                return;
-            };
-            if entry.touched.is_some_and(|t| t.elapsed() < TOUCH_EVERY) {
-                return;
-            }
-            entry.touched = Some(Instant::now());
-        }
         let (store, key_id) = (self.store.clone(), key_id.to_string());
         tokio::spawn(async move {
             if let Err(e) = store.touch_api_key(&key_id).await {
