@@ -50,6 +50,41 @@ fn reference_embeddings(images: &[&HandImage]) -> Vec<Vec<f32>> {
     e.rows().into_iter().map(|r| r.to_vec()).collect()
 }
 
+/// The server's ranking equals the reference one, except that subjects whose reference
+/// scores lie within `SCORE_TOLERANCE` may swap: the server embeds one image per request and
+/// the reference embeds them all in one batch, and ONNX Runtime's kernels round differently
+/// by batch size, which is enough to flip a near-tie (CI, stop 23: two subjects at rank 10).
+fn assert_ranking_matches(
+    image: &str,
+    candidates: &[pb::Candidate],
+    expected: &[(&str, f32)],
+    reference_score: impl Fn(&str) -> f32,
+) {
+    let mut seen = std::collections::BTreeSet::new();
+    for (rank, (c, (subject, score))) in candidates.iter().zip(expected).enumerate() {
+        assert_eq!(c.rank as usize, rank + 1);
+        assert!(
+            seen.insert(c.subject_id.as_str()),
+            "{image}: {} twice",
+            c.subject_id
+        );
+        let own = reference_score(&c.subject_id);
+        assert!(
+            (c.score - own).abs() <= SCORE_TOLERANCE,
+            "{image} rank {}: {} scored {} by the server, {own} by the reference",
+            rank + 1,
+            c.subject_id,
+            c.score
+        );
+        assert!(
+            c.subject_id == *subject || (own - score).abs() <= SCORE_TOLERANCE,
+            "{image} rank {}: server {} ({own}), reference {subject} ({score})",
+            rank + 1,
+            c.subject_id
+        );
+    }
+}
+
 // Long on purpose: one scenario, read top to bottom; each step depends on the state the
 // previous ones left, so splitting it would hide that state.
 async fn enrol_identify_and_check(backend: Backend) {
@@ -128,21 +163,9 @@ async fn enrol_identify_and_check(backend: Backend) {
         assert_eq!(answer.gallery_subjects, 20);
         assert_eq!(answer.candidates.len(), 10);
         let expected = expected_ranking(e);
-        for (rank, (c, (subject, score))) in answer.candidates.iter().zip(&expected).enumerate() {
-            assert_eq!(c.rank as usize, rank + 1);
-            assert_eq!(
-                &c.subject_id,
-                subject,
-                "{} rank {}",
-                img.image_name,
-                rank + 1
-            );
-            assert!(
-                (c.score - score).abs() <= SCORE_TOLERANCE,
-                "{} vs {score}",
-                c.score
-            );
-        }
+        assert_ranking_matches(&img.image_name, &answer.candidates, &expected, |s| {
+            dot(e, &templates[s])
+        });
         let t = answer.timings.unwrap();
         assert!(t.decode_ms > 0.0 && t.embed_ms > 0.0 && t.search_ms >= 0.0);
         checked += 1;
