@@ -1,12 +1,13 @@
 //! `GalleryIndex`: the exact in-memory index of one gallery's enrolled templates. Each
 //! subject is scored by the cosine similarity between the query and its template (the
-//! normalised mean of its templates of the requested aspect). The store is the source of truth: the index is
+//! normalised mean of its templates of the requested aspect), kept as one running sum per
+//! subject and aspect so that a million-subject gallery holds each embedding once. The store is the source of truth: the index is
 //! loaded from it at start and updated after every committed write.
 
 use std::collections::HashMap;
 
 use handmatch_core::hand_image::Aspect;
-use handmatch_core::template::{dot, mean_template};
+use handmatch_core::template::dot;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexedTemplate {
@@ -23,25 +24,35 @@ pub struct Match {
 }
 
 /// One aspect's subject templates as a dense row-major matrix, so a search is one pass
-/// over contiguous memory. Rows are replaced in place; removal swaps in the last row.
+/// over contiguous memory. A row is the sum of the subject's templates of that aspect:
+/// they are unit length, so its direction is their normalised mean, and adding a template
+/// needs no copy of the others. Rows are updated in place; removal swaps in the last row.
 #[derive(Default)]
 struct TemplateMatrix {
     subjects: Vec<String>,
-    rows: Vec<f32>,
+    sums: Vec<f32>,
+    /// 1 / ‖sum‖ per row: a score is dot(query, sum) × this.
+    inv_norms: Vec<f32>,
     slot: HashMap<String, usize>,
 }
 
 impl TemplateMatrix {
-    fn upsert(&mut self, subject: &str, row: &[f32]) {
-        let dim = row.len();
-        match self.slot.get(subject) {
-            Some(&i) => self.rows[i * dim..(i + 1) * dim].copy_from_slice(row),
+    fn add(&mut self, subject: &str, embedding: &[f32]) {
+        let dim = embedding.len();
+        let i = match self.slot.get(subject) {
+            Some(&i) => i,
             None => {
                 self.slot.insert(subject.to_string(), self.subjects.len());
                 self.subjects.push(subject.to_string());
-                self.rows.extend_from_slice(row);
+                self.sums.resize(self.sums.len() + dim, 0.0);
+                self.inv_norms.push(0.0);
+                self.subjects.len() - 1
             }
-        }
+        };
+        let row = &mut self.sums[i * dim..(i + 1) * dim];
+        row.iter_mut().zip(embedding).for_each(|(s, x)| *s += x);
+        let norm = dot(row, row).sqrt();
+        self.inv_norms[i] = if norm > 0.0 { 1.0 / norm } else { 0.0 };
     }
 
     fn remove(&mut self, subject: &str, dim: usize) {
@@ -50,19 +61,31 @@ impl TemplateMatrix {
         };
         let last = self.subjects.len() - 1;
         if i != last {
-            let (head, tail) = self.rows.split_at_mut(last * dim);
+            let (head, tail) = self.sums.split_at_mut(last * dim);
             head[i * dim..(i + 1) * dim].copy_from_slice(&tail[..dim]);
+            self.inv_norms.swap(i, last);
             self.subjects.swap(i, last);
             self.slot.insert(self.subjects[i].clone(), i);
         }
         self.subjects.pop();
-        self.rows.truncate(last * dim);
+        self.inv_norms.pop();
+        self.sums.truncate(last * dim);
     }
+
+    fn score(&self, i: usize, query: &[f32]) -> f32 {
+        let dim = query.len();
+        dot(query, &self.sums[i * dim..(i + 1) * dim]) * self.inv_norms[i]
+    }
+}
+
+/// What the index keeps of each template once it is in its subject's row.
+struct TemplateRef {
+    template_id: i64,
 }
 
 pub struct GalleryIndex {
     dim: usize,
-    templates: HashMap<String, Vec<IndexedTemplate>>,
+    templates: HashMap<String, Vec<TemplateRef>>,
     dorsal: TemplateMatrix,
     palmar: TemplateMatrix,
     template_count: usize,
@@ -107,38 +130,22 @@ impl GalleryIndex {
     /// is idempotent).
     pub fn insert(&mut self, subject: &str, new: impl IntoIterator<Item = IndexedTemplate>) {
         let list = self.templates.entry(subject.to_string()).or_default();
-        let mut touched = [false; 2];
         for t in new {
             assert_eq!(t.embedding.len(), self.dim, "embedding dimension");
             if list.iter().any(|x| x.template_id == t.template_id) {
                 continue;
             }
-            touched[t.aspect as usize] = true;
-            list.push(t);
+            list.push(TemplateRef {
+                template_id: t.template_id,
+            });
             self.template_count += 1;
-        }
-        for aspect in [Aspect::Dorsal, Aspect::Palmar] {
-            if touched[aspect as usize] {
-                self.refresh(subject, aspect);
+            match t.aspect {
+                Aspect::Dorsal => self.dorsal.add(subject, &t.embedding),
+                Aspect::Palmar => self.palmar.add(subject, &t.embedding),
             }
         }
-    }
-
-    fn refresh(&mut self, subject: &str, aspect: Aspect) {
-        let list = &self.templates[subject];
-        let row = mean_template(
-            list.iter()
-                .filter(|t| t.aspect == aspect)
-                .map(|t| t.embedding.as_slice()),
-            self.dim,
-        );
-        let matrix = match aspect {
-            Aspect::Dorsal => &mut self.dorsal,
-            Aspect::Palmar => &mut self.palmar,
-        };
-        match row {
-            Some(row) => matrix.upsert(subject, &row),
-            None => matrix.remove(subject, self.dim),
+        if list.is_empty() {
+            self.templates.remove(subject);
         }
     }
 
@@ -164,10 +171,11 @@ impl GalleryIndex {
     ) -> Vec<Match> {
         let m = self.matrix(aspect);
         let mut scored: Vec<(f32, usize)> = m
-            .rows
+            .sums
             .chunks_exact(self.dim)
+            .zip(&m.inv_norms)
             .enumerate()
-            .map(|(i, row)| (dot(query, row), i))
+            .map(|(i, (row, inv_norm))| (dot(query, row) * inv_norm, i))
             .filter(|(s, _)| min_score.is_none_or(|t| *s >= t))
             .collect();
         let order = |a: &(f32, usize), b: &(f32, usize)| {
@@ -193,7 +201,7 @@ impl GalleryIndex {
     pub fn score(&self, subject: &str, query: &[f32], aspect: Aspect) -> Option<f32> {
         let m = self.matrix(aspect);
         let i = *m.slot.get(subject)?;
-        Some(dot(query, &m.rows[i * self.dim..(i + 1) * self.dim]))
+        Some(m.score(i, query))
     }
 
     /// Whether the subject has at least one template of `aspect`.
