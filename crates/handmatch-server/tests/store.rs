@@ -7,8 +7,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use handmatch_server::store::{
-    Aspect, EnrollOutcome, HandSide, NewApiKey, NewTemplate, StoreError, SubjectSummary,
-    TemplateRecord, TemplateStore,
+    Aspect, ChangeKind, EnrollOutcome, HandSide, NewApiKey, NewTemplate, StoreError,
+    SubjectSummary, TemplateRecord, TemplateStore,
 };
 use sqlx::{AnyPool, Connection, Executor};
 
@@ -58,6 +58,8 @@ on_both_backends!(
     ping_and_backend_name,
     galleries_keep_same_named_subjects_apart,
     api_keys_are_created_found_listed_and_revoked,
+    change_feed_records_each_write_once_in_order,
+    change_feed_prunes_but_keeps_the_newest,
 );
 
 /// Runs `body` as a task of its own, so that its panic comes back as a value: the harness
@@ -212,6 +214,117 @@ async fn templates_of(store: &TemplateStore, subject: &str, model: &str) -> Vec<
 
 // ---------------------------------------------------------------------------------------------
 // Bodies
+
+fn subject_of(g: &str, s: &str) -> Option<(String, String)> {
+    Some((g.to_string(), s.to_string()))
+}
+
+async fn change_feed_records_each_write_once_in_order(db: Db) {
+    let store = db.store;
+    assert_eq!(store.change_head().await.unwrap(), 0);
+    let first = store
+        .enroll(MODEL, &[palmar("alice", 1), dorsal("alice", 2)])
+        .await
+        .unwrap();
+    // A repeat adds nothing a search could see: no change.
+    store.enroll(MODEL, &[palmar("alice", 1)]).await.unwrap();
+    let bob = store.enroll(MODEL, &[palmar("bob", 3)]).await.unwrap();
+    assert_eq!(store.delete_subject(G, "alice").await.unwrap(), 2);
+    // A failed write leaves no change either.
+    assert!(store.delete_subject(G, "alice").await.is_err());
+    let carol = store
+        .enroll(OTHER_MODEL, &[palmar("carol", 4)])
+        .await
+        .unwrap();
+    assert_eq!(store.delete_model(OTHER_MODEL).await.unwrap(), 1);
+
+    let read = store.changes_after(0, 100).await.unwrap();
+    let seen: Vec<_> = read
+        .changes
+        .iter()
+        .map(|c| {
+            (
+                c.kind,
+                c.subject.clone(),
+                c.model_id.clone(),
+                c.template_ids.clone(),
+            )
+        })
+        .collect();
+    let m = |s: &str| Some(s.to_string());
+    assert_eq!(
+        seen,
+        [
+            (
+                ChangeKind::Enrolled,
+                subject_of(G, "alice"),
+                m(MODEL),
+                ids(&first)
+            ),
+            (
+                ChangeKind::Enrolled,
+                subject_of(G, "bob"),
+                m(MODEL),
+                ids(&bob)
+            ),
+            (
+                ChangeKind::SubjectDeleted,
+                subject_of(G, "alice"),
+                None,
+                ids(&first)
+            ),
+            (
+                ChangeKind::Enrolled,
+                subject_of(G, "carol"),
+                m(OTHER_MODEL),
+                ids(&carol)
+            ),
+            (ChangeKind::ModelDeleted, None, m(OTHER_MODEL), vec![]),
+        ]
+    );
+    let seqs: Vec<i64> = read.changes.iter().map(|c| c.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    assert_eq!(store.change_head().await.unwrap(), *seqs.last().unwrap());
+    let rest = store.changes_after(seqs[1], 2).await.unwrap();
+    assert_eq!(
+        rest.changes.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        seqs[2..4],
+        "after a position, at most the limit"
+    );
+    assert_eq!(rest.pruned_through, 0);
+}
+
+async fn change_feed_prunes_but_keeps_the_newest(db: Db) {
+    let store = db.store;
+    for n in 0..5 {
+        store
+            .enroll(MODEL, &[palmar(&format!("s{n}"), n)])
+            .await
+            .unwrap();
+    }
+    let head = store.change_head().await.unwrap();
+    assert_eq!(
+        store
+            .prune_changes(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0,
+        "nothing is an hour old"
+    );
+    // Written in an earlier millisecond than the prune: everything but the newest goes.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(store.prune_changes(Duration::ZERO).await.unwrap(), 4);
+    let read = store.changes_after(0, 100).await.unwrap();
+    assert_eq!(read.changes.len(), 1);
+    assert_eq!(read.changes[0].seq, head);
+    assert_eq!(read.pruned_through, head - 1);
+    assert_eq!(
+        store.change_head().await.unwrap(),
+        head,
+        "the head survives pruning"
+    );
+    assert_eq!(store.prune_changes(Duration::ZERO).await.unwrap(), 0);
+}
 
 fn in_gallery(gallery: &str, mut t: NewTemplate) -> NewTemplate {
     t.gallery = gallery.to_string();

@@ -1,5 +1,6 @@
 //! Removing subjects (every model's templates go with them) and whole models.
 
+use super::changes::{self, ChangeKind, NewChange};
 use super::error::StoreError;
 use super::template_store::TemplateStore;
 
@@ -9,12 +10,13 @@ impl TemplateStore {
     pub async fn delete_subject(&self, gallery: &str, subject_id: &str) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Deleted explicitly rather than by the cascade, whose rows no driver counts.
-        let templates = sqlx::query("DELETE FROM templates WHERE gallery = $1 AND subject_id = $2")
-            .bind(gallery)
-            .bind(subject_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let templates: Vec<i64> = sqlx::query_scalar(
+            "DELETE FROM templates WHERE gallery = $1 AND subject_id = $2 RETURNING template_id",
+        )
+        .bind(gallery)
+        .bind(subject_id)
+        .fetch_all(&mut *tx)
+        .await?;
         let subjects = sqlx::query("DELETE FROM subjects WHERE gallery = $1 AND subject_id = $2")
             .bind(gallery)
             .bind(subject_id)
@@ -29,8 +31,15 @@ impl TemplateStore {
                 subject_id: subject_id.to_string(),
             });
         }
+        let change = NewChange {
+            kind: ChangeKind::SubjectDeleted,
+            subject: Some((gallery, subject_id)),
+            model_id: None,
+            template_ids: &templates,
+        };
+        changes::record(&mut tx, self.backend, change).await?;
         tx.commit().await?;
-        Ok(templates)
+        Ok(templates.len() as u64)
     }
 
     /// Deletes every template of `model_id`, and the subjects left with no template of any
@@ -51,6 +60,15 @@ impl TemplateStore {
         )
         .execute(&mut *tx)
         .await?;
+        if templates > 0 {
+            let change = NewChange {
+                kind: ChangeKind::ModelDeleted,
+                subject: None,
+                model_id: Some(model_id),
+                template_ids: &[],
+            };
+            changes::record(&mut tx, self.backend, change).await?;
+        }
         tx.commit().await?;
         Ok(templates)
     }

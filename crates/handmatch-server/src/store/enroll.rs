@@ -2,6 +2,7 @@
 
 use sqlx::{Any, Row, Transaction};
 
+use super::changes::{self, ChangeKind, NewChange};
 use super::embedding::{self, VALUE_BYTES};
 use super::error::StoreError;
 use super::records::{aspect_code, side_code, EnrollOutcome, NewTemplate};
@@ -48,6 +49,21 @@ impl TemplateStore {
             .await
             .map_err(|e| e.context(item_label(i, item)))?;
             outcomes.push(outcome);
+        }
+        let added: Vec<i64> = outcomes
+            .iter()
+            .filter(|o| o.created)
+            .map(|o| o.template_id)
+            .collect();
+        // A repeat of an enrolment changes nothing a search can see: no feed row.
+        if !added.is_empty() {
+            let change = NewChange {
+                kind: ChangeKind::Enrolled,
+                subject: Some((&first.gallery, &first.subject_id)),
+                model_id: Some(model_id),
+                template_ids: &added,
+            };
+            changes::record(&mut tx, self.backend, change).await?;
         }
         tx.commit().await?;
         Ok(outcomes)

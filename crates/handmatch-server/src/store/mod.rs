@@ -6,6 +6,8 @@
 //! `FILTER`). Only the migrations differ per dialect.
 
 mod api_keys;
+mod change_listener;
+mod changes;
 mod delete;
 mod embedding;
 mod enroll;
@@ -18,6 +20,8 @@ mod target;
 mod template_store;
 
 pub use api_keys::{ApiKeyRecord, NewApiKey, ALL_GALLERIES};
+pub use change_listener::{ChangeListener, Wakeup};
+pub use changes::{ChangeBatch, ChangeKind, GalleryChange};
 pub use error::StoreError;
 pub use handmatch_core::hand_image::Aspect;
 pub use names::check_name;

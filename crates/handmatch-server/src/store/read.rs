@@ -15,6 +15,9 @@ const TEMPLATE_COLUMNS: &str =
     "t.template_id, t.gallery, t.subject_id, t.aspect, t.side, t.image_sha256, \
      t.embedding, t.created_at_ms";
 
+/// Templates per statement when loading a model's templates.
+const LOAD_PAGE: u32 = 10_000;
+
 impl TemplateStore {
     /// The templates for `model_id` of the gallery's subject, embeddings included, ordered by
     /// template_id; `None` if the subject does not exist in that gallery (`Some(empty)` if it
@@ -47,17 +50,48 @@ impl TemplateStore {
         records(&rows, model_id).map(Some)
     }
 
-    /// Every template of `model_id`, of every gallery, ordered by template_id: what the
-    /// in-memory indexes are built from at start.
+    /// Every template of `model_id`, of every gallery, ordered by template_id.
     pub async fn load_templates(&self, model_id: &str) -> Result<Vec<TemplateRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {TEMPLATE_COLUMNS} FROM templates t \
-             WHERE t.model_id = $1 ORDER BY t.template_id"
-        ))
-        .bind(model_id)
-        .fetch_all(&self.pool)
+        let mut all = Vec::new();
+        self.each_template(model_id, |t| {
+            all.push(t);
+            Ok::<_, StoreError>(())
+        })
         .await?;
-        records(&rows, model_id)
+        Ok(all)
+    }
+
+    /// Calls `each` on every template of `model_id`, of every gallery, by template_id:
+    /// what the in-memory indexes are loaded from. Reads pages of [`LOAD_PAGE`], each its
+    /// own short statement, so a million-subject gallery neither meets the statement
+    /// timeout nor is held in memory twice; writes committed between pages reach the index
+    /// through the change feed, whose head is read before the first page.
+    pub async fn each_template<E: From<StoreError>>(
+        &self,
+        model_id: &str,
+        mut each: impl FnMut(TemplateRecord) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (mut after, mut dimension) = (0, None);
+        loop {
+            let rows = sqlx::query(&format!(
+                "SELECT {TEMPLATE_COLUMNS} FROM templates t \
+                 WHERE t.model_id = $1 AND t.template_id > $2 ORDER BY t.template_id LIMIT $3"
+            ))
+            .bind(model_id)
+            .bind(after)
+            .bind(i64::from(LOAD_PAGE))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::from)?;
+            for row in &rows {
+                let record = checked_record(row, model_id, &mut dimension)?;
+                after = record.template_id;
+                each(record)?;
+            }
+            if rows.len() < LOAD_PAGE as usize {
+                return Ok(());
+            }
+        }
     }
 
     /// One page of the gallery's subjects having at least one template of `model_id`, by subject_id
@@ -136,21 +170,28 @@ fn count(row: &AnyRow, column: &str) -> Result<u32, StoreError> {
 fn records(rows: &[AnyRow], model_id: &str) -> Result<Vec<TemplateRecord>, StoreError> {
     let mut dimension = None;
     rows.iter()
-        .map(|row| {
-            let template_id: i64 = row.try_get("template_id")?;
-            let record = record(row, template_id)
-                .map_err(|e| e.context(format!("template {template_id}")))?;
-            let expected = *dimension.get_or_insert(record.embedding.len());
-            if record.embedding.len() != expected {
-                return Err(StoreError::Corrupt(format!(
-                    "template {template_id} of model {model_id:?} has {} values where earlier \
-                     templates have {expected}",
-                    record.embedding.len()
-                )));
-            }
-            Ok(record)
-        })
+        .map(|row| checked_record(row, model_id, &mut dimension))
         .collect()
+}
+
+/// One row of [`TEMPLATE_COLUMNS`], whose dimension must be `dimension` (set by the first).
+fn checked_record(
+    row: &AnyRow,
+    model_id: &str,
+    dimension: &mut Option<usize>,
+) -> Result<TemplateRecord, StoreError> {
+    let template_id: i64 = row.try_get("template_id")?;
+    let record =
+        record(row, template_id).map_err(|e| e.context(format!("template {template_id}")))?;
+    let expected = *dimension.get_or_insert(record.embedding.len());
+    if record.embedding.len() != expected {
+        return Err(StoreError::Corrupt(format!(
+            "template {template_id} of model {model_id:?} has {} values where earlier \
+             templates have {expected}",
+            record.embedding.len()
+        )));
+    }
+    Ok(record)
 }
 
 fn record(row: &AnyRow, template_id: i64) -> Result<TemplateRecord, StoreError> {

@@ -21,6 +21,9 @@ const STATEMENT_TIMEOUT: &str = "SET statement_timeout = '10s'";
 pub struct TemplateStore {
     pub(super) pool: AnyPool,
     pub(super) backend: Backend,
+    /// The database's URL, for the change listener's own connection; may carry a password,
+    /// so never printed.
+    pub(super) url: std::sync::Arc<str>,
 }
 
 impl std::fmt::Debug for TemplateStore {
@@ -94,7 +97,11 @@ impl TemplateStore {
             .await
             .map_err(|e| e.context(format!("migrating {}", target.display)))?;
         tracing::info!(backend = backend.as_str(), database = %target.display, "template store ready");
-        Ok(TemplateStore { pool, backend })
+        Ok(TemplateStore {
+            pool,
+            backend,
+            url: target.url.into(),
+        })
     }
 
     /// "postgres" or "sqlite".
