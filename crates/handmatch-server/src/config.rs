@@ -4,11 +4,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::access::AuthMode;
 use crate::service::admission::AdmissionLimits;
+use crate::sync::SyncConfig;
 use handmatch_core::args::RuntimeArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -173,6 +175,31 @@ pub struct Args {
     #[arg(long, env = "HANDMATCH_VERIFY_THRESHOLD", value_parser = cosine_threshold)]
     pub verify_threshold: Option<f32>,
 
+    /// Longest wait, in milliseconds, between two reads of the change feed through which
+    /// replicas on one database see each other's enrolments and deletions.
+    #[arg(long, env = "HANDMATCH_SYNC_INTERVAL_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub sync_interval_ms: u64,
+
+    /// Poll the change feed only, without LISTEN/NOTIFY (for connection poolers that do not
+    /// pass notifications through, such as PgBouncer in transaction mode).
+    #[arg(long, env = "HANDMATCH_NO_SYNC_NOTIFY")]
+    pub no_sync_notify: bool,
+
+    /// Health reports NOT_SERVING once the index may lack changes committed more than this
+    /// many seconds ago (the change feed cannot be read); 0: never.
+    #[arg(long, env = "HANDMATCH_MAX_STALENESS_SECONDS", default_value_t = 30)]
+    pub max_staleness_seconds: u64,
+
+    /// Change feed rows older than this many seconds are pruned; a replica that was away
+    /// longer reloads its whole index. 0 keeps them.
+    #[arg(
+        long,
+        env = "HANDMATCH_CHANGE_RETENTION_SECONDS",
+        default_value_t = 86_400
+    )]
+    pub change_retention_seconds: u64,
+
     #[arg(long, env = "HANDMATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
@@ -259,6 +286,21 @@ fn aspect_ratio(s: &str) -> Result<f64, String> {
 }
 
 impl Args {
+    /// How this replica follows the others' writes.
+    pub fn sync(&self) -> SyncConfig {
+        SyncConfig {
+            poll_interval: Duration::from_millis(self.sync_interval_ms),
+            notifications: !self.no_sync_notify,
+            retention: (self.change_retention_seconds > 0)
+                .then(|| Duration::from_secs(self.change_retention_seconds)),
+        }
+    }
+
+    /// Beyond this staleness health says NOT_SERVING; `None`: never.
+    pub fn max_staleness(&self) -> Option<Duration> {
+        (self.max_staleness_seconds > 0).then(|| Duration::from_secs(self.max_staleness_seconds))
+    }
+
     /// The admission limits these flags give, with their defaults filled in from the cores.
     pub fn admission(&self) -> AdmissionLimits {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -3,7 +3,8 @@
 //! and while serving it probes the store every few seconds and reports it under its own
 //! health service name. Identify keeps answering from the in-memory index while the store
 //! is away; writes fail fast with UNAVAILABLE. An embedding worker that has stopped makes
-//! the API itself NOT_SERVING.
+//! the API itself NOT_SERVING, and so does an index that may miss other replicas' changes
+//! for longer than `--max-staleness-seconds`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,11 +54,16 @@ pub async fn connect_store(
     }
 }
 
-/// Probes the store and the embedding worker every few seconds and reports what it finds,
-/// until aborted.
-pub fn watch(matcher: Arc<Matcher>, health: HealthReporter) -> JoinHandle<()> {
+/// Probes the store, the embedding worker and the index's staleness every few seconds and
+/// reports what it finds, until aborted.
+pub fn watch(
+    matcher: Arc<Matcher>,
+    health: HealthReporter,
+    max_staleness: Option<Duration>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut store_was = ServingStatus::Serving;
+        let mut fresh_was = true;
         loop {
             tokio::time::sleep(PROBE_EVERY).await;
             let store = probe(matcher.store()).await;
@@ -73,8 +79,33 @@ pub fn watch(matcher: Arc<Matcher>, health: HealthReporter) -> JoinHandle<()> {
                     .await;
                 return;
             }
+            let staleness = matcher.freshness().staleness();
+            let fresh = max_staleness.is_none_or(|most| staleness <= most);
+            if fresh != fresh_was {
+                report_freshness(&health, fresh, staleness).await;
+                fresh_was = fresh;
+            }
         }
     })
+}
+
+/// A replica whose index may miss changes older than `--max-staleness-seconds` stops
+/// taking searches (load balancers route by the API's status) until it has caught up.
+async fn report_freshness(health: &HealthReporter, fresh: bool, staleness: Duration) {
+    if fresh {
+        tracing::info!("the index has caught up with the change feed: SERVING");
+        health
+            .set_serving::<HandMatchServer<HandMatchService>>()
+            .await;
+    } else {
+        tracing::warn!(
+            ?staleness,
+            "the index may lack changes committed {staleness:?} ago: NOT_SERVING"
+        );
+        health
+            .set_not_serving::<HandMatchServer<HandMatchService>>()
+            .await;
+    }
 }
 
 async fn probe(store: &TemplateStore) -> ServingStatus {

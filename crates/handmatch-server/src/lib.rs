@@ -1,7 +1,8 @@
 //! handmatch-server: the gRPC service. Templates in PostgreSQL or SQLite (`store`), an
 //! exact in-memory search over per-subject templates of each gallery (`index`), API keys
 //! and what they allow (`access`), the operations (`service`), start-up and shutdown
-//! (`server`, `tls`), the store's health (`health`), key administration (`keys_cli`).
+//! (`server`, `tls`), the store's health (`health`), key administration (`keys_cli`),
+//! and replicas following each other's writes through the store's change feed (`sync`).
 
 pub mod access;
 pub mod config;
@@ -11,4 +12,5 @@ pub mod keys_cli;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod sync;
 pub mod tls;

@@ -1,7 +1,7 @@
 //! Starting and stopping the whole server: listen first (health answers NOT_SERVING), then
 //! load and warm up the model, open the store (waiting for it if the database is down),
-//! check it holds no other model's templates, load the index, and only then report
-//! SERVING. Shutdown lets requests in flight finish.
+//! check it holds no other model's templates, load the index, start following the change
+//! feed, and only then report SERVING. Shutdown lets requests in flight finish.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,8 +42,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     ready: ServingCell,
     startup: JoinHandle<anyhow::Result<()>>,
-    /// The store's and the embedding worker's health probe, once started.
-    probe: Arc<OnceCell<JoinHandle<()>>>,
+    /// Once started: the health probe and the change feed's follower.
+    background: Arc<OnceCell<Vec<JoinHandle<()>>>>,
     stop: Option<oneshot::Sender<()>>,
     serve: JoinHandle<anyhow::Result<()>>,
     grace: Duration,
@@ -74,8 +74,8 @@ impl RunningServer {
             let _ = stop.send(());
         }
         self.startup.abort();
-        if let Some(probe) = self.probe.get() {
-            probe.abort();
+        for task in self.background.get().into_iter().flatten() {
+            task.abort();
         }
         match tokio::time::timeout(self.grace, &mut self.serve).await {
             Ok(result) => result?,
@@ -175,12 +175,16 @@ pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
         server.await.context("gRPC server")
     });
     tracing::info!(%addr, "listening (NOT_SERVING until the model is loaded)");
-    let probe = Arc::new(OnceCell::new());
+    let background = Arc::new(OnceCell::new());
     let startup = {
-        let (ready, probe) = (ready.clone(), probe.clone());
+        let (ready, background) = (ready.clone(), background.clone());
         tokio::spawn(async move {
             let serving = load(&args, &health).await?;
-            let _ = probe.set(watch(serving.matcher.clone(), health.clone()));
+            let matcher = serving.matcher.clone();
+            let _ = background.set(vec![
+                watch(matcher.clone(), health.clone(), args.max_staleness()),
+                crate::sync::spawn(matcher.templates().clone(), args.sync()),
+            ]);
             let _ = ready.set(serving);
             health
                 .set_serving::<HandMatchServer<HandMatchService>>()
@@ -192,7 +196,7 @@ pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
         addr,
         ready,
         startup,
-        probe,
+        background,
         stop: Some(stop),
         serve,
         grace,

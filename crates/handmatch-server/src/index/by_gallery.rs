@@ -52,6 +52,19 @@ impl GalleryIndexes {
         removed
     }
 
+    /// Makes the subject's templates exactly `templates` (none: the subject goes).
+    pub fn replace_subject(
+        &mut self,
+        gallery: &str,
+        subject: &str,
+        templates: Vec<IndexedTemplate>,
+    ) {
+        self.remove_subject(gallery, subject);
+        if !templates.is_empty() {
+            self.insert(gallery, subject, templates);
+        }
+    }
+
     /// (subjects, templates) over every gallery.
     pub fn totals(&self) -> (usize, usize) {
         self.galleries.values().fold((0, 0), |(s, t), g| {
@@ -79,18 +92,26 @@ mod tests {
         idx.insert("a", "alice", [palmar(1, [1., 0.])]);
         idx.insert("b", "alice", [palmar(2, [0., 1.])]);
         idx.insert("b", "bob", [palmar(3, [1., 0.])]);
-        let best = |g: &str| {
+        let best = |idx: &GalleryIndexes, g: &str| {
             idx.gallery(g)
                 .unwrap()
                 .search(&[1., 0.], Aspect::Palmar, 1, None)[0]
                 .subject_id
                 .clone()
         };
-        assert_eq!((best("a"), best("b")), ("alice".into(), "bob".into()));
+        assert_eq!(
+            (best(&idx, "a"), best(&idx, "b")),
+            ("alice".into(), "bob".into())
+        );
         assert_eq!(idx.totals(), (3, 3));
         assert_eq!(idx.remove_subject("a", "alice"), 1);
         assert!(idx.gallery("a").is_none());
         assert_eq!(idx.gallery("b").unwrap().subject_count(), 2);
         assert_eq!(idx.remove_subject("nowhere", "alice"), 0);
+        idx.replace_subject("b", "bob", vec![palmar(4, [0., 1.]), palmar(5, [0., 1.])]);
+        assert_eq!(idx.gallery("b").unwrap().template_count(), 3);
+        assert_eq!(best(&idx, "b"), "alice", "bob's old template is gone");
+        idx.replace_subject("b", "bob", Vec::new());
+        assert_eq!(idx.totals(), (1, 1));
     }
 }

@@ -386,6 +386,7 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
             .await?;
         let meta = matcher.metadata();
         let gallery = matcher.gallery_stats(&gallery);
+        let fresh = matcher.freshness();
         Ok(Response::new(pb::InfoResponse {
             model_id: meta.model_id.clone(),
             backbone: meta.backbone.clone(),
@@ -401,6 +402,9 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
                 .as_ref()
                 .map(TrainingSummary::to_json)
                 .unwrap_or_default(),
+            applied_change_seq: fresh.applied(),
+            pending_changes: fresh.pending(),
+            staleness_ms: u64::try_from(fresh.staleness().as_millis()).unwrap_or(u64::MAX),
         }))
     }
 }

@@ -14,7 +14,7 @@ use super::operating_point::{Decision, OperatingPoint};
 use super::page_token;
 use super::templates::Templates;
 use super::validate;
-use crate::index::{GalleryIndex, Match};
+use crate::index::{GalleryIndex, IndexFreshness, Match};
 use crate::store::{
     EnrollOutcome, HandSide, NewTemplate, SubjectSummary, TemplateRecord, TemplateStore,
 };
@@ -135,6 +135,16 @@ impl Matcher {
 
     pub fn store(&self) -> &TemplateStore {
         self.templates.store()
+    }
+
+    /// The store and indexes, for the change feed's follower.
+    pub fn templates(&self) -> &Arc<Templates> {
+        &self.templates
+    }
+
+    /// How far this replica's index follows the store's change feed.
+    pub fn freshness(&self) -> &IndexFreshness {
+        self.templates.freshness()
     }
 
     /// Decodes and embeds; returns one unit-length row per image.

@@ -3,14 +3,16 @@
 //! committed, under one write lock, so a template is searchable only when it is durable. Each write runs in a
 //! task of its own that the request merely awaits: a client that gives up (deadline,
 //! cancellation) drops the request future, but not the commit nor the index update after it.
+//! Other replicas' writes arrive through the change feed (`crate::sync`) as
+//! `refresh_subjects` or, for a replica too far behind, `reload`.
 
 use std::future::Future;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::error::ServiceError;
-use crate::index::{GalleryIndexes, IndexedTemplate};
-use crate::store::{EnrollOutcome, NewTemplate, StoreError, TemplateStore};
+use crate::index::{GalleryIndexes, IndexFreshness, IndexedTemplate};
+use crate::store::{EnrollOutcome, NewTemplate, StoreError, TemplateRecord, TemplateStore};
 
 /// Longest a write waits for the one before it, and longest the store may take to answer
 /// one: a database that hangs turns into UNAVAILABLE instead of a queue of stuck writes.
@@ -18,7 +20,10 @@ const WRITE_WAIT: Duration = Duration::from_secs(15);
 
 pub struct Templates {
     store: TemplateStore,
+    model_id: String,
+    dim: usize,
     index: RwLock<GalleryIndexes>,
+    freshness: IndexFreshness,
     write_lock: tokio::sync::Mutex<()>,
 }
 
@@ -29,37 +34,52 @@ impl Templates {
         model_id: &str,
         dim: usize,
     ) -> Result<Arc<Self>, ServiceError> {
-        let mut index = GalleryIndexes::new(dim);
-        let records = store.load_templates(model_id).await?;
-        let count = records.len();
-        for r in records {
-            if r.embedding.len() != dim {
-                return Err(ServiceError::Internal(format!(
-                    "template {} has {} dimensions, the model gives {dim}",
-                    r.template_id,
-                    r.embedding.len(),
-                )));
-            }
-            index.insert(
-                &r.gallery,
-                &r.subject_id,
-                [IndexedTemplate {
-                    template_id: r.template_id,
-                    aspect: r.aspect,
-                    embedding: r.embedding,
-                }],
-            );
-        }
-        tracing::info!(
-            templates = count,
-            subjects = index.totals().0,
-            "galleries loaded"
-        );
+        let loaded = load_indexes(&store, model_id, dim).await?;
         Ok(Arc::new(Self {
             store,
-            index: RwLock::new(index),
+            model_id: model_id.to_string(),
+            dim,
+            index: RwLock::new(loaded.index),
+            freshness: IndexFreshness::new(loaded.feed_seq, loaded.asked_at),
             write_lock: tokio::sync::Mutex::new(()),
         }))
+    }
+
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    pub fn freshness(&self) -> &IndexFreshness {
+        &self.freshness
+    }
+
+    /// Makes each subject's index entry what the store holds now. Under the write lock, so
+    /// that a local deletion cannot slip between this read and its application and be
+    /// undone by it.
+    pub async fn refresh_subjects(
+        &self,
+        subjects: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ServiceError> {
+        let _write = self.write_turn().await?;
+        for (gallery, subject_id) in subjects {
+            let stored = answered(self.store.subject(&gallery, &subject_id, &self.model_id))
+                .await?
+                .unwrap_or_default();
+            let templates = stored.into_iter().map(indexed).collect();
+            self.index_mut()
+                .replace_subject(&gallery, &subject_id, templates);
+        }
+        Ok(())
+    }
+
+    /// Replaces the whole index with the store's templates (a replica that missed pruned
+    /// changes); the feed position moves to where the store stood before the load.
+    pub async fn reload(&self) -> Result<(), ServiceError> {
+        let _write = self.write_turn().await?;
+        let loaded = load_indexes(&self.store, &self.model_id, self.dim).await?;
+        *self.index_mut() = loaded.index;
+        self.freshness.reset_to(loaded.feed_seq, loaded.asked_at);
+        Ok(())
     }
 
     pub fn store(&self) -> &TemplateStore {
@@ -136,6 +156,96 @@ impl Templates {
                      retry later"
                 ))
             })
+    }
+}
+
+struct Loaded {
+    index: GalleryIndexes,
+    /// The feed's head, read before the templates.
+    feed_seq: i64,
+    /// When the head was asked for: every change committed before is in `index`.
+    asked_at: Instant,
+}
+
+/// Reads the feed's head, then every template: changes committed after the head was read
+/// are applied again by the feed, which is harmless (each reloads its subject's state).
+async fn load_indexes(
+    store: &TemplateStore,
+    model_id: &str,
+    dim: usize,
+) -> Result<Loaded, ServiceError> {
+    let asked_at = Instant::now();
+    let head = store.change_head().await?;
+    let mut index = GalleryIndexes::new(dim);
+    let mut progress = LoadProgress::new();
+    store
+        .each_template(model_id, |record| {
+            if record.embedding.len() != dim {
+                return Err(ServiceError::Internal(format!(
+                    "template {} has {} dimensions, the model gives {dim}",
+                    record.template_id,
+                    record.embedding.len(),
+                )));
+            }
+            let (gallery, subject_id) = (record.gallery.clone(), record.subject_id.clone());
+            index.insert(&gallery, &subject_id, [indexed(record)]);
+            progress.one_more(&index);
+            Ok(())
+        })
+        .await?;
+    progress.done(&index, head);
+    Ok(Loaded {
+        index,
+        feed_seq: head,
+        asked_at,
+    })
+}
+
+fn indexed(record: TemplateRecord) -> IndexedTemplate {
+    IndexedTemplate {
+        template_id: record.template_id,
+        aspect: record.aspect,
+        embedding: record.embedding,
+    }
+}
+
+/// A log line every [`LoadProgress::EVERY`] templates while a large gallery loads.
+struct LoadProgress {
+    started: Instant,
+    templates: u64,
+}
+
+impl LoadProgress {
+    const EVERY: u64 = 100_000;
+
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            templates: 0,
+        }
+    }
+
+    fn one_more(&mut self, index: &GalleryIndexes) {
+        self.templates += 1;
+        if self.templates % Self::EVERY == 0 {
+            let rate = self.templates as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+            tracing::info!(
+                templates = self.templates,
+                subjects = index.totals().0,
+                per_second = rate as u64,
+                "loading galleries"
+            );
+        }
+    }
+
+    fn done(&self, index: &GalleryIndexes, feed_seq: i64) {
+        tracing::info!(
+            templates = self.templates,
+            subjects = index.totals().0,
+            feed_seq,
+            seconds = self.started.elapsed().as_secs_f64(),
+            "galleries loaded"
+        );
     }
 }
 
