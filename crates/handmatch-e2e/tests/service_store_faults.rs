@@ -8,6 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::health::{status, wait_for};
 use common::outage::Outage;
 use common::{hand_image, pb_image, Backend};
 use handmatch_core::hand_image::Aspect;
@@ -19,8 +20,6 @@ use sqlx::Connection;
 use tonic::transport::Channel;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 fn enroll(subject: &str, nth: usize) -> pb::EnrollRequest {
     pb::EnrollRequest {
@@ -158,40 +157,12 @@ async fn writes_whose_commit_outlasts_the_deadline_leave_store_and_index_agreein
     server.shutdown().await.unwrap();
 }
 
-async fn store_health(channel: Channel, service: &str) -> i32 {
-    match HealthClient::new(channel)
-        .check(HealthCheckRequest {
-            service: service.into(),
-        })
-        .await
-    {
-        Ok(r) => r.into_inner().status,
-        Err(_) => ServingStatus::Unknown as i32,
-    }
-}
-
-async fn wait_for(channel: &Channel, service: &str, want: ServingStatus, within: Duration) {
-    let until = Instant::now() + within;
-    loop {
-        let now = store_health(channel.clone(), service).await;
-        if now == want as i32 {
-            return;
-        }
-        assert!(
-            Instant::now() < until,
-            "{service} still {now} after {within:?}, wanted {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 // Long on purpose: one outage, read top to bottom.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_down_at_start_is_waited_for_and_one_lost_while_serving_is_reported() {
     let real = common::database(Backend::Postgres).await;
-    let name = real.rsplit('/').next().unwrap().to_string();
     let mut outage = Outage::new().await;
-    let url = format!("postgres://postgres@{}/{name}", outage.addr);
+    let url = outage.url_of(&real);
     let server = handmatch_server::server::start(Args::for_model(common::model(0), url))
         .await
         .unwrap();
@@ -203,7 +174,7 @@ async fn a_database_down_at_start_is_waited_for_and_one_lost_while_serving_is_re
     let api = "handmatch.v1.HandMatch";
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        store_health(channel.clone(), api).await,
+        status(channel.clone(), api).await,
         ServingStatus::NotServing as i32,
         "no database, no service"
     );
@@ -250,7 +221,7 @@ async fn a_database_down_at_start_is_waited_for_and_one_lost_while_serving_is_re
         "searches answer from the index"
     );
     assert_eq!(
-        store_health(channel.clone(), api).await,
+        status(channel.clone(), api).await,
         ServingStatus::Serving as i32
     );
 

@@ -3,7 +3,9 @@
 //! database at DATABASE_URL / 127.0.0.1:5432), and the whole server started in-process.
 #![allow(dead_code)]
 
+pub mod health;
 pub mod outage;
+pub mod replicas;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

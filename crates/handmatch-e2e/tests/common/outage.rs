@@ -25,6 +25,12 @@ impl Outage {
         }
     }
 
+    /// `database_url`'s database, reached through this forwarder.
+    pub fn url_of(&self, database_url: &str) -> String {
+        let name = database_url.rsplit('/').next().unwrap();
+        format!("postgres://postgres@{}/{name}", self.addr)
+    }
+
     pub async fn up(&mut self) {
         let listener = TcpListener::bind(self.addr).await.unwrap();
         let mut tasks = JoinSet::new();
