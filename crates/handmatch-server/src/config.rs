@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::access::AuthMode;
+use crate::protection::{ProtectionArgs, TemplatesCommand};
 use crate::service::admission::AdmissionLimits;
 use crate::sync::SyncConfig;
 use handmatch_core::args::RuntimeArgs;
@@ -100,6 +101,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+
+    #[command(flatten)]
+    pub protection: ProtectionArgs,
 
     /// Most images embedded in one session call.
     #[arg(long, env = "HANDMATCH_MAX_BATCH_SIZE", default_value_t = 8)]
@@ -213,6 +217,9 @@ pub enum Command {
     /// Manage API keys in the database, without a running server.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Stored templates: re-seal them under a new key.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
 }
 
 #[derive(Debug, Clone, Subcommand)]

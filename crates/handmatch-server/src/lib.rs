@@ -9,6 +9,7 @@ pub mod config;
 pub mod health;
 pub mod index;
 pub mod keys_cli;
+pub mod protection;
 pub mod server;
 pub mod service;
 pub mod store;

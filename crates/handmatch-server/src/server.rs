@@ -16,6 +16,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::access::Authenticator;
 use crate::config::{Args, OnModelMismatch};
 use crate::health::{connect_store, watch};
+use crate::protection::check_sealing;
 use crate::service::admin_grpc::AdminService;
 use crate::service::grpc::TRANSPORT_MESSAGE_SLACK;
 use crate::service::matcher::MatcherLimits;
@@ -227,7 +228,11 @@ async fn load(
     .await??;
     let queue = EmbedQueue::start(session, args.max_batch_size, args.max_queue);
 
-    let store = connect_store(&args.database_url, args.db_max_connections, health).await?;
+    let keys = args.protection.template_keys()?;
+    let store = connect_store(&args.database_url, args.db_max_connections, health)
+        .await?
+        .with_template_keys(keys);
+    check_sealing(&store).await?;
     guard_model(&store, &meta.model_id, args.on_model_mismatch).await?;
     let limits = MatcherLimits {
         decode: DecodeLimits {

@@ -16,8 +16,15 @@ async fn main() -> anyhow::Result<()> {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
-    if let Some(Command::Keys(keys)) = args.command {
-        return handmatch_server::keys_cli::run(keys, &mut std::io::stdout().lock()).await;
+    match args.command {
+        Some(Command::Keys(keys)) => {
+            return handmatch_server::keys_cli::run(keys, &mut std::io::stdout().lock()).await
+        }
+        Some(Command::Templates(templates)) => {
+            handmatch_server::protection::run_templates_command(templates).await?;
+            return Ok(());
+        }
+        None => {}
     }
     let server = handmatch_server::server::start(args).await?;
     server.run_until(shutdown_signal()).await

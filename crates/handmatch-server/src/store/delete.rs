@@ -2,6 +2,7 @@
 
 use super::changes::{self, ChangeKind, NewChange};
 use super::error::StoreError;
+use super::target::Backend;
 use super::template_store::TemplateStore;
 
 impl TemplateStore {
@@ -39,6 +40,7 @@ impl TemplateStore {
         };
         changes::record(&mut tx, self.backend, change).await?;
         tx.commit().await?;
+        self.erase_freed_pages().await;
         Ok(templates.len() as u64)
     }
 
@@ -71,5 +73,29 @@ impl TemplateStore {
         }
         tx.commit().await?;
         Ok(templates)
+    }
+
+    /// SQLite: with `secure_delete` the deletion zeroed the rows in its new page versions,
+    /// but the WAL still holds the old ones until a checkpoint copies the new pages into the
+    /// file; TRUNCATE then empties the WAL. The deletion has committed either way, so a
+    /// checkpoint held back by readers is only logged (the next one completes it).
+    async fn erase_freed_pages(&self) {
+        if self.backend != Backend::Sqlite {
+            return;
+        }
+        let done: Result<(i64, i64, i64), sqlx::Error> =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await;
+        match done {
+            Ok((0, _, _)) => {}
+            Ok((busy, log, copied)) => tracing::warn!(
+                busy,
+                log,
+                copied,
+                "the WAL checkpoint after a deletion was held back by readers"
+            ),
+            Err(e) => tracing::warn!("the WAL checkpoint after a deletion failed: {e}"),
+        }
     }
 }

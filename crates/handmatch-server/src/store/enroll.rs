@@ -6,6 +6,7 @@ use super::changes::{self, ChangeKind, NewChange};
 use super::embedding::{self, VALUE_BYTES};
 use super::error::StoreError;
 use super::records::{aspect_code, side_code, EnrollOutcome, NewTemplate};
+use super::sealing::{SealedRow, TemplateKeys, SEAL_OVERHEAD};
 use super::template_store::{now_ms, TemplateStore};
 
 impl TemplateStore {
@@ -44,7 +45,7 @@ impl TemplateStore {
                     // writer commits in between, where one that writes first simply waits.
                     check_model_dimension(&mut tx, model_id, dimension).await?;
                 }
-                insert_template(&mut tx, model_id, item, sha, now).await
+                insert_template(&mut tx, &self.keys, model_id, item, sha, now).await
             }
             .await
             .map_err(|e| e.context(item_label(i, item)))?;
@@ -126,11 +127,14 @@ async fn check_model_dimension(
     model_id: &str,
     dimension: usize,
 ) -> Result<(), StoreError> {
-    let stored_bytes: Option<i64> =
-        sqlx::query_scalar("SELECT length(embedding) FROM templates WHERE model_id = $1 LIMIT 1")
-            .bind(model_id)
-            .fetch_optional(&mut **tx)
-            .await?;
+    // A sealed row's blob is its plaintext's length plus the seal's.
+    let stored_bytes: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT CAST(length(embedding) - CASE WHEN key_id IS NULL THEN 0 ELSE {SEAL_OVERHEAD} END \
+         AS BIGINT) FROM templates WHERE model_id = $1 LIMIT 1"
+    ))
+    .bind(model_id)
+    .fetch_optional(&mut **tx)
+    .await?;
     match stored_bytes {
         Some(bytes) if bytes != (dimension * VALUE_BYTES) as i64 => {
             Err(StoreError::InvalidInput(format!(
@@ -142,17 +146,28 @@ async fn check_model_dimension(
     }
 }
 
+/// Inserts the template unless its image is already enrolled. A sealed embedding is bound
+/// to its template id, which the insert assigns: the row goes in with zeros of the sealed
+/// length and gets its ciphertext in the same transaction, so no plaintext is written.
 async fn insert_template(
     tx: &mut Transaction<'static, Any>,
+    keys: &TemplateKeys,
     model_id: &str,
     item: &NewTemplate,
     sha: &str,
     now: i64,
 ) -> Result<EnrollOutcome, StoreError> {
+    let plain = embedding::encode(&item.embedding);
+    let key_id = keys.current_id();
+    let first_blob = match key_id {
+        Some(_) => vec![0u8; plain.len() + SEAL_OVERHEAD],
+        None => plain.clone(),
+    };
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO templates \
-         (gallery, subject_id, model_id, aspect, side, image_sha256, embedding, created_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         (gallery, subject_id, model_id, aspect, side, image_sha256, embedding, created_at_ms, \
+          key_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
          ON CONFLICT (gallery, subject_id, image_sha256, model_id) DO NOTHING \
          RETURNING template_id",
     )
@@ -162,11 +177,25 @@ async fn insert_template(
     .bind(aspect_code(item.aspect))
     .bind(side_code(item.side))
     .bind(sha)
-    .bind(embedding::encode(&item.embedding))
+    .bind(first_blob)
     .bind(now)
+    .bind(key_id)
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(template_id) = inserted {
+        if key_id.is_some() {
+            let row = SealedRow {
+                template_id,
+                gallery: &item.gallery,
+                subject_id: &item.subject_id,
+                model_id,
+            };
+            sqlx::query("UPDATE templates SET embedding = $1 WHERE template_id = $2")
+                .bind(keys.seal(plain, row))
+                .bind(template_id)
+                .execute(&mut **tx)
+                .await?;
+        }
         return Ok(EnrollOutcome {
             template_id,
             created: true,

@@ -24,6 +24,9 @@ pub enum StoreError {
     /// not a multiple of 4 or differs from the model's dimension.
     #[error("template store data corrupt: {0}")]
     Corrupt(String),
+    /// A template key that cannot be read, or a sealed template whose key was not given.
+    #[error("template key: {0}")]
+    Key(String),
     #[error("template store migration failed: {0}")]
     Migration(String),
     #[error("template store database error: {0}")]
@@ -39,6 +42,7 @@ impl StoreError {
             StoreError::InvalidInput(m) => StoreError::InvalidInput(format!("{what}: {m}")),
             StoreError::Corrupt(m) => StoreError::Corrupt(format!("{what}: {m}")),
             StoreError::Migration(m) => StoreError::Migration(format!("{what}: {m}")),
+            StoreError::Key(m) => StoreError::Key(format!("{what}: {m}")),
             StoreError::Database(m) => StoreError::Database(format!("{what}: {m}")),
             kept @ (StoreError::NotFound { .. }
             | StoreError::NoSuchKey(_)

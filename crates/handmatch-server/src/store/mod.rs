@@ -12,10 +12,12 @@ mod delete;
 mod embedding;
 mod enroll;
 mod error;
+mod key_rotation;
 mod migrate;
 mod names;
 mod read;
 mod records;
+mod sealing;
 mod target;
 mod template_store;
 
@@ -26,4 +28,5 @@ pub use error::StoreError;
 pub use handmatch_core::hand_image::Aspect;
 pub use names::check_name;
 pub use records::{EnrollOutcome, HandSide, NewTemplate, SubjectSummary, TemplateRecord};
+pub use sealing::{TemplateKey, TemplateKeys};
 pub use template_store::TemplateStore;

@@ -7,13 +7,14 @@ use sqlx::Row;
 use super::embedding;
 use super::error::StoreError;
 use super::records::{aspect_from_code, side_from_code, SubjectSummary, TemplateRecord};
+use super::sealing::{SealedRow, TemplateKeys};
 use super::template_store::TemplateStore;
 use handmatch_proto::limits::MAX_PAGE_SIZE;
 
 /// Qualified with `t`, the alias every query gives `templates`.
 const TEMPLATE_COLUMNS: &str =
     "t.template_id, t.gallery, t.subject_id, t.aspect, t.side, t.image_sha256, \
-     t.embedding, t.created_at_ms";
+     t.embedding, t.created_at_ms, t.key_id";
 
 /// Templates per statement when loading a model's templates.
 const LOAD_PAGE: u32 = 10_000;
@@ -47,7 +48,7 @@ impl TemplateStore {
         if first.try_get::<Option<i64>, _>("template_id")?.is_none() {
             return Ok(Some(Vec::new()));
         }
-        records(&rows, model_id).map(Some)
+        records(&self.keys, &rows, model_id).map(Some)
     }
 
     /// Every template of `model_id`, of every gallery, ordered by template_id.
@@ -84,7 +85,7 @@ impl TemplateStore {
             .await
             .map_err(StoreError::from)?;
             for row in &rows {
-                let record = checked_record(row, model_id, &mut dimension)?;
+                let record = checked_record(&self.keys, row, model_id, &mut dimension)?;
                 after = record.template_id;
                 each(record)?;
             }
@@ -167,22 +168,27 @@ fn count(row: &AnyRow, column: &str) -> Result<u32, StoreError> {
 }
 
 /// Decodes rows of [`TEMPLATE_COLUMNS`], insisting on one embedding dimension throughout.
-fn records(rows: &[AnyRow], model_id: &str) -> Result<Vec<TemplateRecord>, StoreError> {
+fn records(
+    keys: &TemplateKeys,
+    rows: &[AnyRow],
+    model_id: &str,
+) -> Result<Vec<TemplateRecord>, StoreError> {
     let mut dimension = None;
     rows.iter()
-        .map(|row| checked_record(row, model_id, &mut dimension))
+        .map(|row| checked_record(keys, row, model_id, &mut dimension))
         .collect()
 }
 
 /// One row of [`TEMPLATE_COLUMNS`], whose dimension must be `dimension` (set by the first).
 fn checked_record(
+    keys: &TemplateKeys,
     row: &AnyRow,
     model_id: &str,
     dimension: &mut Option<usize>,
 ) -> Result<TemplateRecord, StoreError> {
     let template_id: i64 = row.try_get("template_id")?;
-    let record =
-        record(row, template_id).map_err(|e| e.context(format!("template {template_id}")))?;
+    let record = record(keys, row, template_id, model_id)
+        .map_err(|e| e.context(format!("template {template_id}")))?;
     let expected = *dimension.get_or_insert(record.embedding.len());
     if record.embedding.len() != expected {
         return Err(StoreError::Corrupt(format!(
@@ -194,12 +200,27 @@ fn checked_record(
     Ok(record)
 }
 
-fn record(row: &AnyRow, template_id: i64) -> Result<TemplateRecord, StoreError> {
-    let blob: Vec<u8> = row.try_get("embedding")?;
+fn record(
+    keys: &TemplateKeys,
+    row: &AnyRow,
+    template_id: i64,
+    model_id: &str,
+) -> Result<TemplateRecord, StoreError> {
+    let stored: Vec<u8> = row.try_get("embedding")?;
+    let key_id: Option<String> = row.try_get("key_id")?;
+    let gallery: String = row.try_get("gallery")?;
+    let subject_id: String = row.try_get("subject_id")?;
+    let sealed_for = SealedRow {
+        template_id,
+        gallery: &gallery,
+        subject_id: &subject_id,
+        model_id,
+    };
+    let blob = keys.open(&stored, key_id.as_deref(), sealed_for)?;
     Ok(TemplateRecord {
         template_id,
-        gallery: row.try_get("gallery")?,
-        subject_id: row.try_get("subject_id")?,
+        gallery,
+        subject_id,
         aspect: aspect_from_code(row.try_get("aspect")?)?,
         side: side_from_code(row.try_get("side")?)?,
         image_sha256: row.try_get("image_sha256")?,

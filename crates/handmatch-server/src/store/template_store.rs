@@ -8,6 +8,7 @@ use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
 use super::error::StoreError;
 use super::migrate;
+use super::sealing::TemplateKeys;
 use super::target::{Backend, Target};
 
 /// How long `connect` waits for the first connection, and any later request for a pooled
@@ -24,6 +25,8 @@ pub struct TemplateStore {
     /// The database's URL, for the change listener's own connection; may carry a password,
     /// so never printed.
     pub(super) url: std::sync::Arc<str>,
+    /// What embeddings are sealed and opened with (none: plaintext).
+    pub(super) keys: TemplateKeys,
 }
 
 impl std::fmt::Debug for TemplateStore {
@@ -32,6 +35,7 @@ impl std::fmt::Debug for TemplateStore {
         f.debug_struct("TemplateStore")
             .field("backend", &self.backend.as_str())
             .field("connections", &self.pool.size())
+            .field("sealing_key", &self.keys.current_id())
             .finish()
     }
 }
@@ -82,6 +86,9 @@ impl TemplateStore {
                         // CASCADE silently leaves orphan templates. sqlx happens to default
                         // this on; the store does not rely on that.
                         conn.execute("PRAGMA foreign_keys = ON").await?;
+                        // A deleted subject's bytes are overwritten with zeros rather than
+                        // left in free pages (and the WAL is checkpointed after a deletion).
+                        conn.execute("PRAGMA secure_delete = ON").await?;
                     } else {
                         conn.execute(STATEMENT_TIMEOUT).await?;
                     }
@@ -101,7 +108,19 @@ impl TemplateStore {
             pool,
             backend,
             url: target.url.into(),
+            keys: TemplateKeys::default(),
         })
+    }
+
+    /// This store sealing new templates with `keys`' current key and opening rows with any
+    /// of them.
+    pub fn with_template_keys(mut self, keys: TemplateKeys) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    pub fn template_keys(&self) -> &TemplateKeys {
+        &self.keys
     }
 
     /// "postgres" or "sqlite".

@@ -1,0 +1,79 @@
+//! The data-protection flags of the server and of `handmatch-server templates`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use crate::store::{StoreError, TemplateKey, TemplateKeys};
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ProtectionArgs {
+    /// Seal stored templates with this key (AES-256-GCM): a file of 32 random bytes, raw or
+    /// as 64 hex digits (`head -c 32 /dev/urandom > template.key`). Without it templates
+    /// are stored in plaintext; a database holding sealed templates needs their key.
+    #[arg(long, env = "HANDMATCH_TEMPLATE_KEY_FILE")]
+    pub template_key_file: Option<PathBuf>,
+
+    /// A key that stored templates may still be sealed under while a rotation runs: opened
+    /// with, never sealed with (repeat, or comma-separate, for more).
+    #[arg(
+        long = "previous-template-key-file",
+        env = "HANDMATCH_PREVIOUS_TEMPLATE_KEY_FILES",
+        value_delimiter = ','
+    )]
+    pub previous_template_key_files: Vec<PathBuf>,
+}
+
+impl ProtectionArgs {
+    pub fn template_keys(&self) -> Result<TemplateKeys, StoreError> {
+        let current = self
+            .template_key_file
+            .as_deref()
+            .map(TemplateKey::from_file)
+            .transpose()?;
+        let previous = read_keys(&self.previous_template_key_files)?;
+        Ok(TemplateKeys::new(current, previous))
+    }
+}
+
+fn read_keys(files: &[PathBuf]) -> Result<Vec<TemplateKey>, StoreError> {
+    files.iter().map(|f| TemplateKey::from_file(f)).collect()
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TemplatesCommand {
+    /// Re-seal every stored template under a new key, in batches; safe to stop and run
+    /// again (it resumes). Also seals a plaintext database for the first time.
+    Rekey(RekeyArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RekeyArgs {
+    /// The server's database (as for serving).
+    #[arg(
+        long,
+        env = "HANDMATCH_DATABASE_URL",
+        default_value = "sqlite://handmatch.db"
+    )]
+    pub database_url: String,
+    /// The key templates are sealed under now (repeat for several); none for plaintext.
+    #[arg(long = "old-key-file", value_delimiter = ',')]
+    pub old_key_files: Vec<PathBuf>,
+    /// The key to seal every template under.
+    #[arg(long)]
+    pub new_key_file: PathBuf,
+    /// Templates re-sealed per transaction.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
+    /// Stop after this many batches (the rest is done by running the command again).
+    #[arg(long)]
+    pub max_batches: Option<u64>,
+}
+
+impl RekeyArgs {
+    /// The old keys (to open with) and the new one.
+    pub fn keys(&self) -> Result<(TemplateKeys, TemplateKey), StoreError> {
+        let old = TemplateKeys::new(None, read_keys(&self.old_key_files)?);
+        Ok((old, TemplateKey::from_file(&self.new_key_file)?))
+    }
+}
