@@ -406,8 +406,8 @@ async fn a_key_of_one_gallery_cannot_reach_another(backend: Backend) {
         subject(&mut b, "b", "alice").await.unwrap(),
     );
     assert_ne!(
-        alice_a.templates[0].image_sha256,
-        alice_b.templates[0].image_sha256
+        alice_a.templates[0].image_fingerprint,
+        alice_b.templates[0].image_fingerprint
     );
     assert_eq!(
         (alice_a.gallery.as_str(), alice_b.gallery.as_str()),

@@ -267,6 +267,26 @@ async fn enrol_identify_and_check(backend: Backend) {
         got.templates.len(),
         imgs.iter().filter(|i| i.aspect == Aspect::Palmar).count()
     );
+    // No image's SHA-256 is shown (a membership test for whoever holds the photo): a
+    // keyed fingerprint, the same on every read.
+    let shown = format!("{got:?}");
+    for img in imgs.iter() {
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(pb_image(img).data));
+        assert!(!shown.contains(&sha), "GetSubject shows the SHA-256 {sha}");
+    }
+    let again = client
+        .get_subject(pb::GetSubjectRequest {
+            subject_id: subject.to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, got);
+    assert!(got
+        .templates
+        .iter()
+        .all(|t| t.image_fingerprint.len() == 64));
     server.shutdown().await.unwrap();
 }
 

@@ -19,6 +19,7 @@ on_both_backends!(
     sealed_templates_hold_no_plaintext_and_open_only_with_their_key,
     a_ciphertext_copied_into_another_row_does_not_open,
     rekey_round_trips_and_resumes_after_a_stop,
+    a_server_secret_is_made_once_and_shared,
 );
 
 fn key(byte: u8) -> TemplateKey {
@@ -190,6 +191,18 @@ async fn rekey_round_trips_and_resumes_after_a_stop(db: Db) {
         0,
         "done"
     );
+}
+
+async fn a_server_secret_is_made_once_and_shared(db: Db) {
+    let first = db.store.server_secret("image-fingerprint").await.unwrap();
+    assert_eq!(first.len(), 32);
+    let other_server = reopened(&db, TemplateKeys::default()).await;
+    let (a, b) = tokio::join!(
+        other_server.server_secret("image-fingerprint"),
+        db.store.server_secret("image-fingerprint")
+    );
+    assert_eq!((a.unwrap(), b.unwrap()), (first.clone(), first.clone()));
+    assert_ne!(db.store.server_secret("other").await.unwrap(), first);
 }
 
 /// `sqlite://PATH` → the database file and its WAL, concatenated.

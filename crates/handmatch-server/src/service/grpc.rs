@@ -9,6 +9,7 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::error::ServiceError;
+use super::fingerprint::ImageFingerprints;
 use super::matcher::{Matcher, RequestImage, Search, Timings};
 use super::operating_point::{Decision, OperatingPoint};
 use super::serving::{ready, Serving, ServingCell};
@@ -178,12 +179,12 @@ async fn enroll(
     })
 }
 
-fn template_info(t: TemplateRecord) -> pb::TemplateInfo {
+fn template_info(t: TemplateRecord, fingerprints: &ImageFingerprints) -> pb::TemplateInfo {
     pb::TemplateInfo {
         template_id: t.template_id,
         aspect: to_pb_aspect(t.aspect) as i32,
         side: to_pb_side(t.side) as i32,
-        image_sha256: t.image_sha256,
+        image_fingerprint: fingerprints.of(&t.image_sha256),
         created_at_ms: t.created_at_ms,
     }
 }
@@ -348,7 +349,10 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
         let templates = matcher.subject(&gallery, &subject_id).await?;
         Ok(Response::new(pb::Subject {
             subject_id,
-            templates: templates.into_iter().map(template_info).collect(),
+            templates: templates
+                .into_iter()
+                .map(|t| template_info(t, matcher.fingerprints()))
+                .collect(),
             gallery,
         }))
     }

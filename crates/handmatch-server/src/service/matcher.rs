@@ -9,6 +9,7 @@ use ndarray::Array2;
 
 use super::admission::{Admission, AdmissionLimits};
 use super::error::ServiceError;
+use super::fingerprint::ImageFingerprints;
 use super::images::{prepare, request_cost};
 use super::operating_point::{Decision, OperatingPoint};
 use super::page_token;
@@ -82,6 +83,7 @@ pub struct Matcher {
     templates: Arc<Templates>,
     admission: Admission,
     limits: MatcherLimits,
+    fingerprints: ImageFingerprints,
 }
 
 impl Matcher {
@@ -92,12 +94,14 @@ impl Matcher {
         limits: MatcherLimits,
     ) -> Result<Arc<Self>, ServiceError> {
         let meta = queue.metadata();
+        let fingerprints = ImageFingerprints::open(&store).await?;
         let templates = Templates::load(store, &meta.model_id, meta.embedding_dim).await?;
         Ok(Arc::new(Self {
             queue,
             templates,
             admission: Admission::new(limits.admission),
             limits,
+            fingerprints,
         }))
     }
 
@@ -107,6 +111,11 @@ impl Matcher {
 
     pub fn provider(&self) -> ExecutionProviderKind {
         self.queue.provider()
+    }
+
+    /// What GetSubject shows of each enrolled image.
+    pub fn fingerprints(&self) -> &ImageFingerprints {
+        &self.fingerprints
     }
 
     pub fn verify_threshold(&self) -> Option<f32> {

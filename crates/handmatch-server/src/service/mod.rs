@@ -4,6 +4,7 @@
 pub mod admin_grpc;
 pub mod admission;
 pub mod error;
+pub mod fingerprint;
 pub mod grpc;
 pub mod images;
 pub mod matcher;

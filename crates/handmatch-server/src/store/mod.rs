@@ -18,6 +18,7 @@ mod names;
 mod read;
 mod records;
 mod sealing;
+mod secrets;
 mod target;
 mod template_store;
 
