@@ -66,6 +66,7 @@ async fn tls_server(pki: &Pki, mutual: bool) -> (RunningServer, String) {
             galleries: vec![],
             all_galleries: true,
         },
+        None,
     )
     .await
     .unwrap();

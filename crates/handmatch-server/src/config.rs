@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::access::AuthMode;
-use crate::protection::{ProtectionArgs, TemplatesCommand};
+use crate::protection::{AuditCommand, ProtectionArgs, TemplatesCommand};
 use crate::service::admission::AdmissionLimits;
 use crate::sync::SyncConfig;
 use handmatch_core::args::RuntimeArgs;
@@ -220,6 +220,9 @@ pub enum Command {
     /// Stored templates: re-seal them under a new key.
     #[command(subcommand)]
     Templates(TemplatesCommand),
+    /// The audit trail: who enrolled, deleted or searched whom, and how it ended.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Debug, Clone, Subcommand)]

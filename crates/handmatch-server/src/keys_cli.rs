@@ -7,7 +7,7 @@ use std::io::Write;
 use crate::access::key_admin::{self, KeyInfo, KeyRequest};
 use crate::access::GalleryAccess;
 use crate::config::{KeyStoreArgs, KeysCommand};
-use crate::store::TemplateStore;
+use crate::store::{AuditEvent, TemplateStore};
 
 pub async fn run(command: KeysCommand, out: &mut impl Write) -> anyhow::Result<()> {
     match command {
@@ -19,7 +19,8 @@ pub async fn run(command: KeysCommand, out: &mut impl Write) -> anyhow::Result<(
                 galleries: a.galleries,
                 all_galleries: a.all_galleries,
             };
-            let (key, info) = key_admin::create_key(&store, request).await?;
+            let audit = cli_event("keys create", &request.name);
+            let (key, info) = key_admin::create_key(&store, request, Some(&audit)).await?;
             store.close().await;
             tracing::info!(name = %info.name, scopes = %scopes(&info), "API key created");
             writeln!(out, "{key}")?;
@@ -32,12 +33,27 @@ pub async fn run(command: KeysCommand, out: &mut impl Write) -> anyhow::Result<(
         }
         KeysCommand::Revoke(a) => {
             let store = open(&a.store).await?;
-            let info = key_admin::revoke_key(&store, &a.name).await?;
+            let audit = cli_event("keys revoke", &a.name);
+            let info = key_admin::revoke_key(&store, &a.name, Some(&audit)).await?;
             store.close().await;
             writeln!(out, "revoked {}", info.name)?;
         }
     }
     Ok(())
+}
+
+/// What the audit trail records of a key change made from the command line.
+fn cli_event(command: &str, key_name: &str) -> AuditEvent {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    AuditEvent {
+        request_id: "-".into(),
+        actor: format!("cli {user}"),
+        rpc: command.into(),
+        gallery: None,
+        subject_id: Some(key_name.into()),
+        result: "Ok".into(),
+        templates: 0,
+    }
 }
 
 async fn open(args: &KeyStoreArgs) -> anyhow::Result<TemplateStore> {
@@ -56,7 +72,8 @@ fn galleries(k: &KeyInfo) -> String {
     }
 }
 
-fn time(ms: Option<i64>) -> String {
+/// Unix milliseconds as RFC 3339 (seconds), "-" for none.
+pub(crate) fn time(ms: Option<i64>) -> String {
     let Some(ms) = ms else {
         return "-".into();
     };

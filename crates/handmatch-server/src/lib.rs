@@ -2,7 +2,9 @@
 //! exact in-memory search over per-subject templates of each gallery (`index`), API keys
 //! and what they allow (`access`), the operations (`service`), start-up and shutdown
 //! (`server`, `tls`), the store's health (`health`), key administration (`keys_cli`),
-//! and replicas following each other's writes through the store's change feed (`sync`).
+//! request ids (`request_id`), data protection (`protection`: sealed templates, the audit
+//! trail's command line), and replicas following each other's writes through the store's
+//! change feed (`sync`).
 
 pub mod access;
 pub mod config;
@@ -10,6 +12,7 @@ pub mod health;
 pub mod index;
 pub mod keys_cli;
 pub mod protection;
+pub mod request_id;
 pub mod server;
 pub mod service;
 pub mod store;

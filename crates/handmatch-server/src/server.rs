@@ -17,6 +17,7 @@ use crate::access::Authenticator;
 use crate::config::{Args, OnModelMismatch};
 use crate::health::{connect_store, watch};
 use crate::protection::check_sealing;
+use crate::request_id;
 use crate::service::admin_grpc::AdminService;
 use crate::service::grpc::TRANSPORT_MESSAGE_SLACK;
 use crate::service::matcher::MatcherLimits;
@@ -143,7 +144,9 @@ pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
     let transport_limit = args
         .max_message_bytes
         .saturating_mul(TRANSPORT_MESSAGE_SLACK);
-    let api = HandMatchServer::new(HandMatchService::new(ready.clone(), args.max_message_bytes))
+    let service = HandMatchService::new(ready.clone(), args.max_message_bytes)
+        .audit_searches(args.protection.audit_searches);
+    let api = HandMatchServer::new(service)
         .max_decoding_message_size(transport_limit)
         .max_encoding_message_size(args.max_message_bytes);
     let limits = TransportLimits {
@@ -163,6 +166,9 @@ pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
             .timeout(limits.request_timeout)
             .http2_keepalive_interval(Some(limits.keepalive))
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .layer(request_id::set_layer())
+            .layer(request_id::propagate_layer())
+            .layer(request_id::span_layer())
             .layer(tower::util::MapResponseLayer::new(
                 oversized_message_is_resource_exhausted,
             ))

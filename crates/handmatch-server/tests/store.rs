@@ -220,7 +220,7 @@ fn new_key(name: &str, key_id: &str) -> NewApiKey {
 async fn api_keys_are_created_found_listed_and_revoked(db: Db) {
     let store = db.store;
     let created = store
-        .create_api_key(&new_key("ops", "0123456789abcdef"))
+        .create_api_key(&new_key("ops", "0123456789abcdef"), None)
         .await
         .unwrap();
     assert_eq!(created.scopes, ["enroll", "read"]);
@@ -230,14 +230,14 @@ async fn api_keys_are_created_found_listed_and_revoked(db: Db) {
         (None, None)
     );
     let again = store
-        .create_api_key(&new_key("ops", "fedcba9876543210"))
+        .create_api_key(&new_key("ops", "fedcba9876543210"), None)
         .await;
     assert!(
         matches!(again, Err(StoreError::AlreadyExists(_))),
         "{again:?}"
     );
     store
-        .create_api_key(&new_key("ci", "1111111111111111"))
+        .create_api_key(&new_key("ci", "1111111111111111"), None)
         .await
         .unwrap();
 
@@ -264,21 +264,21 @@ async fn api_keys_are_created_found_listed_and_revoked(db: Db) {
         .map(|k| k.name)
         .collect();
     assert_eq!(names, ["ci", "ops"]);
-    let revoked = store.revoke_api_key("ops").await.unwrap();
+    let revoked = store.revoke_api_key("ops", None).await.unwrap();
     let first = revoked.revoked_at_ms.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let twice = store.revoke_api_key("ops").await.unwrap();
+    let twice = store.revoke_api_key("ops", None).await.unwrap();
     assert_eq!(
         twice.revoked_at_ms,
         Some(first),
         "the first revocation time stays"
     );
     assert!(matches!(
-        store.revoke_api_key("nobody").await,
+        store.revoke_api_key("nobody", None).await,
         Err(StoreError::NoSuchKey(_))
     ));
     let bad_name = store
-        .create_api_key(&new_key("no spaces", "3333333333333333"))
+        .create_api_key(&new_key("no spaces", "3333333333333333"), None)
         .await;
     assert!(
         matches!(bad_name, Err(StoreError::InvalidInput(_))),

@@ -5,7 +5,7 @@ use super::api_key::generate;
 use super::error::AccessError;
 use super::grant::GalleryAccess;
 use super::scope::{parse_scopes, Scope};
-use crate::store::{check_name, ApiKeyRecord, NewApiKey, TemplateStore};
+use crate::store::{check_name, ApiKeyRecord, AuditEvent, NewApiKey, TemplateStore};
 
 /// What a new key may do.
 pub struct KeyRequest {
@@ -43,6 +43,7 @@ impl From<ApiKeyRecord> for KeyInfo {
 pub async fn create_key(
     store: &TemplateStore,
     request: KeyRequest,
+    audit: Option<&AuditEvent>,
 ) -> Result<(String, KeyInfo), AccessError> {
     let invalid = AccessError::InvalidRequest;
     check_name("key name", &request.name).map_err(invalid)?;
@@ -73,13 +74,16 @@ pub async fn create_key(
     };
     let key = generate();
     let record = store
-        .create_api_key(&NewApiKey {
-            name: request.name,
-            key_id: key.key_id,
-            secret_sha256: key.secret_sha256,
-            scopes: scopes.iter().map(|s| s.as_str().to_string()).collect(),
-            galleries: galleries.to_stored(),
-        })
+        .create_api_key(
+            &NewApiKey {
+                name: request.name,
+                key_id: key.key_id,
+                secret_sha256: key.secret_sha256,
+                scopes: scopes.iter().map(|s| s.as_str().to_string()).collect(),
+                galleries: galleries.to_stored(),
+            },
+            audit,
+        )
         .await?;
     Ok((key.token, record.into()))
 }
@@ -93,6 +97,10 @@ pub async fn list_keys(store: &TemplateStore) -> Result<Vec<KeyInfo>, AccessErro
         .collect())
 }
 
-pub async fn revoke_key(store: &TemplateStore, name: &str) -> Result<KeyInfo, AccessError> {
-    Ok(store.revoke_api_key(name).await?.into())
+pub async fn revoke_key(
+    store: &TemplateStore,
+    name: &str,
+    audit: Option<&AuditEvent>,
+) -> Result<KeyInfo, AccessError> {
+    Ok(store.revoke_api_key(name, audit).await?.into())
 }

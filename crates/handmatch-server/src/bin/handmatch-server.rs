@@ -24,6 +24,10 @@ async fn main() -> anyhow::Result<()> {
             handmatch_server::protection::run_templates_command(templates).await?;
             return Ok(());
         }
+        Some(Command::Audit(audit)) => {
+            let mut out = std::io::stdout().lock();
+            return handmatch_server::protection::run_audit_command(audit, &mut out).await;
+        }
         None => {}
     }
     let server = handmatch_server::server::start(args).await?;

@@ -22,6 +22,11 @@ pub struct ProtectionArgs {
         value_delimiter = ','
     )]
     pub previous_template_key_files: Vec<PathBuf>,
+
+    /// Record every Identify and Verify in the audit trail too (who searched which
+    /// gallery, and how it ended; never images or scores). Writes are always recorded.
+    #[arg(long, env = "HANDMATCH_AUDIT_SEARCHES")]
+    pub audit_searches: bool,
 }
 
 impl ProtectionArgs {
@@ -38,6 +43,48 @@ impl ProtectionArgs {
 
 fn read_keys(files: &[PathBuf]) -> Result<Vec<TemplateKey>, StoreError> {
     files.iter().map(|f| TemplateKey::from_file(f)).collect()
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuditCommand {
+    /// Print the audit trail, oldest first (tab-separated).
+    List(AuditListArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuditListArgs {
+    /// The server's database (as for serving).
+    #[arg(
+        long,
+        env = "HANDMATCH_DATABASE_URL",
+        default_value = "sqlite://handmatch.db"
+    )]
+    pub database_url: String,
+    /// Events from this time on: RFC 3339 (2026-12-01T00:00:00Z) or an age (24h, 7days).
+    #[arg(long, value_parser = since_ms)]
+    pub since: Option<i64>,
+    /// Only this subject's events.
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: u32,
+}
+
+/// An RFC 3339 time or an age before now, as Unix milliseconds.
+fn since_ms(s: &str) -> Result<i64, String> {
+    let at = match humantime::parse_rfc3339_weak(s) {
+        Ok(at) => at,
+        Err(_) => {
+            let age = humantime::parse_duration(s)
+                .map_err(|_| format!("{s:?} is neither an RFC 3339 time nor an age like 24h"))?;
+            std::time::SystemTime::now() - age
+        }
+    };
+    let since = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| format!("{s:?} is before 1970"))?;
+    Ok(since.as_millis() as i64)
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::call_audit::CallAudit;
 use super::error::ServiceError;
 use super::fingerprint::ImageFingerprints;
 use super::matcher::{Matcher, RequestImage, Search, Timings};
@@ -15,7 +16,7 @@ use super::operating_point::{Decision, OperatingPoint};
 use super::serving::{ready, Serving, ServingCell};
 use super::validate;
 use crate::access::{Grant, Scope};
-use crate::store::{HandSide, TemplateRecord};
+use crate::store::{HandSide, TemplateRecord, TemplateStore};
 use handmatch_core::hand_image::Aspect;
 use handmatch_core::training_summary::TrainingSummary;
 use handmatch_proto::v1 as pb;
@@ -33,6 +34,7 @@ pub const TRANSPORT_MESSAGE_SLACK: usize = 2;
 pub struct HandMatchService {
     serving: ServingCell,
     max_message_bytes: usize,
+    audit_searches: bool,
 }
 
 impl HandMatchService {
@@ -40,7 +42,19 @@ impl HandMatchService {
         Self {
             serving,
             max_message_bytes,
+            audit_searches: false,
         }
+    }
+
+    /// Identify and Verify are recorded in the audit trail too (writes always are).
+    pub fn audit_searches(mut self, on: bool) -> Self {
+        self.audit_searches = on;
+        self
+    }
+
+    /// The store, once start-up has opened it (for the audit trail).
+    fn store(&self) -> Option<TemplateStore> {
+        self.serving.get().map(|s| s.matcher.store().clone())
     }
 
     fn within_limit(&self, message: &impl prost::Message) -> Result<(), ServiceError> {
@@ -65,10 +79,118 @@ impl HandMatchService {
         request: &Request<T>,
         scope: Scope,
         gallery: &str,
-    ) -> Result<(Arc<Matcher>, String), ServiceError> {
+    ) -> Result<(Arc<Matcher>, String, Grant), ServiceError> {
         let serving = self.ready()?;
-        let gallery = serving.authorize(request, scope, gallery).await?;
-        Ok((serving.matcher, gallery))
+        let (gallery, grant) = serving.authorize(request, scope, gallery).await?;
+        Ok((serving.matcher, gallery, grant))
+    }
+
+    async fn enroll_audited(
+        &self,
+        request: Request<pb::EnrollRequest>,
+        audit: &mut CallAudit,
+    ) -> Result<pb::EnrollResponse, ServiceError> {
+        let (matcher, gallery, grant) = self
+            .open(&request, Scope::Enroll, &request.get_ref().gallery)
+            .await?;
+        audit.authorised(&grant, &gallery);
+        self.within_limit(request.get_ref())?;
+        enroll(&matcher, &gallery, request.into_inner(), audit).await
+    }
+
+    async fn open_stream<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<(Arc<Matcher>, Grant), ServiceError> {
+        let serving = self.ready()?;
+        let grant = serving.grant(request).await?;
+        grant.allow(Scope::Enroll, None)?;
+        Ok((serving.matcher, grant))
+    }
+
+    async fn identify_audited(
+        &self,
+        request: Request<pb::IdentifyRequest>,
+        audit: &mut CallAudit,
+    ) -> Result<pb::IdentifyResponse, ServiceError> {
+        let (matcher, gallery, grant) = self
+            .open(&request, Scope::Identify, &request.get_ref().gallery)
+            .await?;
+        audit.authorised(&grant, &gallery);
+        self.within_limit(request.get_ref())?;
+        let req = request.into_inner();
+        let search = Search {
+            gallery,
+            aspect: gallery_aspect(req.gallery_aspect)?,
+            top_k: req.top_k,
+            min_score: req.min_score,
+            point: operating_point(req.operating_point)?,
+        };
+        let found = matcher.identify(images(req.images)?, search).await?;
+        Ok(pb::IdentifyResponse {
+            candidates: found
+                .candidates
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| pb::Candidate {
+                    subject_id: m.subject_id,
+                    score: m.score,
+                    rank: i as u32 + 1,
+                })
+                .collect(),
+            model_id: matcher.metadata().model_id.clone(),
+            gallery_subjects: found.gallery_subjects as u64,
+            timings: Some(timings(found.timings)),
+            decision: found.decision.map(decision),
+        })
+    }
+
+    async fn verify_audited(
+        &self,
+        request: Request<pb::VerifyRequest>,
+        audit: &mut CallAudit,
+    ) -> Result<pb::VerifyResponse, ServiceError> {
+        let (matcher, gallery, grant) = self
+            .open(&request, Scope::Verify, &request.get_ref().gallery)
+            .await?;
+        audit.authorised(&grant, &gallery);
+        self.within_limit(request.get_ref())?;
+        let req = request.into_inner();
+        let aspect = gallery_aspect(req.gallery_aspect)?;
+        let v = matcher
+            .verify(
+                &gallery,
+                &req.subject_id,
+                images(req.images)?,
+                aspect,
+                req.threshold,
+            )
+            .await?;
+        Ok(pb::VerifyResponse {
+            score: v.score,
+            r#match: v.threshold.map(|t| v.score >= t),
+            threshold: v.threshold,
+            model_id: matcher.metadata().model_id.clone(),
+            timings: Some(timings(v.timings)),
+        })
+    }
+
+    async fn delete_audited(
+        &self,
+        request: Request<pb::DeleteSubjectRequest>,
+        audit: &mut CallAudit,
+    ) -> Result<pb::DeleteSubjectResponse, ServiceError> {
+        let (matcher, gallery, grant) = self
+            .open(&request, Scope::Delete, &request.get_ref().gallery)
+            .await?;
+        audit.authorised(&grant, &gallery);
+        let subject_id = request.into_inner().subject_id;
+        let deleted = matcher
+            .delete(&gallery, &subject_id, Some(audit.on_success()))
+            .await?;
+        Ok(pb::DeleteSubjectResponse {
+            templates_deleted: deleted,
+        })
     }
 }
 
@@ -162,9 +284,15 @@ async fn enroll(
     matcher: &Matcher,
     gallery: &str,
     req: pb::EnrollRequest,
+    audit: &CallAudit,
 ) -> Result<pb::EnrollResponse, ServiceError> {
     let outcomes = matcher
-        .enroll(gallery, &req.subject_id, images(req.images)?)
+        .enroll(
+            gallery,
+            &req.subject_id,
+            images(req.images)?,
+            Some(audit.on_success()),
+        )
         .await?;
     Ok(pb::EnrollResponse {
         subject_id: req.subject_id,
@@ -194,10 +322,12 @@ async fn enroll_item(
     matcher: &Matcher,
     grant: &Grant,
     item: pb::EnrollRequest,
+    audit: &mut CallAudit,
 ) -> Result<pb::EnrollResponse, ServiceError> {
     let gallery = validate::gallery(&item.gallery)?;
     grant.allow(Scope::Enroll, Some(&gallery))?;
-    enroll(matcher, &gallery, item).await
+    audit.authorised(grant, &gallery);
+    enroll(matcher, &gallery, item, audit).await
 }
 
 type EnrollStreamOut = Pin<Box<dyn Stream<Item = Result<pb::EnrollStreamResult, Status>> + Send>>;
@@ -208,13 +338,11 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
         &self,
         request: Request<pb::EnrollRequest>,
     ) -> Result<Response<pb::EnrollResponse>, Status> {
-        let (matcher, gallery) = self
-            .open(&request, Scope::Enroll, &request.get_ref().gallery)
-            .await?;
-        self.within_limit(request.get_ref())?;
-        Ok(Response::new(
-            enroll(&matcher, &gallery, request.into_inner()).await?,
-        ))
+        let r = request.get_ref();
+        let mut audit = CallAudit::start(&request, "Enroll", Some(&r.gallery), Some(&r.subject_id));
+        let result = self.enroll_audited(request, &mut audit).await;
+        audit.finish(self.store().as_ref(), &result, true).await;
+        Ok(Response::new(result?))
     }
 
     type EnrollStreamStream = EnrollStreamOut;
@@ -223,26 +351,34 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
         &self,
         request: Request<Streaming<pb::EnrollRequest>>,
     ) -> Result<Response<Self::EnrollStreamStream>, Status> {
-        let serving = self.ready()?;
-        // The key is checked once for the stream, each item's gallery as it comes.
-        let grant = serving.grant(&request).await?;
-        grant
-            .allow(Scope::Enroll, None)
-            .map_err(ServiceError::from)?;
-        let matcher = serving.matcher;
+        // The key is checked once for the stream, each item's gallery as it comes; each
+        // item is an event of its own in the audit trail.
+        let audit = CallAudit::start(&request, "EnrollStream", None, None);
+        let (matcher, grant) = match self.open_stream(&request).await {
+            Ok(opened) => opened,
+            Err(e) => {
+                audit.failed(self.store().as_ref(), &e).await;
+                return Err(e.into());
+            }
+        };
+        let audit = Arc::new(audit);
         let input = request.into_inner();
         let service = self.clone();
         let output = input
             .enumerate()
             .map(move |(index, item)| {
                 let (matcher, grant) = (matcher.clone(), grant.clone());
-                let service = service.clone();
+                let (service, audit) = (service.clone(), audit.clone());
                 async move {
                     let item = item?; // a transport error ends the stream
+                    let mut audit = audit.item(index, &item.gallery, &item.subject_id);
                     let enrolled = match service.within_limit(&item) {
-                        Ok(()) => enroll_item(&matcher, &grant, item).await,
+                        Ok(()) => enroll_item(&matcher, &grant, item, &mut audit).await,
                         Err(e) => Err(e),
                     };
+                    audit
+                        .finish(service.store().as_ref(), &enrolled, true)
+                        .await;
                     let result = match enrolled {
                         Ok(r) => pb::enroll_stream_result::Result::Enrolled(r),
                         Err(e) => pb::enroll_stream_result::Result::Error(pb::Error {
@@ -264,85 +400,49 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
         &self,
         request: Request<pb::IdentifyRequest>,
     ) -> Result<Response<pb::IdentifyResponse>, Status> {
-        let (matcher, gallery) = self
-            .open(&request, Scope::Identify, &request.get_ref().gallery)
-            .await?;
-        self.within_limit(request.get_ref())?;
-        let req = request.into_inner();
-        let search = Search {
-            gallery,
-            aspect: gallery_aspect(req.gallery_aspect)?,
-            top_k: req.top_k,
-            min_score: req.min_score,
-            point: operating_point(req.operating_point)?,
-        };
-        let found = matcher.identify(images(req.images)?, search).await?;
-        Ok(Response::new(pb::IdentifyResponse {
-            candidates: found
-                .candidates
-                .into_iter()
-                .enumerate()
-                .map(|(i, m)| pb::Candidate {
-                    subject_id: m.subject_id,
-                    score: m.score,
-                    rank: i as u32 + 1,
-                })
-                .collect(),
-            model_id: matcher.metadata().model_id.clone(),
-            gallery_subjects: found.gallery_subjects as u64,
-            timings: Some(timings(found.timings)),
-            decision: found.decision.map(decision),
-        }))
+        let mut audit =
+            CallAudit::start(&request, "Identify", Some(&request.get_ref().gallery), None);
+        let result = self.identify_audited(request, &mut audit).await;
+        if self.audit_searches {
+            audit.finish(self.store().as_ref(), &result, false).await;
+        }
+        Ok(Response::new(result?))
     }
 
     async fn verify(
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
-        let (matcher, gallery) = self
-            .open(&request, Scope::Verify, &request.get_ref().gallery)
-            .await?;
-        self.within_limit(request.get_ref())?;
-        let req = request.into_inner();
-        let aspect = gallery_aspect(req.gallery_aspect)?;
-        let v = matcher
-            .verify(
-                &gallery,
-                &req.subject_id,
-                images(req.images)?,
-                aspect,
-                req.threshold,
-            )
-            .await?;
-        Ok(Response::new(pb::VerifyResponse {
-            score: v.score,
-            r#match: v.threshold.map(|t| v.score >= t),
-            threshold: v.threshold,
-            model_id: matcher.metadata().model_id.clone(),
-            timings: Some(timings(v.timings)),
-        }))
+        let r = request.get_ref();
+        let mut audit = CallAudit::start(&request, "Verify", Some(&r.gallery), Some(&r.subject_id));
+        let result = self.verify_audited(request, &mut audit).await;
+        if self.audit_searches {
+            audit.finish(self.store().as_ref(), &result, false).await;
+        }
+        Ok(Response::new(result?))
     }
 
     async fn delete_subject(
         &self,
         request: Request<pb::DeleteSubjectRequest>,
     ) -> Result<Response<pb::DeleteSubjectResponse>, Status> {
-        let (matcher, gallery) = self
-            .open(&request, Scope::Delete, &request.get_ref().gallery)
-            .await?;
-        let deleted = matcher
-            .delete(&gallery, &request.into_inner().subject_id)
-            .await?;
-        Ok(Response::new(pb::DeleteSubjectResponse {
-            templates_deleted: deleted,
-        }))
+        let r = request.get_ref();
+        let mut audit = CallAudit::start(
+            &request,
+            "DeleteSubject",
+            Some(&r.gallery),
+            Some(&r.subject_id),
+        );
+        let result = self.delete_audited(request, &mut audit).await;
+        audit.finish(self.store().as_ref(), &result, true).await;
+        Ok(Response::new(result?))
     }
 
     async fn get_subject(
         &self,
         request: Request<pb::GetSubjectRequest>,
     ) -> Result<Response<pb::Subject>, Status> {
-        let (matcher, gallery) = self
+        let (matcher, gallery, _) = self
             .open(&request, Scope::Read, &request.get_ref().gallery)
             .await?;
         let subject_id = request.into_inner().subject_id;
@@ -361,7 +461,7 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
         &self,
         request: Request<pb::ListSubjectsRequest>,
     ) -> Result<Response<pb::ListSubjectsResponse>, Status> {
-        let (matcher, gallery) = self
+        let (matcher, gallery, _) = self
             .open(&request, Scope::Read, &request.get_ref().gallery)
             .await?;
         let req = request.into_inner();
@@ -385,7 +485,7 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
         &self,
         request: Request<pb::GetInfoRequest>,
     ) -> Result<Response<pb::InfoResponse>, Status> {
-        let (matcher, gallery) = self
+        let (matcher, gallery, _) = self
             .open(&request, Scope::Read, &request.get_ref().gallery)
             .await?;
         let meta = matcher.metadata();

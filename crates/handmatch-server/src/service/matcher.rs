@@ -17,7 +17,7 @@ use super::templates::Templates;
 use super::validate;
 use crate::index::{GalleryIndex, IndexFreshness, Match};
 use crate::store::{
-    EnrollOutcome, HandSide, NewTemplate, SubjectSummary, TemplateRecord, TemplateStore,
+    AuditEvent, EnrollOutcome, HandSide, NewTemplate, SubjectSummary, TemplateRecord, TemplateStore,
 };
 use handmatch_core::embed::decode::DecodeLimits;
 use handmatch_core::embed::metadata::ArtefactMetadata;
@@ -199,6 +199,7 @@ impl Matcher {
         gallery: &str,
         subject_id: &str,
         images: Vec<RequestImage>,
+        audit: Option<AuditEvent>,
     ) -> Result<Vec<EnrollOutcome>, ServiceError> {
         validate::subject_id(subject_id)?;
         let mut sides = Vec::with_capacity(images.len());
@@ -227,7 +228,7 @@ impl Matcher {
             })
             .collect();
         let model_id = self.metadata().model_id.clone();
-        self.templates.enroll(model_id, items).await
+        self.templates.enroll(model_id, items, audit).await
     }
 
     pub async fn identify(
@@ -318,10 +319,15 @@ impl Matcher {
         })
     }
 
-    pub async fn delete(&self, gallery: &str, subject_id: &str) -> Result<u64, ServiceError> {
+    pub async fn delete(
+        &self,
+        gallery: &str,
+        subject_id: &str,
+        audit: Option<AuditEvent>,
+    ) -> Result<u64, ServiceError> {
         validate::subject_id(subject_id)?;
         self.templates
-            .delete(gallery.to_string(), subject_id.to_string())
+            .delete(gallery.to_string(), subject_id.to_string(), audit)
             .await
     }
 

@@ -3,6 +3,7 @@
 
 pub mod admin_grpc;
 pub mod admission;
+pub mod call_audit;
 pub mod error;
 pub mod fingerprint;
 pub mod grpc;

@@ -45,10 +45,10 @@ impl Serving {
         request: &Request<T>,
         scope: Scope,
         gallery: &str,
-    ) -> Result<String, ServiceError> {
+    ) -> Result<(String, Grant), ServiceError> {
         let grant = self.grant(request).await?;
         let gallery = validate::gallery(gallery)?;
         grant.allow(scope, Some(&gallery))?;
-        Ok(gallery)
+        Ok((gallery, grant))
     }
 }

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use super::error::ServiceError;
 use crate::index::{GalleryIndexes, IndexFreshness, IndexedTemplate};
-use crate::store::{EnrollOutcome, NewTemplate, StoreError, TemplateRecord, TemplateStore};
+use crate::store::{
+    AuditEvent, EnrollOutcome, NewTemplate, StoreError, TemplateRecord, TemplateStore,
+};
 
 /// Longest a write waits for the one before it, and longest the store may take to answer
 /// one: a database that hangs turns into UNAVAILABLE instead of a queue of stuck writes.
@@ -103,11 +105,15 @@ impl Templates {
         self: &Arc<Self>,
         model_id: String,
         items: Vec<NewTemplate>,
+        audit: Option<AuditEvent>,
     ) -> Result<Vec<EnrollOutcome>, ServiceError> {
         let templates = self.clone();
         detached(async move {
             let _write = templates.write_turn().await?;
-            let outcomes = answered(templates.store.enroll(&model_id, &items)).await?;
+            let stored = templates
+                .store
+                .enroll_audited(&model_id, &items, audit.as_ref());
+            let outcomes = answered(stored).await?;
             let Some((gallery, subject_id)) = items
                 .first()
                 .map(|i| (i.gallery.clone(), i.subject_id.clone()))
@@ -137,12 +143,17 @@ impl Templates {
         self: &Arc<Self>,
         gallery: String,
         subject_id: String,
+        audit: Option<AuditEvent>,
     ) -> Result<u64, ServiceError> {
         let templates = self.clone();
         detached(async move {
             let _write = templates.write_turn().await?;
             templates.index_mut().remove_subject(&gallery, &subject_id);
-            answered(templates.store.delete_subject(&gallery, &subject_id)).await
+            let deleted =
+                templates
+                    .store
+                    .delete_subject_audited(&gallery, &subject_id, audit.as_ref());
+            answered(deleted).await
         })
         .await
     }

@@ -82,10 +82,15 @@ pub fn top_k(k: Option<u32>) -> Result<usize, ServiceError> {
 }
 
 pub fn page_size(n: Option<u32>) -> Result<u32, ServiceError> {
+    listing_size("page_size", n)
+}
+
+/// How many rows a listing returns: 1 to `MAX_PAGE_SIZE`, `DEFAULT_PAGE_SIZE` when absent.
+pub fn listing_size(field: &str, n: Option<u32>) -> Result<u32, ServiceError> {
     match n.unwrap_or(DEFAULT_PAGE_SIZE) {
         n @ 1..=MAX_PAGE_SIZE => Ok(n),
         n => Err(ServiceError::invalid(format!(
-            "page_size is {n}, it must be between 1 and {MAX_PAGE_SIZE}"
+            "{field} is {n}, it must be between 1 and {MAX_PAGE_SIZE}"
         ))),
     }
 }

@@ -2,8 +2,9 @@
 //! may do is the access layer's business; here scopes and galleries are the stored lists.
 
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
+use super::audit::{self, AuditEvent};
 use super::error::StoreError;
 use super::names::check_name;
 use super::template_store::{now_ms, TemplateStore};
@@ -39,8 +40,13 @@ const KEY_COLUMNS: &str =
     "name, key_id, secret_sha256, scopes, galleries, created_at_ms, last_used_at_ms, revoked_at_ms";
 
 impl TemplateStore {
-    /// `AlreadyExists` if a key of that name exists (revoked keys keep their name).
-    pub async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKeyRecord, StoreError> {
+    /// `AlreadyExists` if a key of that name exists (revoked keys keep their name). `audit`
+    /// is appended in the same transaction.
+    pub async fn create_api_key(
+        &self,
+        key: &NewApiKey,
+        audit: Option<&AuditEvent>,
+    ) -> Result<ApiKeyRecord, StoreError> {
         check_name("key name", &key.name).map_err(StoreError::InvalidInput)?;
         for list in [&key.scopes, &key.galleries] {
             if let Some(bad) = list.iter().find(|v| v.is_empty() || v.contains(',')) {
@@ -49,6 +55,7 @@ impl TemplateStore {
                 )));
             }
         }
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO api_keys (name, key_id, secret_sha256, scopes, galleries, created_at_ms) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING \
@@ -60,10 +67,10 @@ impl TemplateStore {
         .bind(key.scopes.join(","))
         .bind(key.galleries.join(","))
         .bind(now_ms())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
         match row {
-            Some(row) => key_record(&row),
+            Some(row) => committed(tx, audit, key_record(&row)?).await,
             None => Err(StoreError::AlreadyExists(format!(
                 "an API key named {:?} exists (names of revoked keys stay taken)",
                 key.name
@@ -90,18 +97,23 @@ impl TemplateStore {
     }
 
     /// Revokes the key (a second revocation keeps the first time); `NoSuchKey` if no key
-    /// has that name.
-    pub async fn revoke_api_key(&self, name: &str) -> Result<ApiKeyRecord, StoreError> {
+    /// has that name. `audit` is appended in the same transaction.
+    pub async fn revoke_api_key(
+        &self,
+        name: &str,
+        audit: Option<&AuditEvent>,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
             "UPDATE api_keys SET revoked_at_ms = COALESCE(revoked_at_ms, $2) WHERE name = $1 \
              RETURNING {KEY_COLUMNS}"
         ))
         .bind(name)
         .bind(now_ms())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
         match row {
-            Some(row) => key_record(&row),
+            Some(row) => committed(tx, audit, key_record(&row)?).await,
             None => Err(StoreError::NoSuchKey(name.to_string())),
         }
     }
@@ -137,4 +149,17 @@ fn key_record(row: &AnyRow) -> Result<ApiKeyRecord, StoreError> {
         last_used_at_ms: row.try_get("last_used_at_ms")?,
         revoked_at_ms: row.try_get("revoked_at_ms")?,
     })
+}
+
+/// Appends `audit` and commits; `done` is what the transaction wrote.
+async fn committed<T>(
+    mut tx: Transaction<'static, Any>,
+    audit: Option<&AuditEvent>,
+    done: T,
+) -> Result<T, StoreError> {
+    if let Some(event) = audit {
+        audit::record(&mut tx, event).await?;
+    }
+    tx.commit().await?;
+    Ok(done)
 }

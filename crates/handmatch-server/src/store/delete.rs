@@ -1,5 +1,6 @@
 //! Removing subjects (every model's templates go with them) and whole models.
 
+use super::audit::{self, AuditEvent};
 use super::changes::{self, ChangeKind, NewChange};
 use super::error::StoreError;
 use super::target::Backend;
@@ -9,6 +10,17 @@ impl TemplateStore {
     /// Deletes the gallery's subject and all its templates, of every model; returns how many
     /// templates went. `NotFound` if the subject does not exist in that gallery.
     pub async fn delete_subject(&self, gallery: &str, subject_id: &str) -> Result<u64, StoreError> {
+        self.delete_subject_audited(gallery, subject_id, None).await
+    }
+
+    /// [`Self::delete_subject`], appending `audit` (with the number of templates deleted)
+    /// to the audit trail in the same transaction.
+    pub async fn delete_subject_audited(
+        &self,
+        gallery: &str,
+        subject_id: &str,
+        audit: Option<&AuditEvent>,
+    ) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Deleted explicitly rather than by the cascade, whose rows no driver counts.
         let templates: Vec<i64> = sqlx::query_scalar(
@@ -39,6 +51,9 @@ impl TemplateStore {
             template_ids: &templates,
         };
         changes::record(&mut tx, self.backend, change).await?;
+        if let Some(event) = audit::counted(audit, templates.len()) {
+            audit::record(&mut tx, &event).await?;
+        }
         tx.commit().await?;
         self.erase_freed_pages().await;
         Ok(templates.len() as u64)

@@ -2,6 +2,7 @@
 
 use sqlx::{Any, Row, Transaction};
 
+use super::audit::{self, AuditEvent};
 use super::changes::{self, ChangeKind, NewChange};
 use super::embedding::{self, VALUE_BYTES};
 use super::error::StoreError;
@@ -22,6 +23,17 @@ impl TemplateStore {
         &self,
         model_id: &str,
         items: &[NewTemplate],
+    ) -> Result<Vec<EnrollOutcome>, StoreError> {
+        self.enroll_audited(model_id, items, None).await
+    }
+
+    /// [`Self::enroll`], appending `audit` (with the number of templates added) to the
+    /// audit trail in the same transaction.
+    pub async fn enroll_audited(
+        &self,
+        model_id: &str,
+        items: &[NewTemplate],
+        audit: Option<&AuditEvent>,
     ) -> Result<Vec<EnrollOutcome>, StoreError> {
         let Some(first) = items.first() else {
             return Ok(Vec::new());
@@ -65,6 +77,9 @@ impl TemplateStore {
                 template_ids: &added,
             };
             changes::record(&mut tx, self.backend, change).await?;
+        }
+        if let Some(event) = audit::counted(audit, added.len()) {
+            audit::record(&mut tx, &event).await?;
         }
         tx.commit().await?;
         Ok(outcomes)

@@ -6,6 +6,7 @@
 //! `FILTER`). Only the migrations differ per dialect.
 
 mod api_keys;
+mod audit;
 mod change_listener;
 mod changes;
 mod delete;
@@ -23,6 +24,7 @@ mod target;
 mod template_store;
 
 pub use api_keys::{ApiKeyRecord, NewApiKey, ALL_GALLERIES};
+pub use audit::{AuditEvent, AuditQuery, AuditRecord};
 pub use change_listener::{ChangeListener, Wakeup};
 pub use changes::{ChangeBatch, ChangeKind, GalleryChange};
 pub use error::StoreError;
