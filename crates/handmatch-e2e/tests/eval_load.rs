@@ -45,6 +45,7 @@ async fn a_bounded_mixed_load_reports_per_rpc_and_cleans_up() {
     });
     let cfg = LoadConfig {
         gallery: String::new(),
+        consent_reference: String::new(),
         concurrency: 3,
         duration: Duration::from_secs(2),
         max_requests: 400,

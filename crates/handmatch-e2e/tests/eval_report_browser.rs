@@ -60,6 +60,7 @@ async fn picking_a_query_shows_ten_candidates_with_the_correct_one_marked() {
         &images,
         &handmatch_eval::run::RunOptions {
             gallery: String::new(),
+            consent_reference: String::new(),
             concurrency: 4,
             non_mated: 0.0,
             seed: 0,

@@ -81,6 +81,7 @@ fn fit_on_synthetic_hands(config: FitConfig) -> (tempfile::TempDir, std::path::P
 fn options(non_mated: f64, thresholds: Vec<(f32, String)>) -> RunOptions {
     RunOptions {
         gallery: String::new(),
+        consent_reference: String::new(),
         concurrency: 4,
         non_mated,
         seed: 1,

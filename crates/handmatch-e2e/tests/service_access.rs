@@ -133,6 +133,7 @@ fn enroll_request(gallery: &str, subject: &str, nth: usize) -> pb::EnrollRequest
             pb::Aspect::Palmar,
         )],
         gallery: gallery.into(),
+        ..Default::default()
     }
 }
 

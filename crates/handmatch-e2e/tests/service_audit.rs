@@ -64,7 +64,7 @@ fn enrolment(subject: &str, image: Vec<u8>) -> pb::EnrollRequest {
     pb::EnrollRequest {
         subject_id: subject.into(),
         images: vec![pb_image(image, pb::Aspect::Palmar)],
-        gallery: String::new(),
+        ..Default::default()
     }
 }
 

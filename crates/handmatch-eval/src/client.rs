@@ -139,6 +139,7 @@ pub fn pb_image(img: &HandImage) -> std::io::Result<pb::Image> {
 pub async fn enroll_all(
     client: &mut Client,
     gallery: &str,
+    consent_reference: &str,
     images: &[&HandImage],
 ) -> anyhow::Result<(usize, Vec<String>)> {
     let mut by_subject: BTreeMap<&str, Vec<&HandImage>> = BTreeMap::new();
@@ -154,6 +155,7 @@ pub async fn enroll_all(
             gallery: gallery.to_string(),
             subject_id: subject.to_string(),
             images: imgs.iter().map(|i| pb_image(i)).collect::<Result<_, _>>()?,
+            consent_reference: consent_reference.to_string(),
         });
     }
     let bar = progress::bar(requests.len() as u64, "enrol", "subjects", true);

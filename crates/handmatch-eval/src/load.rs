@@ -70,6 +70,8 @@ impl Mix {
 pub struct LoadConfig {
     /// The gallery the requests use ("" for the default).
     pub gallery: String,
+    /// Sent with every enrolment ("" for none).
+    pub consent_reference: String,
     pub concurrency: usize,
     pub duration: Duration,
     /// A hard cap on requests in all, so a run always ends.
@@ -129,6 +131,7 @@ pub async fn run(
                 images: images.clone(),
                 mix: cfg.mix.clone(),
                 gallery: cfg.gallery.clone(),
+                consent_reference: cfg.consent_reference.clone(),
                 budget: budget.clone(),
                 rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ (id as u64) << 32),
                 mine: Vec::new(),
@@ -157,6 +160,7 @@ struct Worker {
     images: Arc<LoadImages>,
     mix: Mix,
     gallery: String,
+    consent_reference: String,
     /// Requests left for all workers together.
     budget: Arc<AtomicU64>,
     rng: ChaCha8Rng,
@@ -217,6 +221,7 @@ impl Worker {
                         subject_id: subject.clone(),
                         images: vec![img],
                         gallery: self.gallery.clone(),
+                        consent_reference: self.consent_reference.clone(),
                     })
                     .await;
                 if r.is_ok() {

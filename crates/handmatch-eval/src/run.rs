@@ -64,6 +64,8 @@ pub struct RunResults {
 pub struct RunOptions {
     /// The gallery enrolled into and searched ("" for the default).
     pub gallery: String,
+    /// Sent with every enrolment ("" for none).
+    pub consent_reference: String,
     pub concurrency: usize,
     /// Fraction of subjects queried but never enrolled (open-set evaluation).
     pub non_mated: f64,
@@ -242,7 +244,8 @@ pub async fn run(
         .filter(|i| i.aspect == Aspect::Palmar)
         .copied()
         .collect();
-    let (enrolled, failed) = enroll_all(client, &opts.gallery, &palmar).await?;
+    let (enrolled, failed) =
+        enroll_all(client, &opts.gallery, &opts.consent_reference, &palmar).await?;
     anyhow::ensure!(
         failed.is_empty(),
         "enrolment failed for {}: {}",

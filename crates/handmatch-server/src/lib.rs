@@ -3,7 +3,7 @@
 //! and what they allow (`access`), the operations (`service`), start-up and shutdown
 //! (`server`, `tls`), the store's health (`health`), key administration (`keys_cli`),
 //! request ids (`request_id`), data protection (`protection`: sealed templates, the audit
-//! trail's command line), and replicas following each other's writes through the store's
+//! trail's command line), retention (`retention`), and replicas following each other's writes through the store's
 //! change feed (`sync`).
 
 pub mod access;
@@ -13,6 +13,7 @@ pub mod index;
 pub mod keys_cli;
 pub mod protection;
 pub mod request_id;
+pub mod retention;
 pub mod server;
 pub mod service;
 pub mod store;

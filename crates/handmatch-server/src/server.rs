@@ -18,6 +18,7 @@ use crate::config::{Args, OnModelMismatch};
 use crate::health::{connect_store, watch};
 use crate::protection::check_sealing;
 use crate::request_id;
+use crate::retention::RetentionConfig;
 use crate::service::admin_grpc::AdminService;
 use crate::service::grpc::TRANSPORT_MESSAGE_SLACK;
 use crate::service::matcher::MatcherLimits;
@@ -188,10 +189,18 @@ pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
         tokio::spawn(async move {
             let serving = load(&args, &health).await?;
             let matcher = serving.matcher.clone();
-            let _ = background.set(vec![
+            let mut tasks = vec![
                 watch(matcher.clone(), health.clone(), args.max_staleness()),
                 crate::sync::spawn(matcher.templates().clone(), args.sync()),
-            ]);
+            ];
+            if let Some(max_age) = args.protection.retention() {
+                let config = RetentionConfig {
+                    max_age,
+                    check_every: Duration::from_secs(args.protection.retention_check_seconds),
+                };
+                tasks.push(crate::retention::spawn(matcher.templates().clone(), config));
+            }
+            let _ = background.set(tasks);
             let _ = ready.set(serving);
             health
                 .set_serving::<HandMatchServer<HandMatchService>>()
@@ -250,6 +259,8 @@ async fn load(
         admission: args.admission(),
         max_images_per_request: args.max_images_per_request,
         verify_threshold: args.verify_threshold,
+        require_consent: args.protection.require_consent,
+        retention: args.protection.retention(),
     };
     let auth = Arc::new(Authenticator::new(
         args.auth,

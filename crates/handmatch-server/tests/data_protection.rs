@@ -12,7 +12,9 @@ use common::*;
 use handmatch_server::protection::{
     check_sealing, run_templates_command, RekeyArgs, TemplatesCommand,
 };
-use handmatch_server::store::{StoreError, TemplateKey, TemplateKeys, TemplateStore};
+use handmatch_server::store::{
+    EnrolmentNotes, StoreError, TemplateKey, TemplateKeys, TemplateStore,
+};
 use sqlx::Row;
 
 on_both_backends!(
@@ -20,6 +22,7 @@ on_both_backends!(
     a_ciphertext_copied_into_another_row_does_not_open,
     rekey_round_trips_and_resumes_after_a_stop,
     a_server_secret_is_made_once_and_shared,
+    retention_deletes_only_subjects_still_expired_and_consent_is_kept,
 );
 
 fn key(byte: u8) -> TemplateKey {
@@ -203,6 +206,64 @@ async fn a_server_secret_is_made_once_and_shared(db: Db) {
     );
     assert_eq!((a.unwrap(), b.unwrap()), (first.clone(), first.clone()));
     assert_ne!(db.store.server_secret("other").await.unwrap(), first);
+}
+
+async fn retention_deletes_only_subjects_still_expired_and_consent_is_kept(db: Db) {
+    let s = &db.store;
+    let with_consent = |c: Option<&str>| EnrolmentNotes {
+        consent_reference: c.map(str::to_string),
+        audit: None,
+    };
+    s.enroll_with(MODEL, &[palmar("old", 1)], &with_consent(Some("form-1")))
+        .await
+        .unwrap();
+    s.enroll_with(MODEL, &[palmar("new", 2)], &with_consent(None))
+        .await
+        .unwrap();
+    let pool = raw_pool(&db.url).await;
+    sqlx::query("UPDATE subjects SET last_enrolled_at_ms = 1000 WHERE subject_id = 'old'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let cut = 2000;
+    let expired = s.subjects_enrolled_before(cut, 10).await.unwrap();
+    assert_eq!(expired, vec![(G.to_string(), "old".to_string())]);
+    let not_expired = s.delete_subject_enrolled_before(G, "new", cut, None).await;
+    assert!(matches!(not_expired, Err(StoreError::NotFound { .. })));
+
+    // Enrolled again between the listing and the purge: it stays, its consent kept when
+    // the new enrolment names none.
+    s.enroll_with(MODEL, &[palmar("old", 3)], &with_consent(None))
+        .await
+        .unwrap();
+    let kept = s.delete_subject_enrolled_before(G, "old", cut, None).await;
+    assert!(matches!(kept, Err(StoreError::NotFound { .. })));
+    let consent = s.subject_consent(G, "old").await.unwrap().unwrap();
+    assert_eq!(consent.consent_reference.as_deref(), Some("form-1"));
+    assert!(consent.last_enrolled_at_ms > cut);
+    assert_eq!(templates_of(s, "old", MODEL).await.len(), 2);
+
+    s.enroll_with(MODEL, &[palmar("old", 4)], &with_consent(Some("form-2")))
+        .await
+        .unwrap();
+    let consent = s.subject_consent(G, "old").await.unwrap().unwrap();
+    assert_eq!(consent.consent_reference.as_deref(), Some("form-2"));
+    sqlx::query("UPDATE subjects SET last_enrolled_at_ms = 1000")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.delete_subject_enrolled_before(G, "old", cut, None)
+            .await
+            .unwrap(),
+        3
+    );
+    assert!(s.subject_consent(G, "old").await.unwrap().is_none());
+    assert_eq!(
+        s.subjects_enrolled_before(cut, 10).await.unwrap().len(),
+        1,
+        "new"
+    );
 }
 
 /// `sqlite://PATH` → the database file and its WAL, concatenated.

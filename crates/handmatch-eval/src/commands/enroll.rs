@@ -20,7 +20,13 @@ pub async fn run(a: EnrollArgs) -> anyhow::Result<()> {
     let ds = a.data.load()?;
     let images: Vec<&HandImage> = ds.images.iter().filter(|i| i.aspect == a.aspect).collect();
     let mut c = a.server.connect().await?;
-    let (stored, failed) = client::enroll_all(&mut c, &a.server.gallery, &images).await?;
+    let (stored, failed) = client::enroll_all(
+        &mut c,
+        &a.server.gallery,
+        &a.server.consent_reference,
+        &images,
+    )
+    .await?;
     println!("enrolled {stored} templates of {} images", images.len());
     for f in &failed {
         eprintln!("failed: {f}");

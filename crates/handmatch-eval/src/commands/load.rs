@@ -66,6 +66,7 @@ pub async fn run(a: LoadArgs) -> anyhow::Result<()> {
     let c = a.server.connect().await?;
     let cfg = LoadConfig {
         gallery: a.server.gallery.clone(),
+        consent_reference: a.server.consent_reference.clone(),
         concurrency: a.concurrency,
         duration: a.duration,
         max_requests: a.max_requests,

@@ -43,6 +43,10 @@ pub struct ServerArgs {
     /// The gallery enrolled into and searched; "default" when empty.
     #[arg(long, env = "HANDMATCH_GALLERY", default_value = "")]
     pub gallery: String,
+    /// Sent with every enrolment: the record of the subjects' consent (servers started
+    /// with --require-consent refuse enrolments without one).
+    #[arg(long, env = "HANDMATCH_CONSENT_REFERENCE", default_value = "")]
+    pub consent_reference: String,
 }
 
 impl ServerArgs {

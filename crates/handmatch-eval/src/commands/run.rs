@@ -42,6 +42,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
     let mut c = a.server.connect().await?;
     let opts = RunOptions {
         gallery: a.server.gallery.clone(),
+        consent_reference: a.server.consent_reference.clone(),
         concurrency: a.concurrency,
         non_mated: a.non_mated,
         seed: a.seed,

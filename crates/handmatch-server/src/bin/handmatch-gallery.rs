@@ -130,7 +130,8 @@ async fn copy_chunk(
     let mut templates = CopyRows::new();
     for i in ids {
         let subject = format!("s{i:08}");
-        subjects.row(&[g.gallery.as_bytes(), subject.as_bytes(), &now.to_be_bytes()]);
+        let at = now.to_be_bytes();
+        subjects.row(&[g.gallery.as_bytes(), subject.as_bytes(), &at, &at]);
         let sha = hex::encode(Sha256::digest(format!("{seed}/{i}")));
         let embedding = random_unit(seed, i, g.dim);
         let palmar = 2i16.to_be_bytes();
@@ -149,7 +150,8 @@ async fn copy_chunk(
     let mut tx = pool.begin().await?;
     let mut copy = tx
         .copy_in_raw(
-            "COPY subjects (gallery, subject_id, created_at_ms) FROM STDIN (FORMAT binary)",
+            "COPY subjects (gallery, subject_id, created_at_ms, last_enrolled_at_ms) \
+             FROM STDIN (FORMAT binary)",
         )
         .await?;
     copy.send(subjects.finish()).await?;

@@ -27,6 +27,32 @@ pub struct ProtectionArgs {
     /// gallery, and how it ended; never images or scores). Writes are always recorded.
     #[arg(long, env = "HANDMATCH_AUDIT_SEARCHES")]
     pub audit_searches: bool,
+
+    /// Enroll refuses requests without a consent_reference (the subject's written release,
+    /// which BIPA and GDPR Art. 9 ask for before collection).
+    #[arg(long, env = "HANDMATCH_REQUIRE_CONSENT")]
+    pub require_consent: bool,
+
+    /// Purge subjects last enrolled more than this many days ago (a background task, every
+    /// purge audited); 0 keeps them until deleted.
+    #[arg(long, env = "HANDMATCH_RETENTION_DAYS", default_value_t = 0)]
+    pub retention_days: u32,
+
+    /// How often the retention task looks for expired subjects.
+    #[arg(
+        long,
+        env = "HANDMATCH_RETENTION_CHECK_SECONDS",
+        default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub retention_check_seconds: u64,
+}
+
+impl ProtectionArgs {
+    pub fn retention(&self) -> Option<std::time::Duration> {
+        (self.retention_days > 0)
+            .then(|| std::time::Duration::from_secs(u64::from(self.retention_days) * 86_400))
+    }
 }
 
 impl ProtectionArgs {

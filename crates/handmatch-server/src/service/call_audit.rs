@@ -3,6 +3,8 @@
 //! known; handed to the store as the event of a write that succeeds (appended in the
 //! write's own transaction), or written on its own when the call fails.
 
+use std::time::Duration;
+
 use tonic::Request;
 
 use super::error::ServiceError;
@@ -16,6 +18,8 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// A caller's gallery or subject field is stored up to this many characters: an
 /// unauthenticated caller must not be able to write a megabyte into the trail.
 const MAX_FIELD_CHARS: usize = 128;
+/// Longest a failed call's answer waits for its audit event to be written.
+const AUDIT_WAIT: Duration = Duration::from_millis(500);
 
 pub struct CallAudit {
     event: AuditEvent,
@@ -97,14 +101,21 @@ impl CallAudit {
         self.write(store).await;
     }
 
+    /// Appends the event in a task of its own, waiting at most [`AUDIT_WAIT`] for it: a
+    /// database that is away must not hold the call's answer (its event is then logged as
+    /// lost once the store gives up).
     async fn write(self, store: Option<&TemplateStore>) {
-        let Some(store) = store else {
+        let Some(store) = store.cloned() else {
             tracing::warn!(rpc = %self.event.rpc, "not audited: the server is still starting");
             return;
         };
-        if let Err(e) = store.audit(&self.event).await {
-            tracing::error!(rpc = %self.event.rpc, result = %self.event.result, "audit event lost: {e}");
-        }
+        let event = self.event;
+        let write = tokio::spawn(async move {
+            if let Err(e) = store.audit(&event).await {
+                tracing::error!(rpc = %event.rpc, result = %event.result, "audit event lost: {e}");
+            }
+        });
+        let _ = tokio::time::timeout(AUDIT_WAIT, write).await;
     }
 }
 

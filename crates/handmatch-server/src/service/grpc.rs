@@ -16,7 +16,7 @@ use super::operating_point::{Decision, OperatingPoint};
 use super::serving::{ready, Serving, ServingCell};
 use super::validate;
 use crate::access::{Grant, Scope};
-use crate::store::{HandSide, TemplateRecord, TemplateStore};
+use crate::store::{EnrolmentNotes, HandSide, TemplateRecord, TemplateStore};
 use handmatch_core::hand_image::Aspect;
 use handmatch_core::training_summary::TrainingSummary;
 use handmatch_proto::v1 as pb;
@@ -286,13 +286,12 @@ async fn enroll(
     req: pb::EnrollRequest,
     audit: &CallAudit,
 ) -> Result<pb::EnrollResponse, ServiceError> {
+    let notes = EnrolmentNotes {
+        consent_reference: Some(req.consent_reference).filter(|c| !c.is_empty()),
+        audit: Some(audit.on_success()),
+    };
     let outcomes = matcher
-        .enroll(
-            gallery,
-            &req.subject_id,
-            images(req.images)?,
-            Some(audit.on_success()),
-        )
+        .enroll(gallery, &req.subject_id, images(req.images)?, notes)
         .await?;
     Ok(pb::EnrollResponse {
         subject_id: req.subject_id,
@@ -447,6 +446,7 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
             .await?;
         let subject_id = request.into_inner().subject_id;
         let templates = matcher.subject(&gallery, &subject_id).await?;
+        let (consent, expires_at_ms) = matcher.consent(&gallery, &subject_id).await?;
         Ok(Response::new(pb::Subject {
             subject_id,
             templates: templates
@@ -454,6 +454,9 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
                 .map(|t| template_info(t, matcher.fingerprints()))
                 .collect(),
             gallery,
+            consent_reference: consent.consent_reference.unwrap_or_default(),
+            last_enrolled_at_ms: consent.last_enrolled_at_ms,
+            expires_at_ms: expires_at_ms.unwrap_or(0),
         }))
     }
 

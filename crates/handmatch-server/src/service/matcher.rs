@@ -17,7 +17,8 @@ use super::templates::Templates;
 use super::validate;
 use crate::index::{GalleryIndex, IndexFreshness, Match};
 use crate::store::{
-    AuditEvent, EnrollOutcome, HandSide, NewTemplate, SubjectSummary, TemplateRecord, TemplateStore,
+    AuditEvent, EnrollOutcome, EnrolmentNotes, HandSide, NewTemplate, SubjectConsent,
+    SubjectSummary, TemplateRecord, TemplateStore,
 };
 use handmatch_core::embed::decode::DecodeLimits;
 use handmatch_core::embed::metadata::ArtefactMetadata;
@@ -70,6 +71,10 @@ pub struct MatcherLimits {
     pub admission: AdmissionLimits,
     pub max_images_per_request: usize,
     pub verify_threshold: Option<f32>,
+    /// Enroll refuses a request without a consent reference.
+    pub require_consent: bool,
+    /// Subjects last enrolled longer ago than this are purged (`crate::retention`).
+    pub retention: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -199,9 +204,13 @@ impl Matcher {
         gallery: &str,
         subject_id: &str,
         images: Vec<RequestImage>,
-        audit: Option<AuditEvent>,
+        notes: EnrolmentNotes,
     ) -> Result<Vec<EnrollOutcome>, ServiceError> {
         validate::subject_id(subject_id)?;
+        validate::consent_reference(
+            notes.consent_reference.as_deref(),
+            self.limits.require_consent,
+        )?;
         let mut sides = Vec::with_capacity(images.len());
         for (i, img) in images.iter().enumerate() {
             let aspect = img.aspect.ok_or_else(|| {
@@ -228,7 +237,7 @@ impl Matcher {
             })
             .collect();
         let model_id = self.metadata().model_id.clone();
-        self.templates.enroll(model_id, items, audit).await
+        self.templates.enroll(model_id, items, notes).await
     }
 
     pub async fn identify(
@@ -344,6 +353,34 @@ impl Matcher {
                 "subject {subject_id:?} is not enrolled in gallery {gallery:?}"
             ))),
         }
+    }
+
+    /// What the subject consented under, when it was last enrolled, and (with a retention
+    /// period) when it will be purged.
+    pub async fn consent(
+        &self,
+        gallery: &str,
+        subject_id: &str,
+    ) -> Result<(SubjectConsent, Option<i64>), ServiceError> {
+        let consent = self
+            .store()
+            .subject_consent(gallery, subject_id)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!(
+                    "subject {subject_id:?} is not enrolled in gallery {gallery:?}"
+                ))
+            })?;
+        let expires = self.limits.retention.map(|r| {
+            consent
+                .last_enrolled_at_ms
+                .saturating_add(r.as_millis() as i64)
+        });
+        Ok((consent, expires))
+    }
+
+    pub fn retention(&self) -> Option<Duration> {
+        self.limits.retention
     }
 
     /// A page of subjects and the token of the next (empty after the last).

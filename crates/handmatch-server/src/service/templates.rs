@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use super::error::ServiceError;
 use crate::index::{GalleryIndexes, IndexFreshness, IndexedTemplate};
 use crate::store::{
-    AuditEvent, EnrollOutcome, NewTemplate, StoreError, TemplateRecord, TemplateStore,
+    AuditEvent, EnrollOutcome, EnrolmentNotes, NewTemplate, StoreError, TemplateRecord,
+    TemplateStore,
 };
 
 /// Longest a write waits for the one before it, and longest the store may take to answer
@@ -105,14 +106,12 @@ impl Templates {
         self: &Arc<Self>,
         model_id: String,
         items: Vec<NewTemplate>,
-        audit: Option<AuditEvent>,
+        notes: EnrolmentNotes,
     ) -> Result<Vec<EnrollOutcome>, ServiceError> {
         let templates = self.clone();
         detached(async move {
             let _write = templates.write_turn().await?;
-            let stored = templates
-                .store
-                .enroll_audited(&model_id, &items, audit.as_ref());
+            let stored = templates.store.enroll_with(&model_id, &items, &notes);
             let outcomes = answered(stored).await?;
             let Some((gallery, subject_id)) = items
                 .first()
@@ -154,6 +153,37 @@ impl Templates {
                     .store
                     .delete_subject_audited(&gallery, &subject_id, audit.as_ref());
             answered(deleted).await
+        })
+        .await
+    }
+
+    /// Deletes the subject if it was last enrolled before `before_ms` (checked in the
+    /// deleting transaction), then drops it from the index; false if it was enrolled again
+    /// meanwhile or is gone already. Runs to the end even if the caller stops waiting.
+    pub async fn purge_expired(
+        self: &Arc<Self>,
+        gallery: String,
+        subject_id: String,
+        before_ms: i64,
+        audit: AuditEvent,
+    ) -> Result<bool, ServiceError> {
+        let templates = self.clone();
+        detached(async move {
+            let _write = templates.write_turn().await?;
+            let deleted = templates.store.delete_subject_enrolled_before(
+                &gallery,
+                &subject_id,
+                before_ms,
+                Some(&audit),
+            );
+            match answered(deleted).await {
+                Ok(_) => {
+                    templates.index_mut().remove_subject(&gallery, &subject_id);
+                    Ok(true)
+                }
+                Err(ServiceError::NotFound(_)) => Ok(false),
+                Err(e) => Err(e),
+            }
         })
         .await
     }

@@ -19,6 +19,31 @@ pub fn gallery(name: &str) -> Result<String, ServiceError> {
     Ok(name.to_string())
 }
 
+/// The longest consent reference stored (also a CHECK in the schema).
+pub const MAX_CONSENT_REFERENCE_CHARS: usize = 256;
+
+/// A consent reference: printable, at most `MAX_CONSENT_REFERENCE_CHARS`; required with
+/// --require-consent.
+pub fn consent_reference(reference: Option<&str>, required: bool) -> Result<(), ServiceError> {
+    let Some(r) = reference else {
+        if required {
+            return Err(ServiceError::invalid(
+                "consent_reference is required: this server enrols only subjects whose \
+                 consent is on record (--require-consent)",
+            ));
+        }
+        return Ok(());
+    };
+    let chars = r.chars().count();
+    if chars > MAX_CONSENT_REFERENCE_CHARS || r.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(format!(
+            "consent_reference must be 1 to {MAX_CONSENT_REFERENCE_CHARS} printable \
+             characters (it has {chars})"
+        )));
+    }
+    Ok(())
+}
+
 pub fn subject_id(id: &str) -> Result<(), ServiceError> {
     let n = id.chars().count();
     if n == 0 {

@@ -21,21 +21,54 @@ impl TemplateStore {
         subject_id: &str,
         audit: Option<&AuditEvent>,
     ) -> Result<u64, StoreError> {
+        self.delete_subject_if(gallery, subject_id, i64::MAX, audit)
+            .await
+    }
+
+    /// [`Self::delete_subject_audited`] if the subject was last enrolled before
+    /// `before_ms` (retention), checked in the deleting transaction: a subject enrolled
+    /// again meanwhile is `NotFound` and stays.
+    pub async fn delete_subject_enrolled_before(
+        &self,
+        gallery: &str,
+        subject_id: &str,
+        before_ms: i64,
+        audit: Option<&AuditEvent>,
+    ) -> Result<u64, StoreError> {
+        self.delete_subject_if(gallery, subject_id, before_ms, audit)
+            .await
+    }
+
+    async fn delete_subject_if(
+        &self,
+        gallery: &str,
+        subject_id: &str,
+        enrolled_before_ms: i64,
+        audit: Option<&AuditEvent>,
+    ) -> Result<u64, StoreError> {
+        const LAST_ENROLLED_BEFORE: &str = "COALESCE(last_enrolled_at_ms, created_at_ms) < $3";
         let mut tx = self.pool.begin().await?;
         // Deleted explicitly rather than by the cascade, whose rows no driver counts.
-        let templates: Vec<i64> = sqlx::query_scalar(
-            "DELETE FROM templates WHERE gallery = $1 AND subject_id = $2 RETURNING template_id",
-        )
+        let templates: Vec<i64> = sqlx::query_scalar(&format!(
+            "DELETE FROM templates WHERE gallery = $1 AND subject_id = $2 AND EXISTS \
+             (SELECT 1 FROM subjects WHERE gallery = $1 AND subject_id = $2 \
+              AND {LAST_ENROLLED_BEFORE}) RETURNING template_id"
+        ))
         .bind(gallery)
         .bind(subject_id)
+        .bind(enrolled_before_ms)
         .fetch_all(&mut *tx)
         .await?;
-        let subjects = sqlx::query("DELETE FROM subjects WHERE gallery = $1 AND subject_id = $2")
-            .bind(gallery)
-            .bind(subject_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let subjects = sqlx::query(&format!(
+            "DELETE FROM subjects WHERE gallery = $1 AND subject_id = $2 \
+             AND {LAST_ENROLLED_BEFORE}"
+        ))
+        .bind(gallery)
+        .bind(subject_id)
+        .bind(enrolled_before_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if subjects == 0 {
             // Nothing was deleted either (templates cannot outlive their subject); dropping
             // the transaction rolls it back.

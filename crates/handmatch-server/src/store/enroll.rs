@@ -10,6 +10,15 @@ use super::records::{aspect_code, side_code, EnrollOutcome, NewTemplate};
 use super::sealing::{SealedRow, TemplateKeys, SEAL_OVERHEAD};
 use super::template_store::{now_ms, TemplateStore};
 
+/// What an enrolment writes beside its templates, in the same transaction.
+#[derive(Debug, Clone, Default)]
+pub struct EnrolmentNotes {
+    /// The subject's consent (kept until a later enrolment names another).
+    pub consent_reference: Option<String>,
+    /// The call's audit event; its template count is filled in.
+    pub audit: Option<AuditEvent>,
+}
+
 impl TemplateStore {
     /// Stores `items` under `model_id` in one transaction: all of them or none. An item whose
     /// (subject_id, image_sha256, model_id) is already stored keeps its template (the stored
@@ -24,16 +33,17 @@ impl TemplateStore {
         model_id: &str,
         items: &[NewTemplate],
     ) -> Result<Vec<EnrollOutcome>, StoreError> {
-        self.enroll_audited(model_id, items, None).await
+        self.enroll_with(model_id, items, &EnrolmentNotes::default())
+            .await
     }
 
-    /// [`Self::enroll`], appending `audit` (with the number of templates added) to the
-    /// audit trail in the same transaction.
-    pub async fn enroll_audited(
+    /// [`Self::enroll`], writing `notes` in the same transaction: the consent reference on
+    /// the subject (every item's), the audit event (with the number of templates added).
+    pub async fn enroll_with(
         &self,
         model_id: &str,
         items: &[NewTemplate],
-        audit: Option<&AuditEvent>,
+        notes: &EnrolmentNotes,
     ) -> Result<Vec<EnrollOutcome>, StoreError> {
         let Some(first) = items.first() else {
             return Ok(Vec::new());
@@ -50,7 +60,7 @@ impl TemplateStore {
         let mut outcomes = Vec::with_capacity(items.len());
         for (i, (item, sha)) in items.iter().zip(&hashes).enumerate() {
             let outcome = async {
-                insert_subject(&mut tx, item, now).await?;
+                insert_subject(&mut tx, item, notes.consent_reference.as_deref(), now).await?;
                 if i == 0 {
                     // After the first write, not before: a SQLite transaction that reads first
                     // and writes second fails outright (SQLITE_BUSY_SNAPSHOT) if another
@@ -78,7 +88,7 @@ impl TemplateStore {
             };
             changes::record(&mut tx, self.backend, change).await?;
         }
-        if let Some(event) = audit::counted(audit, added.len()) {
+        if let Some(event) = audit::counted(notes.audit.as_ref(), added.len()) {
             audit::record(&mut tx, &event).await?;
         }
         tx.commit().await?;
@@ -119,18 +129,26 @@ fn validate(item: &NewTemplate, dimension: usize) -> Result<String, StoreError> 
     Ok(sha.to_ascii_lowercase())
 }
 
+/// Creates the subject, or marks it enrolled now (retention counts from the last
+/// enrolment); a consent reference given replaces the one stored.
 async fn insert_subject(
     tx: &mut Transaction<'static, Any>,
     item: &NewTemplate,
+    consent_reference: Option<&str>,
     now: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO subjects (gallery, subject_id, created_at_ms) VALUES ($1, $2, $3) \
-         ON CONFLICT (gallery, subject_id) DO NOTHING",
+        "INSERT INTO subjects \
+         (gallery, subject_id, created_at_ms, last_enrolled_at_ms, consent_reference) \
+         VALUES ($1, $2, $3, $3, $4) \
+         ON CONFLICT (gallery, subject_id) DO UPDATE SET \
+           last_enrolled_at_ms = excluded.last_enrolled_at_ms, \
+           consent_reference = COALESCE(excluded.consent_reference, subjects.consent_reference)",
     )
     .bind(&item.gallery)
     .bind(&item.subject_id)
     .bind(now)
+    .bind(consent_reference)
     .execute(&mut **tx)
     .await?;
     Ok(())
