@@ -204,6 +204,11 @@ pub struct Args {
     )]
     pub change_retention_seconds: u64,
 
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9464); off when
+    /// absent.
+    #[arg(long, env = "HANDMATCH_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     #[arg(long, env = "HANDMATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 

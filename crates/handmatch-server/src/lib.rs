@@ -2,7 +2,7 @@
 //! exact in-memory search over per-subject templates of each gallery (`index`), API keys
 //! and what they allow (`access`), the operations (`service`), start-up and shutdown
 //! (`server`, `tls`), the store's health (`health`), key administration (`keys_cli`),
-//! request ids (`request_id`), data protection (`protection`: sealed templates, the audit
+//! request ids (`request_id`), Prometheus metrics (`metrics`), data protection (`protection`: sealed templates, the audit
 //! trail's command line), retention (`retention`), and replicas following each other's writes through the store's
 //! change feed (`sync`).
 
@@ -11,6 +11,7 @@ pub mod config;
 pub mod health;
 pub mod index;
 pub mod keys_cli;
+pub mod metrics;
 pub mod protection;
 pub mod request_id;
 pub mod retention;

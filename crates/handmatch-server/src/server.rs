@@ -16,6 +16,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::access::Authenticator;
 use crate::config::{Args, OnModelMismatch};
 use crate::health::{connect_store, watch};
+use crate::metrics::RequestMetricsLayer;
 use crate::protection::check_sealing;
 use crate::request_id;
 use crate::retention::RetentionConfig;
@@ -43,6 +44,9 @@ struct TransportLimits {
 
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served (`--metrics-listen`).
+    pub metrics_addr: Option<SocketAddr>,
+    metrics: Option<JoinHandle<()>>,
     ready: ServingCell,
     startup: JoinHandle<anyhow::Result<()>>,
     /// Once started: the health probe and the change feed's follower.
@@ -77,6 +81,9 @@ impl RunningServer {
             let _ = stop.send(());
         }
         self.startup.abort();
+        if let Some(metrics) = &self.metrics {
+            metrics.abort();
+        }
         for task in self.background.get().into_iter().flatten() {
             task.abort();
         }
@@ -141,6 +148,12 @@ pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
         })
         .transpose()?;
     let ready: ServingCell = Arc::new(OnceCell::new());
+    let metrics = match args.metrics_listen {
+        Some(at) => {
+            Some(crate::metrics::serve(at, crate::metrics::install()?, ready.clone()).await?)
+        }
+        None => None,
+    };
     let admin = AdminServer::new(AdminService::new(ready.clone()));
     let transport_limit = args
         .max_message_bytes
@@ -170,6 +183,7 @@ pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
             .layer(request_id::set_layer())
             .layer(request_id::propagate_layer())
             .layer(request_id::span_layer())
+            .layer(RequestMetricsLayer)
             .layer(tower::util::MapResponseLayer::new(
                 oversized_message_is_resource_exhausted,
             ))
@@ -210,6 +224,8 @@ pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
     };
     Ok(RunningServer {
         addr,
+        metrics_addr: metrics.as_ref().map(|(at, _)| *at),
+        metrics: metrics.map(|(_, task)| task),
         ready,
         startup,
         background,

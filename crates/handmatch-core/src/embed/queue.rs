@@ -81,6 +81,11 @@ impl EmbedQueue {
         self.provider
     }
 
+    /// Requests waiting for the worker (not those in the batch it is running).
+    pub fn depth(&self) -> usize {
+        self.capacity.max(1) - self.tx.capacity()
+    }
+
     /// Whether the worker thread is still taking jobs.
     pub fn is_running(&self) -> bool {
         !self.tx.is_closed()

@@ -16,6 +16,7 @@ use super::page_token;
 use super::templates::Templates;
 use super::validate;
 use crate::index::{GalleryIndex, IndexFreshness, Match};
+use crate::metrics::names;
 use crate::store::{
     AuditEvent, EnrollOutcome, EnrolmentNotes, HandSide, NewTemplate, SubjectConsent,
     SubjectSummary, TemplateRecord, TemplateStore,
@@ -143,6 +144,16 @@ impl Matcher {
         self.templates.index().gallery(gallery).map(f)
     }
 
+    /// (subjects, templates) in the index, over every gallery.
+    pub fn index_totals(&self) -> (usize, usize) {
+        self.templates.index().totals()
+    }
+
+    /// Requests waiting for the embedding worker.
+    pub fn queue_depth(&self) -> usize {
+        self.queue.depth()
+    }
+
     pub fn embedding_worker_running(&self) -> bool {
         self.queue.is_running()
     }
@@ -174,8 +185,11 @@ impl Matcher {
         let prepared = prepare(images, &self.limits.decode, &meta, &self.admission).await?;
         timings.decode = prepared.decode_time;
         let start = Instant::now();
-        let (embeddings, _) = self.queue.embed(prepared.crops).await?;
+        let (embeddings, worker) = self.queue.embed(prepared.crops).await?;
         timings.embed = start.elapsed();
+        metrics::histogram!(names::DECODE_SECONDS).record(timings.decode.as_secs_f64());
+        metrics::histogram!(names::EMBED_SECONDS).record(timings.embed.as_secs_f64());
+        metrics::histogram!(names::EMBED_BATCH_IMAGES).record(worker.batch_images as f64);
         Ok((embeddings, prepared.sha256))
     }
 
@@ -286,6 +300,7 @@ impl Matcher {
             .map(|((p, t), best)| Decision::new(p, t, best.clone()));
         candidates.retain(|m| min_score.is_none_or(|t| m.score >= t));
         timings.search = start.elapsed();
+        metrics::histogram!(names::SEARCH_SECONDS).record(timings.search.as_secs_f64());
         Ok(Identification {
             candidates,
             decision,
@@ -321,6 +336,7 @@ impl Matcher {
             .flatten()
             .ok_or_else(not_found)?;
         timings.search = start.elapsed();
+        metrics::histogram!(names::SEARCH_SECONDS).record(timings.search.as_secs_f64());
         Ok(Verification {
             score,
             threshold,

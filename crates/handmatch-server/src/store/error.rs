@@ -34,6 +34,21 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The variant's name, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::NoSuchKey(_) => "no_such_key",
+            StoreError::AlreadyExists(_) => "already_exists",
+            StoreError::NotFound { .. } => "not_found",
+            StoreError::InvalidInput(_) => "invalid_input",
+            StoreError::Corrupt(_) => "corrupt",
+            StoreError::Key(_) => "key",
+            StoreError::Migration(_) => "migration",
+            StoreError::Database(_) => "database",
+        }
+    }
+
     /// Prefixes the message with what was being done, keeping the variant (and so the status
     /// the service maps it to).
     pub(crate) fn context(self, what: impl std::fmt::Display) -> Self {

@@ -128,6 +128,11 @@ impl TemplateStore {
         self.backend.as_str()
     }
 
+    /// (open, idle) connections of the pool.
+    pub fn connections(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
     /// A cheap round trip (SELECT 1) for health checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.pool.execute("SELECT 1").await?;
