@@ -169,3 +169,40 @@ async fn expired_subjects_are_purged_and_audited(backend: Backend) {
     store.close().await;
     server.shutdown().await.unwrap();
 }
+
+/// When VACUUM last ran on `templates` (None: never).
+async fn last_vacuum(url: &str) -> Option<String> {
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let at: Option<String> = sqlx::query_scalar(
+        "SELECT CAST(last_vacuum AS TEXT) FROM pg_stat_user_tables WHERE relname = 'templates'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    at
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_is_vacuumed_soon_after_a_deletion_when_asked() {
+    let url = common::database(Backend::Postgres).await;
+    let mut args = Args::for_model(common::model(1), &url);
+    args.protection.vacuum_after_delete = true;
+    let server = common::start_with(args).await.unwrap();
+    let mut c = common::client(&server).await;
+    c.enroll(enrolment("alice", 0, "")).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(last_vacuum(&url).await, None, "no deletion, no VACUUM");
+    c.delete_subject(pb::DeleteSubjectRequest {
+        subject_id: "alice".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let until = Instant::now() + Duration::from_secs(15);
+    while last_vacuum(&url).await.is_none() {
+        assert!(Instant::now() < until, "no VACUUM within 15 s of the deletion");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.shutdown().await.unwrap();
+}

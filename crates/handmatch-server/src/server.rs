@@ -17,7 +17,7 @@ use crate::access::Authenticator;
 use crate::config::{Args, OnModelMismatch};
 use crate::health::{connect_store, watch};
 use crate::metrics::RequestMetricsLayer;
-use crate::protection::check_sealing;
+use crate::protection::{check_sealing, spawn_vacuum_after_delete};
 use crate::request_id;
 use crate::retention::RetentionConfig;
 use crate::service::admin_grpc::AdminService;
@@ -213,6 +213,9 @@ pub async fn start(args: Args) -> anyhow::Result<RunningServer> {
                     check_every: Duration::from_secs(args.protection.retention_check_seconds),
                 };
                 tasks.push(crate::retention::spawn(matcher.templates().clone(), config));
+            }
+            if args.protection.vacuum_after_delete {
+                tasks.push(spawn_vacuum_after_delete(matcher.store().clone()));
             }
             let _ = background.set(tasks);
             let _ = ready.set(serving);

@@ -46,6 +46,12 @@ pub struct ProtectionArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub retention_check_seconds: u64,
+
+    /// Postgres: VACUUM the template tables within seconds of a deletion, so a deleted
+    /// subject's rows become reusable space instead of lingering until autovacuum (README,
+    /// Data protection: what remains). SQLite overwrites deleted rows in any case.
+    #[arg(long, env = "HANDMATCH_VACUUM_AFTER_DELETE")]
+    pub vacuum_after_delete: bool,
 }
 
 impl ProtectionArgs {

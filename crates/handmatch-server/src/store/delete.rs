@@ -1,4 +1,9 @@
-//! Removing subjects (every model's templates go with them) and whole models.
+//! Removing subjects (every model's templates go with them) and whole models, and what
+//! deleted rows leave behind (`erase_freed_pages`, `vacuum_deleted_rows`).
+
+use std::sync::atomic::Ordering;
+
+use sqlx::Executor;
 
 use super::audit::{self, AuditEvent};
 use super::changes::{self, ChangeKind, NewChange};
@@ -88,6 +93,7 @@ impl TemplateStore {
             audit::record(&mut tx, &event).await?;
         }
         tx.commit().await?;
+        self.deletions.fetch_add(1, Ordering::Relaxed);
         self.erase_freed_pages().await;
         Ok(templates.len() as u64)
     }
@@ -121,6 +127,25 @@ impl TemplateStore {
         }
         tx.commit().await?;
         Ok(templates)
+    }
+
+    /// Subject deletions committed through this store since it was opened.
+    pub fn deletions(&self) -> u64 {
+        self.deletions.load(Ordering::Relaxed)
+    }
+
+    /// Postgres: VACUUM the tables that held deleted subjects, so their dead rows become
+    /// free space (to be overwritten) instead of staying until autovacuum comes. It does
+    /// not overwrite the bytes; only VACUUM FULL, which locks the tables, rewrites them.
+    /// SQLite needs none: its deletions overwrite in place (`erase_freed_pages`).
+    pub async fn vacuum_deleted_rows(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            // A simple-protocol statement outside any transaction, as VACUUM requires.
+            self.pool
+                .execute("VACUUM templates, subjects, gallery_changes")
+                .await?;
+        }
+        Ok(())
     }
 
     /// SQLite: with `secure_delete` the deletion zeroed the rows in its new page versions,

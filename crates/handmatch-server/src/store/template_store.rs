@@ -27,6 +27,8 @@ pub struct TemplateStore {
     pub(super) url: std::sync::Arc<str>,
     /// What embeddings are sealed and opened with (none: plaintext).
     pub(super) keys: TemplateKeys,
+    /// Subject deletions committed through this store (and its clones).
+    pub(super) deletions: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for TemplateStore {
@@ -109,6 +111,7 @@ impl TemplateStore {
             backend,
             url: target.url.into(),
             keys: TemplateKeys::default(),
+            deletions: Default::default(),
         })
     }
 
