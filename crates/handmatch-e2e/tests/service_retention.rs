@@ -201,7 +201,10 @@ async fn postgres_is_vacuumed_soon_after_a_deletion_when_asked() {
     .unwrap();
     let until = Instant::now() + Duration::from_secs(15);
     while last_vacuum(&url).await.is_none() {
-        assert!(Instant::now() < until, "no VACUUM within 15 s of the deletion");
+        assert!(
+            Instant::now() < until,
+            "no VACUUM within 15 s of the deletion"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     server.shutdown().await.unwrap();
