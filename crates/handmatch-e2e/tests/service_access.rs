@@ -10,7 +10,7 @@ use clap::Parser;
 use common::outage::Outage;
 use common::{hand_image, pb_image, Backend};
 use handmatch_core::hand_image::Aspect;
-use handmatch_eval::client::{connect_with, ApiKey, Client, ConnectOptions};
+use handmatch_eval::client::{ApiKey, Client};
 use handmatch_proto::v1 as pb;
 use handmatch_proto::v1::admin_client::AdminClient;
 use handmatch_server::access::AuthMode;
@@ -99,19 +99,9 @@ async fn setup(backend: Backend) -> Setup {
     args.auth = AuthMode::ApiKey;
     let server = common::start_with(args).await.unwrap();
     let root = create_key(&url, "root", EVERY_SCOPE, &[]).await;
-    let mut c = client(&server, Some(&root)).await;
+    let mut c = common::keyed_client(&server, Some(&root)).await;
     c.enroll(enroll_request("", "alice", 0)).await.unwrap();
     Setup { server, url, root }
-}
-
-async fn client(server: &RunningServer, key: Option<&str>) -> Client {
-    connect_with(&ConnectOptions {
-        server: format!("http://{}", server.addr),
-        api_key: key.map(str::to_string),
-        ..ConnectOptions::default()
-    })
-    .await
-    .unwrap()
 }
 
 type Admin = AdminClient<InterceptedService<Channel, ApiKey>>;
@@ -177,7 +167,7 @@ async fn call(
     rpc: Rpc,
     gallery: &str,
 ) -> Result<(), tonic::Status> {
-    let mut c = client(server, key).await;
+    let mut c = common::keyed_client(server, key).await;
     let g = gallery.to_string();
     match rpc {
         Rpc::Enroll => c
@@ -395,8 +385,8 @@ async fn a_key_of_one_gallery_cannot_reach_another(backend: Backend) {
     let key_a = create_key(&s.url, "site-a", not_admin, &["a"]).await;
     let key_b = create_key(&s.url, "site-b", not_admin, &["b"]).await;
     let (mut a, mut b) = (
-        client(&s.server, Some(&key_a)).await,
-        client(&s.server, Some(&key_b)).await,
+        common::keyed_client(&s.server, Some(&key_a)).await,
+        common::keyed_client(&s.server, Some(&key_b)).await,
     );
     // The same subject id in both galleries, with different images: two subjects.
     a.enroll(enroll_request("a", "alice", 3)).await.unwrap();
@@ -607,7 +597,7 @@ async fn keys_seen_before_keep_searching_while_the_database_is_away() {
     let server = common::start_with(args).await.unwrap();
     let seen = create_key(&real, "seen", "enroll,identify", &[]).await;
     let unseen = create_key(&real, "unseen", "identify", &[]).await;
-    client(&server, Some(&seen))
+    common::keyed_client(&server, Some(&seen))
         .await
         .enroll(enroll_request("", "alice", 0))
         .await

@@ -9,13 +9,12 @@ mod common;
 use clap::Parser;
 use common::{hand_image, pb_image, Backend};
 use handmatch_core::hand_image::Aspect;
-use handmatch_eval::client::{connect_with, ApiKey, Client, ConnectOptions};
+use handmatch_eval::client::ApiKey;
 use handmatch_proto::v1 as pb;
 use handmatch_proto::v1::admin_client::AdminClient;
 use handmatch_server::access::key_admin::{self, KeyRequest};
 use handmatch_server::access::AuthMode;
 use handmatch_server::config::{Args, Command};
-use handmatch_server::server::RunningServer;
 use handmatch_server::store::{AuditQuery, TemplateStore};
 use tonic::transport::Channel;
 use tonic::Code;
@@ -41,16 +40,6 @@ async fn key(url: &str, name: &str, scopes: &[&str]) -> String {
     let (key, _) = key_admin::create_key(&store, request, None).await.unwrap();
     store.close().await;
     key
-}
-
-async fn client(server: &RunningServer, key: Option<&str>) -> Client {
-    connect_with(&ConnectOptions {
-        server: format!("http://{}", server.addr),
-        api_key: key.map(str::to_string),
-        ..ConnectOptions::default()
-    })
-    .await
-    .unwrap()
 }
 
 fn with_id<T>(message: T, request_id: &str) -> tonic::Request<T> {
@@ -118,7 +107,7 @@ async fn every_write_and_search_is_audited_once(backend: Backend) {
     args.auth = AuthMode::ApiKey;
     args.protection.audit_searches = true;
     let server = common::start_with(args).await.unwrap();
-    let mut c = client(&server, Some(&writer)).await;
+    let mut c = common::keyed_client(&server, Some(&writer)).await;
     let palm = || hand_image(Aspect::Palmar, 0);
 
     // Enrolled, then again (nothing new), then without a key, then with a broken image.
@@ -135,7 +124,7 @@ async fn every_write_and_search_is_audited_once(backend: Backend) {
     c.enroll(with_id(enrolment("alice", palm()), "r-again"))
         .await
         .unwrap();
-    let mut anonymous = client(&server, None).await;
+    let mut anonymous = common::keyed_client(&server, None).await;
     let refused = anonymous
         .enroll(with_id(enrolment("mallory", palm()), "r-nokey"))
         .await

@@ -157,6 +157,20 @@ pub async fn client(server: &RunningServer) -> HandMatchClient<Channel> {
         .max_encoding_message_size(64 << 20)
 }
 
+/// The evaluation client's connection, sending `key` (when given) with every call.
+pub async fn keyed_client(
+    server: &RunningServer,
+    key: Option<&str>,
+) -> handmatch_eval::client::Client {
+    handmatch_eval::client::connect_with(&handmatch_eval::client::ConnectOptions {
+        server: format!("http://{}", server.addr),
+        api_key: key.map(str::to_string),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
 /// The evaluation client's connection (no key: these servers run without authentication).
 pub async fn eval_client(server: &RunningServer) -> handmatch_eval::client::Client {
     handmatch_eval::client::connect(&format!("http://{}", server.addr))
