@@ -72,8 +72,7 @@ fn galleries(k: &KeyInfo) -> String {
     }
 }
 
-/// Unix milliseconds as RFC 3339 (seconds), "-" for none.
-pub(crate) fn time(ms: Option<i64>) -> String {
+fn time(ms: Option<i64>) -> String {
     let Some(ms) = ms else {
         return "-".into();
     };

@@ -11,6 +11,7 @@ pub mod config;
 pub mod health;
 pub mod index;
 pub mod keys_cli;
+pub mod metric_names;
 pub mod metrics;
 pub mod protection;
 pub mod request_id;

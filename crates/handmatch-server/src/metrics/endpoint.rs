@@ -12,7 +12,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::names;
+use crate::metric_names as names;
 use crate::service::ServingCell;
 
 #[derive(Clone)]

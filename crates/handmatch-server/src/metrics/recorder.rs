@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use super::names;
+use crate::metric_names as names;
 
 /// Seconds: from a fast decode to a slow CPU batch.
 const SECONDS_BUCKETS: &[f64] = &[

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use tower::{Layer, Service};
 
-use super::names;
+use crate::metric_names as names;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestMetricsLayer;

@@ -4,7 +4,6 @@
 use std::io::Write;
 
 use super::args::{AuditCommand, AuditListArgs};
-use crate::keys_cli::time;
 use crate::store::{AuditQuery, AuditRecord, TemplateStore};
 
 pub async fn run(command: AuditCommand, out: &mut impl Write) -> anyhow::Result<()> {
@@ -36,7 +35,7 @@ fn write_table(events: &[AuditRecord], out: &mut impl Write) -> std::io::Result<
         writeln!(
             out,
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            time(Some(r.at_ms)),
+            rfc3339(r.at_ms),
             e.request_id,
             e.actor,
             e.rpc,
@@ -47,4 +46,9 @@ fn write_table(events: &[AuditRecord], out: &mut impl Write) -> std::io::Result<
         )?;
     }
     Ok(())
+}
+
+fn rfc3339(ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(at).to_string()
 }

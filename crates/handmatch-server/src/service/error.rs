@@ -60,7 +60,7 @@ impl From<ServiceError> for Status {
 
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
-        metrics::counter!(crate::metrics::names::STORE_ERRORS, "kind" => e.kind()).increment(1);
+        metrics::counter!(crate::metric_names::STORE_ERRORS, "kind" => e.kind()).increment(1);
         match e {
             StoreError::Unavailable(m) => {
                 ServiceError::Unavailable(format!("template store unavailable: {m}"))

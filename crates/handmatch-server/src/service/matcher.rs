@@ -16,7 +16,7 @@ use super::page_token;
 use super::templates::Templates;
 use super::validate;
 use crate::index::{GalleryIndex, IndexFreshness, Match};
-use crate::metrics::names;
+use crate::metric_names as names;
 use crate::store::{
     AuditEvent, EnrollOutcome, EnrolmentNotes, HandSide, NewTemplate, SubjectConsent,
     SubjectSummary, TemplateRecord, TemplateStore,
