@@ -10,14 +10,14 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::call_audit::CallAudit;
 use super::error::ServiceError;
-use super::fingerprint::ImageFingerprints;
-use super::matcher::{Matcher, RequestImage, Search, Timings};
-use super::operating_point::{Decision, OperatingPoint};
+use super::matcher::{Matcher, Search};
+use super::pb_convert::{
+    decision, gallery_aspect, images, operating_point, template_info, timings,
+};
 use super::serving::{ready, Serving, ServingCell};
 use super::validate;
 use crate::access::{Grant, Scope};
-use crate::store::{EnrolmentNotes, HandSide, TemplateRecord, TemplateStore};
-use handmatch_core::hand_image::Aspect;
+use crate::store::{EnrolmentNotes, TemplateStore};
 use handmatch_core::training_summary::TrainingSummary;
 use handmatch_proto::v1 as pb;
 
@@ -194,92 +194,6 @@ impl HandMatchService {
     }
 }
 
-fn aspect(value: i32, field: &str) -> Result<Option<Aspect>, ServiceError> {
-    match pb::Aspect::try_from(value) {
-        Ok(pb::Aspect::Unspecified) => Ok(None),
-        Ok(pb::Aspect::Dorsal) => Ok(Some(Aspect::Dorsal)),
-        Ok(pb::Aspect::Palmar) => Ok(Some(Aspect::Palmar)),
-        Err(_) => Err(ServiceError::invalid(format!(
-            "{field} has the unknown value {value}"
-        ))),
-    }
-}
-
-fn side(value: i32, field: &str) -> Result<HandSide, ServiceError> {
-    match pb::Side::try_from(value) {
-        Ok(pb::Side::Unknown) => Ok(HandSide::Unknown),
-        Ok(pb::Side::Left) => Ok(HandSide::Left),
-        Ok(pb::Side::Right) => Ok(HandSide::Right),
-        Err(_) => Err(ServiceError::invalid(format!(
-            "{field} has the unknown value {value}"
-        ))),
-    }
-}
-
-fn to_pb_aspect(a: Aspect) -> pb::Aspect {
-    match a {
-        Aspect::Dorsal => pb::Aspect::Dorsal,
-        Aspect::Palmar => pb::Aspect::Palmar,
-    }
-}
-
-fn to_pb_side(s: HandSide) -> pb::Side {
-    match s {
-        HandSide::Unknown => pb::Side::Unknown,
-        HandSide::Left => pb::Side::Left,
-        HandSide::Right => pb::Side::Right,
-    }
-}
-
-fn images(list: Vec<pb::Image>) -> Result<Vec<RequestImage>, ServiceError> {
-    list.into_iter()
-        .enumerate()
-        .map(|(i, img)| {
-            Ok(RequestImage {
-                aspect: aspect(img.aspect, &format!("images[{i}].aspect"))?,
-                side: side(img.side, &format!("images[{i}].side"))?,
-                data: img.data,
-            })
-        })
-        .collect()
-}
-
-fn gallery_aspect(value: i32) -> Result<Aspect, ServiceError> {
-    Ok(aspect(value, "gallery_aspect")?.unwrap_or(Aspect::Palmar))
-}
-
-fn operating_point(value: i32) -> Result<Option<OperatingPoint>, ServiceError> {
-    match pb::OperatingPoint::try_from(value) {
-        Ok(pb::OperatingPoint::Unspecified) => Ok(None),
-        Ok(pb::OperatingPoint::Fpir1pct) => Ok(Some(OperatingPoint::Fpir1Pct)),
-        Ok(pb::OperatingPoint::Fpir01pct) => Ok(Some(OperatingPoint::Fpir01Pct)),
-        Err(_) => Err(ServiceError::invalid(format!(
-            "operating_point: unknown value {value}"
-        ))),
-    }
-}
-
-fn decision(d: Decision) -> pb::Decision {
-    pb::Decision {
-        operating_point: match d.point {
-            OperatingPoint::Fpir1Pct => pb::OperatingPoint::Fpir1pct,
-            OperatingPoint::Fpir01Pct => pb::OperatingPoint::Fpir01pct,
-        } as i32,
-        threshold: d.threshold,
-        is_match: d.is_match,
-        subject_id: d.best.subject_id,
-        score: d.best.score,
-    }
-}
-
-fn timings(t: Timings) -> pb::Timings {
-    pb::Timings {
-        decode_ms: t.decode.as_secs_f64() * 1e3,
-        embed_ms: t.embed.as_secs_f64() * 1e3,
-        search_ms: t.search.as_secs_f64() * 1e3,
-    }
-}
-
 async fn enroll(
     matcher: &Matcher,
     gallery: &str,
@@ -304,16 +218,6 @@ async fn enroll(
             .collect(),
         model_id: matcher.metadata().model_id.clone(),
     })
-}
-
-fn template_info(t: TemplateRecord, fingerprints: &ImageFingerprints) -> pb::TemplateInfo {
-    pb::TemplateInfo {
-        template_id: t.template_id,
-        aspect: to_pb_aspect(t.aspect) as i32,
-        side: to_pb_side(t.side) as i32,
-        image_fingerprint: fingerprints.of(&t.image_sha256),
-        created_at_ms: t.created_at_ms,
-    }
 }
 
 /// One stream item: its gallery checked against the stream's grant, then enrolled.

@@ -11,6 +11,7 @@ pub mod images;
 pub mod matcher;
 pub mod operating_point;
 pub mod page_token;
+mod pb_convert;
 pub mod serving;
 pub mod templates;
 pub mod validate;
