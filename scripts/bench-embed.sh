@@ -15,4 +15,4 @@ work="$root/models/bench-$arch"
 start=$(date +%s.%N)
 target/release/handmatch-train export --hf-dir "$work/ckpt" --image-size "$size" --random-head --out "$work/model.onnx"
 echo "export took $(echo "$(date +%s.%N) - $start" | bc) s"
-target/release/handmatch-bench --model "$work/model.onnx" --batch-sizes 1,8 --seconds "$seconds"
+target/release/handmatch-bench embed --model "$work/model.onnx" --batch-sizes 1,8 --seconds "$seconds"

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::access::AuthMode;
+use crate::index::IndexPrecision;
 use crate::protection::{AuditCommand, ProtectionArgs, TemplatesCommand};
 use crate::service::admission::AdmissionLimits;
 use crate::sync::SyncConfig;
@@ -203,6 +204,16 @@ pub struct Args {
         default_value_t = 86_400
     )]
     pub change_retention_seconds: u64,
+
+    /// How the in-memory index stores subject rows: f32, or f16 at half the memory (scores
+    /// then differ from f32 by about 1e-3).
+    #[arg(long, env = "HANDMATCH_INDEX_PRECISION", default_value = "f32")]
+    pub index_precision: IndexPrecision,
+
+    /// Threads one search of a large gallery (over 32,768 subjects) may use.
+    #[arg(long, env = "HANDMATCH_SEARCH_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub search_threads: u16,
 
     /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9464); off when
     /// absent.

@@ -16,6 +16,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::access::Authenticator;
 use crate::config::{Args, OnModelMismatch};
 use crate::health::{connect_store, watch};
+use crate::index::IndexSettings;
 use crate::metrics::RequestMetricsLayer;
 use crate::protection::{check_sealing, spawn_vacuum_after_delete};
 use crate::request_id;
@@ -280,6 +281,10 @@ async fn load(
         verify_threshold: args.verify_threshold,
         require_consent: args.protection.require_consent,
         retention: args.protection.retention(),
+        index: IndexSettings {
+            precision: args.index_precision,
+            search_threads: usize::from(args.search_threads),
+        },
     };
     let auth = Arc::new(Authenticator::new(
         args.auth,

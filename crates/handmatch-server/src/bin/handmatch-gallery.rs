@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use handmatch_core::hand_image::Aspect;
 use handmatch_core::progress;
+use handmatch_server::index::{IndexPrecision, IndexSettings};
 use handmatch_server::service::templates::Templates;
 use handmatch_server::store::TemplateStore;
 use rand::{Rng, SeedableRng};
@@ -60,6 +61,11 @@ enum Command {
         gallery: Gallery,
         #[arg(long, env = "HANDMATCH_GALLERY_QUERIES", default_value_t = 200)]
         queries: usize,
+        /// f32, or f16 at half the memory.
+        #[arg(long, env = "HANDMATCH_INDEX_PRECISION", default_value = "f32")]
+        index_precision: IndexPrecision,
+        #[arg(long, env = "HANDMATCH_SEARCH_THREADS", default_value_t = 1)]
+        search_threads: usize,
     },
 }
 
@@ -80,7 +86,18 @@ async fn main() -> anyhow::Result<()> {
             subjects,
             seed,
         } => make(&gallery, subjects, seed).await,
-        Command::Measure { gallery, queries } => measure(&gallery, queries).await,
+        Command::Measure {
+            gallery,
+            queries,
+            index_precision,
+            search_threads,
+        } => {
+            let settings = IndexSettings {
+                precision: index_precision,
+                search_threads: search_threads.max(1),
+            };
+            measure(&gallery, queries, settings).await
+        }
     }
 }
 
@@ -206,11 +223,11 @@ fn random_unit(seed: u64, i: u64, dim: usize) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-async fn measure(g: &Gallery, queries: usize) -> anyhow::Result<()> {
+async fn measure(g: &Gallery, queries: usize, settings: IndexSettings) -> anyhow::Result<()> {
     let store = TemplateStore::connect(&g.database_url, 2).await?;
     let rss_before = memory_kib("VmRSS:")?;
     let started = Instant::now();
-    let templates = Templates::load(store, &g.model_id, g.dim).await?;
+    let templates = Templates::load(store, &g.model_id, g.dim, settings).await?;
     let load = started.elapsed();
     let index = templates.index();
     let gallery = index

@@ -3,17 +3,23 @@
 
 use std::collections::HashMap;
 
-use super::gallery_index::{GalleryIndex, IndexedTemplate};
+use super::gallery_index::{GalleryIndex, IndexSettings, IndexedTemplate};
 
 pub struct GalleryIndexes {
     dim: usize,
+    settings: IndexSettings,
     galleries: HashMap<String, GalleryIndex>,
 }
 
 impl GalleryIndexes {
     pub fn new(dim: usize) -> Self {
+        Self::with_settings(dim, IndexSettings::default())
+    }
+
+    pub fn with_settings(dim: usize, settings: IndexSettings) -> Self {
         Self {
             dim,
+            settings,
             galleries: HashMap::new(),
         }
     }
@@ -33,10 +39,10 @@ impl GalleryIndexes {
         subject: &str,
         new: impl IntoIterator<Item = IndexedTemplate>,
     ) {
-        let dim = self.dim;
+        let (dim, settings) = (self.dim, self.settings);
         self.galleries
             .entry(gallery.to_string())
-            .or_insert_with(|| GalleryIndex::new(dim))
+            .or_insert_with(|| GalleryIndex::with_settings(dim, settings))
             .insert(subject, new);
     }
 

@@ -1,13 +1,16 @@
 //! `GalleryIndex`: the exact in-memory index of one gallery's enrolled templates. Each
 //! subject is scored by the cosine similarity between the query and its template (the
-//! normalised mean of its templates of the requested aspect), kept as one running sum per
-//! subject and aspect so that a million-subject gallery holds each embedding once. The store is the source of truth: the index is
-//! loaded from it at start and updated after every committed write.
+//! normalised mean of its templates of the requested aspect), kept as one row per subject
+//! and aspect (`RowStore`: f32 sums or f16 means) so that a million-subject gallery holds
+//! each embedding once. The store is the source of truth: the index is loaded from it at
+//! start and updated after every committed write.
 
 use std::collections::HashMap;
 
 use handmatch_core::hand_image::Aspect;
-use handmatch_core::template::dot;
+
+use super::rows::{IndexPrecision, RowStore};
+use super::top_k::TopK;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexedTemplate {
@@ -23,58 +26,79 @@ pub struct Match {
     pub score: f32,
 }
 
-/// One aspect's subject templates as a dense row-major matrix, so a search is one pass
-/// over contiguous memory. A row is the sum of the subject's templates of that aspect:
-/// they are unit length, so its direction is their normalised mean, and adding a template
-/// needs no copy of the others. Rows are updated in place; removal swaps in the last row.
-#[derive(Default)]
+/// How a gallery's index stores and searches its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSettings {
+    pub precision: IndexPrecision,
+    /// Threads one large search may use.
+    pub search_threads: usize,
+}
+
+impl Default for IndexSettings {
+    fn default() -> Self {
+        Self {
+            precision: IndexPrecision::F32,
+            search_threads: 1,
+        }
+    }
+}
+
+/// One aspect's subject templates as a dense row-major matrix (`RowStore`), so a search is
+/// one pass over contiguous memory. Rows are updated in place; removal swaps in the last.
 struct TemplateMatrix {
     subjects: Vec<String>,
-    sums: Vec<f32>,
-    /// 1 / ‖sum‖ per row: a score is dot(query, sum) × this.
-    inv_norms: Vec<f32>,
+    rows: RowStore,
     slot: HashMap<String, usize>,
 }
 
 impl TemplateMatrix {
+    fn new(settings: IndexSettings, dim: usize) -> Self {
+        Self {
+            subjects: Vec::new(),
+            rows: RowStore::new(settings.precision, dim),
+            slot: HashMap::new(),
+        }
+    }
+
     fn add(&mut self, subject: &str, embedding: &[f32]) {
-        let dim = embedding.len();
         let i = match self.slot.get(subject) {
             Some(&i) => i,
             None => {
                 self.slot.insert(subject.to_string(), self.subjects.len());
                 self.subjects.push(subject.to_string());
-                self.sums.resize(self.sums.len() + dim, 0.0);
-                self.inv_norms.push(0.0);
+                self.rows.push_empty();
                 self.subjects.len() - 1
             }
         };
-        let row = &mut self.sums[i * dim..(i + 1) * dim];
-        row.iter_mut().zip(embedding).for_each(|(s, x)| *s += x);
-        let norm = dot(row, row).sqrt();
-        self.inv_norms[i] = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+        self.rows.add(i, embedding);
     }
 
-    fn remove(&mut self, subject: &str, dim: usize) {
+    fn remove(&mut self, subject: &str) {
         let Some(i) = self.slot.remove(subject) else {
             return;
         };
-        let last = self.subjects.len() - 1;
-        if i != last {
-            let (head, tail) = self.sums.split_at_mut(last * dim);
-            head[i * dim..(i + 1) * dim].copy_from_slice(&tail[..dim]);
-            self.inv_norms.swap(i, last);
-            self.subjects.swap(i, last);
-            self.slot.insert(self.subjects[i].clone(), i);
+        self.rows.swap_remove(i);
+        self.subjects.swap_remove(i);
+        if let Some(moved) = self.subjects.get(i) {
+            self.slot.insert(moved.clone(), i);
         }
-        self.subjects.pop();
-        self.inv_norms.pop();
-        self.sums.truncate(last * dim);
     }
 
-    fn score(&self, i: usize, query: &[f32]) -> f32 {
-        let dim = query.len();
-        dot(query, &self.sums[i * dim..(i + 1) * dim]) * self.inv_norms[i]
+    /// Candidates of each query, best first, ties to the smaller subject id.
+    fn ranked(&self, top: TopK, top_k: usize) -> Vec<Match> {
+        let mut found = top.into_candidates();
+        found.sort_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| self.subjects[a.1 as usize].cmp(&self.subjects[b.1 as usize]))
+        });
+        found.truncate(top_k);
+        found
+            .into_iter()
+            .map(|(score, i)| Match {
+                subject_id: self.subjects[i as usize].clone(),
+                score,
+            })
+            .collect()
     }
 }
 
@@ -85,6 +109,7 @@ struct TemplateRef {
 
 pub struct GalleryIndex {
     dim: usize,
+    settings: IndexSettings,
     templates: HashMap<String, Vec<TemplateRef>>,
     dorsal: TemplateMatrix,
     palmar: TemplateMatrix,
@@ -93,11 +118,16 @@ pub struct GalleryIndex {
 
 impl GalleryIndex {
     pub fn new(dim: usize) -> Self {
+        Self::with_settings(dim, IndexSettings::default())
+    }
+
+    pub fn with_settings(dim: usize, settings: IndexSettings) -> Self {
         Self {
             dim,
+            settings,
             templates: HashMap::new(),
-            dorsal: TemplateMatrix::default(),
-            palmar: TemplateMatrix::default(),
+            dorsal: TemplateMatrix::new(settings, dim),
+            palmar: TemplateMatrix::new(settings, dim),
             template_count: 0,
         }
     }
@@ -154,8 +184,8 @@ impl GalleryIndex {
         let Some(list) = self.templates.remove(subject) else {
             return 0;
         };
-        self.dorsal.remove(subject, self.dim);
-        self.palmar.remove(subject, self.dim);
+        self.dorsal.remove(subject);
+        self.palmar.remove(subject);
         self.template_count -= list.len();
         list.len()
     }
@@ -169,31 +199,25 @@ impl GalleryIndex {
         top_k: usize,
         min_score: Option<f32>,
     ) -> Vec<Match> {
+        self.search_batch(&[query], aspect, top_k, min_score)
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// [`Self::search`] for several queries in one pass over the rows.
+    pub fn search_batch(
+        &self,
+        queries: &[&[f32]],
+        aspect: Aspect,
+        top_k: usize,
+        min_score: Option<f32>,
+    ) -> Vec<Vec<Match>> {
         let m = self.matrix(aspect);
-        let mut scored: Vec<(f32, usize)> = m
-            .sums
-            .chunks_exact(self.dim)
-            .zip(&m.inv_norms)
-            .enumerate()
-            .map(|(i, (row, inv_norm))| (dot(query, row) * inv_norm, i))
-            .filter(|(s, _)| min_score.is_none_or(|t| *s >= t))
-            .collect();
-        let order = |a: &(f32, usize), b: &(f32, usize)| {
-            b.0.total_cmp(&a.0)
-                .then_with(|| m.subjects[a.1].cmp(&m.subjects[b.1]))
-        };
-        if scored.len() > top_k && top_k > 0 {
-            scored.select_nth_unstable_by(top_k - 1, order);
-            scored.truncate(top_k);
-        }
-        scored.sort_by(order);
-        scored.truncate(top_k);
-        scored
+        let floor = min_score.unwrap_or(f32::NEG_INFINITY);
+        m.rows
+            .scan(queries, top_k, floor, self.settings.search_threads)
             .into_iter()
-            .map(|(score, i)| Match {
-                subject_id: m.subjects[i].clone(),
-                score,
-            })
+            .map(|top| m.ranked(top, top_k))
             .collect()
     }
 
@@ -201,7 +225,7 @@ impl GalleryIndex {
     pub fn score(&self, subject: &str, query: &[f32], aspect: Aspect) -> Option<f32> {
         let m = self.matrix(aspect);
         let i = *m.slot.get(subject)?;
-        Some(m.score(i, query))
+        Some(m.rows.score(i, query))
     }
 
     /// Whether the subject has at least one template of `aspect`.

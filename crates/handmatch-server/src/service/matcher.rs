@@ -15,7 +15,7 @@ use super::operating_point::{Decision, OperatingPoint};
 use super::page_token;
 use super::templates::Templates;
 use super::validate;
-use crate::index::{GalleryIndex, IndexFreshness, Match};
+use crate::index::{GalleryIndex, IndexFreshness, IndexSettings, Match};
 use crate::metric_names as names;
 use crate::store::{
     AuditEvent, EnrollOutcome, EnrolmentNotes, HandSide, NewTemplate, SubjectConsent,
@@ -76,6 +76,8 @@ pub struct MatcherLimits {
     pub require_consent: bool,
     /// Subjects last enrolled longer ago than this are purged (`crate::retention`).
     pub retention: Option<Duration>,
+    /// How the index stores and searches rows.
+    pub index: IndexSettings,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -101,7 +103,8 @@ impl Matcher {
     ) -> Result<Arc<Self>, ServiceError> {
         let meta = queue.metadata();
         let fingerprints = ImageFingerprints::open(&store).await?;
-        let templates = Templates::load(store, &meta.model_id, meta.embedding_dim).await?;
+        let templates =
+            Templates::load(store, &meta.model_id, meta.embedding_dim, limits.index).await?;
         Ok(Arc::new(Self {
             queue,
             templates,

@@ -11,7 +11,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use super::error::ServiceError;
-use crate::index::{GalleryIndexes, IndexFreshness, IndexedTemplate};
+use crate::index::{GalleryIndexes, IndexFreshness, IndexSettings, IndexedTemplate};
 use crate::store::{
     AuditEvent, EnrollOutcome, EnrolmentNotes, NewTemplate, StoreError, TemplateRecord,
     TemplateStore,
@@ -25,6 +25,7 @@ pub struct Templates {
     store: TemplateStore,
     model_id: String,
     dim: usize,
+    settings: IndexSettings,
     index: RwLock<GalleryIndexes>,
     freshness: IndexFreshness,
     write_lock: tokio::sync::Mutex<()>,
@@ -36,12 +37,14 @@ impl Templates {
         store: TemplateStore,
         model_id: &str,
         dim: usize,
+        settings: IndexSettings,
     ) -> Result<Arc<Self>, ServiceError> {
-        let loaded = load_indexes(&store, model_id, dim).await?;
+        let loaded = load_indexes(&store, model_id, dim, settings).await?;
         Ok(Arc::new(Self {
             store,
             model_id: model_id.to_string(),
             dim,
+            settings,
             index: RwLock::new(loaded.index),
             freshness: IndexFreshness::new(loaded.feed_seq, loaded.asked_at),
             write_lock: tokio::sync::Mutex::new(()),
@@ -79,7 +82,7 @@ impl Templates {
     /// changes); the feed position moves to where the store stood before the load.
     pub async fn reload(&self) -> Result<(), ServiceError> {
         let _write = self.write_turn().await?;
-        let loaded = load_indexes(&self.store, &self.model_id, self.dim).await?;
+        let loaded = load_indexes(&self.store, &self.model_id, self.dim, self.settings).await?;
         *self.index_mut() = loaded.index;
         self.freshness.reset_to(loaded.feed_seq, loaded.asked_at);
         Ok(())
@@ -214,10 +217,11 @@ async fn load_indexes(
     store: &TemplateStore,
     model_id: &str,
     dim: usize,
+    settings: IndexSettings,
 ) -> Result<Loaded, ServiceError> {
     let asked_at = Instant::now();
     let head = store.change_head().await?;
-    let mut index = GalleryIndexes::new(dim);
+    let mut index = GalleryIndexes::with_settings(dim, settings);
     let mut progress = LoadProgress::new();
     store
         .each_template(model_id, |record| {

@@ -1,22 +1,16 @@
-//! Embedding throughput of an artefact at several batch sizes, on this machine, in one run:
-//! `handmatch-bench --model model.onnx --batch-sizes 1,8`. The first batch size is the
-//! baseline that the others' speed-ups are reported against.
+//! `handmatch-bench embed`: embedding throughput of an artefact at several batch sizes, on
+//! this machine, in one run. The first batch size is the baseline that the others'
+//! speed-ups are reported against.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use handmatch_core::args::RuntimeArgs;
 use handmatch_core::embed::EmbeddingSession;
 use ndarray::Array4;
 
-#[derive(Parser)]
-#[command(
-    name = "handmatch-bench",
-    version,
-    about = "Measure an artefact's embedding throughput"
-)]
-struct Args {
+#[derive(clap::Args)]
+pub struct EmbedArgs {
     #[arg(long, env = "HANDMATCH_MODEL")]
     model: PathBuf,
     #[arg(
@@ -44,8 +38,7 @@ struct Row {
     p90_ms: f64,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let opts = args.runtime.options();
     let mut session = EmbeddingSession::open(&args.model, &opts)?;
     let meta = session.metadata().clone();
