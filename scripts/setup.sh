@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the project needs at run time that cargo does not fetch: ONNX Runtime's
+# Installs what the project needs that cargo does not fetch: Debian's libturbojpeg0-dev
+# (linked at build time), ONNX Runtime's
 # shared library, taken from the onnxruntime wheel on PyPI, into the git-ignored .ort/lib;
 # then MediaPipe's hand landmark model, converted to ONNX into the git-ignored
 # models/hand-landmarks/ (scripts/hand-landmarks/import.sh). Idempotent: each step does
@@ -35,6 +36,19 @@ ln -sfn "libonnxruntime.so.$version" "$lib"
 echo "setup: installed $lib -> libonnxruntime.so.$version" >&2
 }
 
+# libjpeg-turbo's TurboJPEG API (DCT-scaled JPEG decoding) is linked at build time through
+# pkg-config: Debian's libturbojpeg0-dev.
+install_turbojpeg() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing libturbojpeg0-dev with apt" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libturbojpeg0-dev >/dev/null
+}
+
+if ! pkg-config --exists libturbojpeg 2>/dev/null; then
+  install_turbojpeg
+fi
 if [ ! -f "$lib.$version" ] || [ ! -L "$lib" ]; then
   install_ort
 fi

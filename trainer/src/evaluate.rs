@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use handmatch_core::embed::decode::{decode_rgb, DecodeLimits};
-use handmatch_core::embed::preprocess::model_input;
+use handmatch_core::embed::decode::DecodeLimits;
+use handmatch_core::embed::preprocess::{decode_for_model, model_input};
 use handmatch_core::embed::{EmbeddingSession, RuntimeOptions};
 use handmatch_core::hand_image::HandImage;
 use handmatch_core::metrics::protocols::{evaluate_protocols, EmbeddedImage, ProtocolResults};
@@ -64,8 +64,8 @@ pub fn embed_images<'a>(
                 reason,
             };
             let bytes = std::fs::read(&img.path).map_err(|e| err(e.to_string()))?;
-            let rgb =
-                decode_rgb(&bytes, &DecodeLimits::default()).map_err(|e| err(e.to_string()))?;
+            let rgb = decode_for_model(&bytes, &DecodeLimits::default(), &meta)
+                .map_err(|e| err(e.to_string()))?;
             inputs.push(model_input(&meta, rgb));
         }
         let rows = session.embed_inputs(&inputs.iter().collect::<Vec<_>>())?;

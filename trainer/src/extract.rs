@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use handmatch_core::dataset::augment::Augment;
-use handmatch_core::embed::decode::{decode_rgb, DecodeLimits};
+use handmatch_core::embed::decode::{decode_rgb_scaled, DecodeLimits, DecodeMode};
 use handmatch_core::embed::metadata::{keys, ArtefactMetadata};
-use handmatch_core::embed::preprocess::EvalTransform;
+use handmatch_core::embed::preprocess::{default_decode, scaled_short_side, EvalTransform};
 use handmatch_core::embed::RuntimeOptions;
 use handmatch_core::hand::{AlignmentSpec, HandAligner};
 use handmatch_core::hand_image::{Aspect, HandImage};
@@ -84,6 +84,9 @@ pub struct CacheKey {
     /// `feature_layout`); `None` in caches made before backbones recorded it.
     #[serde(default)]
     pub layout: Option<String>,
+    /// How the images were decoded (the artefact's `decode`); `Full` in older caches.
+    #[serde(default)]
+    pub decode: DecodeMode,
 }
 
 pub struct ExtractOptions {
@@ -212,6 +215,7 @@ fn cache_key(
         // The seed only draws the augmented views: without views, runs with different
         // seeds share one cache.
         seed: if opts.views == 0 { 0 } else { opts.seed },
+        decode: default_decode(alignment.is_some()),
         alignment,
         layout: session.custom_metadata(handmatch_export::artefact::FEATURE_LAYOUT),
     })
@@ -281,7 +285,7 @@ fn run_extraction(
         bar,
     };
     for (g, chunk) in images.chunks(group).enumerate() {
-        let decoded = decode_all(chunk)?;
+        let decoded = decode_all(chunk, key)?;
         let prepared: Vec<Option<Prepared>> = match &aligner {
             None => decoded
                 .into_iter()
@@ -315,7 +319,8 @@ fn run_extraction(
     Ok((kept, batches.outputs))
 }
 
-fn decode_all(images: &[&HandImage]) -> Result<Vec<RgbImage>, ExtractError> {
+fn decode_all(images: &[&HandImage], key: &CacheKey) -> Result<Vec<RgbImage>, ExtractError> {
+    let min_short_side = scaled_short_side(key.decode, key.resize_short_side);
     images
         .iter()
         .map(|img| {
@@ -324,7 +329,8 @@ fn decode_all(images: &[&HandImage]) -> Result<Vec<RgbImage>, ExtractError> {
                 reason,
             };
             let bytes = std::fs::read(&img.path).map_err(|e| err(e.to_string()))?;
-            decode_rgb(&bytes, &DecodeLimits::default()).map_err(|e| err(e.to_string()))
+            decode_rgb_scaled(&bytes, &DecodeLimits::default(), min_short_side)
+                .map_err(|e| err(e.to_string()))
         })
         .collect()
 }

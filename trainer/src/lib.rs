@@ -1,6 +1,7 @@
 //! handmatch-train: extracts backbone features, trains projection heads on them, exports
 //! the artefact (through handmatch-export) and evaluates it offline.
 
+pub mod artefact_writer;
 pub mod cv;
 pub mod evaluate;
 pub mod extract;

@@ -13,6 +13,7 @@ use handmatch_core::hand_image::HandImage;
 use handmatch_core::report::plot::{line_chart, Series};
 use handmatch_core::training_summary::{SplitSummary, TrainingSummary, ValidationSummary};
 
+use crate::artefact_writer::{write_artefact, PrecisionArgs};
 use crate::extract::{extract, ExtractOptions, FeatureCache};
 use crate::training::FitConfig;
 use crate::training::{fit_selected, EpochRecord, FitOutcome, Selection, SelectionPlan};
@@ -34,6 +35,8 @@ pub struct FitJob<'a> {
     pub runtime: RuntimeOptions,
     pub batch_size: usize,
     pub progress: bool,
+    /// fp32, or int8 behind the quality gate.
+    pub precision: PrecisionArgs,
 }
 
 pub struct FitReport {
@@ -212,13 +215,13 @@ fn export_trained(
         selection: selection.map(Selection::summary),
     };
     let open = job.backbone.open()?;
-    let (model, _) = artefact_model(
+    let (model, meta) = artefact_model(
         open.as_ref(),
         job.image_size,
         HeadSource::Trained(Box::new(outcome.head.clone())),
         Some(training),
     )?;
     let model_path = job.out.join("model.onnx");
-    model.save(&model_path)?;
+    write_artefact(model, meta, &model_path, &job.precision, &job.runtime)?;
     Ok(model_path)
 }

@@ -88,6 +88,7 @@ fn train_selected(
         runtime: RuntimeOptions::default(),
         batch_size: 32,
         progress: false,
+        precision: Default::default(),
     })
     .unwrap()
 }

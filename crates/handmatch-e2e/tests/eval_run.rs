@@ -72,6 +72,7 @@ fn fit_on_synthetic_hands(config: FitConfig) -> (tempfile::TempDir, std::path::P
             runtime: RuntimeOptions::default(),
             batch_size: 32,
             progress: false,
+            precision: Default::default(),
         })
         .unwrap();
         (dir, report.model)

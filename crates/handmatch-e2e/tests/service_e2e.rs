@@ -7,8 +7,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{Backend, IMAGE_SIZE};
-use handmatch_core::embed::decode::{decode_rgb, DecodeLimits};
-use handmatch_core::embed::preprocess::EvalTransform;
+use handmatch_core::embed::decode::DecodeLimits;
+use handmatch_core::embed::preprocess::{decode_for_model, EvalTransform};
 use handmatch_core::embed::{EmbeddingSession, RuntimeOptions};
 use handmatch_core::hand_image::{Aspect, HandImage};
 use handmatch_core::template::{dot, mean_template};
@@ -38,7 +38,8 @@ fn reference_embeddings(images: &[&HandImage]) -> Vec<Vec<f32>> {
     let transform = EvalTransform::for_model(session.metadata());
     let mut batch = Array4::<u8>::zeros((images.len(), IMAGE_SIZE, IMAGE_SIZE, 3));
     for (i, img) in images.iter().enumerate() {
-        let rgb = decode_rgb(&std::fs::read(&img.path).unwrap(), &DecodeLimits::default()).unwrap();
+        let bytes = std::fs::read(&img.path).unwrap();
+        let rgb = decode_for_model(&bytes, &DecodeLimits::default(), session.metadata()).unwrap();
         let crop = transform.apply(&rgb);
         batch
             .slice_mut(ndarray::s![i, .., .., ..])

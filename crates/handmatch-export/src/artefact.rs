@@ -5,8 +5,9 @@
 //!   backbone, projection head and L2 normalisation in one graph, with its metadata.
 
 use handmatch_core::embed::metadata::{
-    keys, pixel_scale_shift, ArtefactMetadata, IMAGENET_MEAN, IMAGENET_STD,
+    keys, pixel_scale_shift, ArtefactMetadata, Precision, IMAGENET_MEAN, IMAGENET_STD,
 };
+use handmatch_core::embed::preprocess::default_decode;
 use handmatch_core::embed::session::{INPUT_NAME, OUTPUT_NAME};
 
 use crate::backbone::{self, Backbone, Built};
@@ -186,7 +187,9 @@ pub fn artefact_model<'a>(
         created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         trainer_version: env!("CARGO_PKG_VERSION").into(),
         training,
+        decode: default_decode(hand_alignment.is_some()),
         hand_alignment,
+        precision: Precision::Fp32,
     };
     model.metadata = metadata.to_props();
     Ok((model, metadata))

@@ -45,6 +45,19 @@ pub enum ExportError {
     ImageSize { size: usize, patch: usize },
     #[error("invalid argument `{field}`: {reason}")]
     Argument { field: String, reason: String },
+    #[error("{path}: {reason}")]
+    Runtime { path: PathBuf, reason: String },
+    #[error(
+        "int8 quantisation failed its quality gate: the cosine between int8 and fp32 \
+         embeddings is {worst_cosine:.4} on {image}, under {min_cosine} \
+         (worst of {images} calibration images); the artefact was not written"
+    )]
+    QualityGate {
+        worst_cosine: f32,
+        image: String,
+        min_cosine: f32,
+        images: usize,
+    },
 }
 
 pub type Result<T, E = ExportError> = std::result::Result<T, E>;

@@ -8,5 +8,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod head;
 pub mod onnx;
+pub mod precision;
+pub mod quality_gate;
 pub mod random_init;
 pub mod tensor;

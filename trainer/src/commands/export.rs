@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use handmatch_export::artefact::{artefact_model, HeadSource};
 use handmatch_export::head::{Head, DEFAULT_HIDDEN};
+use handmatch_trainer::artefact_writer::{write_artefact, PrecisionArgs};
 
 use super::BackboneArgs;
 
@@ -31,6 +31,11 @@ pub struct ExportArgs {
     pub head_hidden: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    #[command(flatten)]
+    pub precision: PrecisionArgs,
+    /// Where the quality gate runs (with --quantize).
+    #[command(flatten)]
+    pub runtime: handmatch_core::args::RuntimeArgs,
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -46,13 +51,12 @@ pub fn run(a: ExportArgs) -> anyhow::Result<()> {
         },
     };
     let (model, meta) = artefact_model(open.as_ref(), a.backbone.image_size, head, None)?;
-    model
-        .save(&a.out)
-        .with_context(|| format!("writing {}", a.out.display()))?;
+    let meta = write_artefact(model, meta, &a.out, &a.precision, &a.runtime.options())?;
     println!(
-        "wrote {} (model_id {}, {}, {}px → {}-d)",
+        "wrote {} (model_id {}, {}, {}, {}px → {}-d)",
         a.out.display(),
         meta.model_id,
+        meta.precision.as_str(),
         meta.backbone,
         meta.input_size,
         meta.embedding_dim

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use handmatch_trainer::artefact_writer::PrecisionArgs;
 use handmatch_trainer::fit::Mining;
 use handmatch_trainer::pipeline::{run_fit, FitJob};
 use handmatch_trainer::training::{FitConfig, HeadKind, LossChoice, SelectionPlan};
@@ -170,6 +171,8 @@ pub struct FitArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub precision: PrecisionArgs,
 }
 
 pub fn run(a: FitArgs) -> anyhow::Result<()> {
@@ -193,6 +196,7 @@ pub fn run(a: FitArgs) -> anyhow::Result<()> {
         runtime: a.runtime.options(),
         batch_size: a.runtime.batch_size,
         progress: true,
+        precision: a.precision.clone(),
     })?;
     if let Some(s) = &report.selection {
         println!(

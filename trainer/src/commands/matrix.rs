@@ -74,6 +74,7 @@ pub fn run(a: MatrixArgs) -> anyhow::Result<()> {
                 runtime: a.runtime.options(),
                 batch_size: a.runtime.batch_size,
                 progress: true,
+                precision: Default::default(),
             })?;
             let embedded = embed_images(
                 &report.model,

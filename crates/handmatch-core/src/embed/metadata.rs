@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::decode::DecodeMode;
 use crate::hand::align::AlignmentSpec;
 use crate::training_summary::TrainingSummary;
 
@@ -22,6 +23,43 @@ pub mod keys {
     pub const TRAINING: &str = "training";
     /// JSON `AlignmentSpec`; present only for models that align hands before embedding.
     pub const HAND_ALIGNMENT: &str = "hand_alignment";
+    /// `fp32` or `int8` (dynamically quantised MatMuls); absent in older artefacts: fp32.
+    pub const PRECISION: &str = "precision";
+    /// `full` or `dct-scaled` (JPEGs decoded at a reduced scale in the DCT domain); absent
+    /// in older artefacts: full, which is what they were trained and served with.
+    pub const DECODE: &str = "decode";
+    /// JSON: how an int8 artefact was quantised and what its quality gate measured.
+    pub const QUANTIZATION: &str = "quantization";
+}
+
+/// The arithmetic an artefact's large matrix products run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    /// int8 weights (per output channel), activations quantised at run time.
+    Int8,
+}
+
+impl Precision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fp32 => "fp32",
+            Self::Int8 => "int8",
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fp32" => Ok(Self::Fp32),
+            "int8" => Ok(Self::Int8),
+            other => Err(format!("unknown precision `{other}` (fp32 or int8)")),
+        }
+    }
 }
 
 /// The artefact format this build reads and writes.
@@ -60,6 +98,9 @@ pub struct ArtefactMetadata {
     /// `Some`: the input is the hand aligned by the landmark model (the graph's `presence`
     /// and `landmarks` outputs), not the centre crop.
     pub hand_alignment: Option<AlignmentSpec>,
+    pub precision: Precision,
+    /// How images are decoded for this model (server, trainer and evaluation alike).
+    pub decode: DecodeMode,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +138,8 @@ impl ArtefactMetadata {
             (keys::EMBEDDING_DIM.into(), self.embedding_dim.to_string()),
             (keys::CREATED_AT.into(), self.created_at.clone()),
             (keys::TRAINER_VERSION.into(), self.trainer_version.clone()),
+            (keys::PRECISION.into(), self.precision.as_str().into()),
+            (keys::DECODE.into(), self.decode.as_str().into()),
         ]
         .into_iter()
         .chain(
@@ -175,6 +218,18 @@ impl ArtefactMetadata {
                     .map_err(|e| invalid(keys::HAND_ALIGNMENT, text, e.to_string()))?,
             ),
         };
+        let precision = match props.get(keys::PRECISION) {
+            None => Precision::Fp32,
+            Some(text) => text
+                .parse()
+                .map_err(|reason| invalid(keys::PRECISION, text, reason))?,
+        };
+        let decode = match props.get(keys::DECODE) {
+            None => DecodeMode::Full,
+            Some(text) => text
+                .parse()
+                .map_err(|reason| invalid(keys::DECODE, text, reason))?,
+        };
         Ok(Self {
             model_id: get(keys::MODEL_ID)?,
             backbone: get(keys::BACKBONE)?,
@@ -187,6 +242,8 @@ impl ArtefactMetadata {
             trainer_version: get(keys::TRAINER_VERSION)?,
             training,
             hand_alignment,
+            precision,
+            decode,
         })
     }
 }
@@ -208,6 +265,8 @@ mod tests {
             trainer_version: "0.1.0".into(),
             training: None,
             hand_alignment: None,
+            precision: Precision::Fp32,
+            decode: DecodeMode::Full,
         }
     }
 
@@ -222,6 +281,31 @@ mod tests {
         };
         let props: HashMap<_, _> = hand.to_props().into_iter().collect();
         assert_eq!(ArtefactMetadata::from_props(&props).unwrap(), hand);
+        let int8 = ArtefactMetadata {
+            precision: Precision::Int8,
+            decode: DecodeMode::DctScaled,
+            ..hand
+        };
+        let props: HashMap<_, _> = int8.to_props().into_iter().collect();
+        assert_eq!(ArtefactMetadata::from_props(&props).unwrap(), int8);
+    }
+
+    /// Artefacts written before these keys existed ran fp32 on fully decoded images.
+    #[test]
+    fn older_artefacts_without_precision_or_decode_read_as_fp32_full() {
+        let mut props: HashMap<_, _> = sample().to_props().into_iter().collect();
+        props.remove(keys::PRECISION);
+        props.remove(keys::DECODE);
+        let m = ArtefactMetadata::from_props(&props).unwrap();
+        assert_eq!((m.precision, m.decode), (Precision::Fp32, DecodeMode::Full));
+        props.insert(keys::DECODE.into(), "thumbnail".into());
+        let err = ArtefactMetadata::from_props(&props)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`decode`") && err.contains("thumbnail"),
+            "{err}"
+        );
     }
 
     #[test]

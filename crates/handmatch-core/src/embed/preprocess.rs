@@ -4,6 +4,7 @@
 
 use image::RgbImage;
 
+use super::decode::{decode_rgb_scaled, DecodeError, DecodeLimits, DecodeMode};
 use super::metadata::ArtefactMetadata;
 use crate::resize::{resize, resize_region};
 
@@ -85,6 +86,40 @@ pub fn model_input_size(meta: &ArtefactMetadata, width: u32, height: u32) -> (u3
         bounded_size(width, height, HAND_SOURCE_MAX_SIDE)
     } else {
         (meta.input_size, meta.input_size)
+    }
+}
+
+/// The decoding new artefacts record: centre-crop models need only the resized short side,
+/// so their JPEGs are decoded DCT-scaled; hand models find the hand in the whole photo and
+/// crop it at full resolution, so theirs are decoded in full.
+pub fn default_decode(hand_aligned: bool) -> DecodeMode {
+    if hand_aligned {
+        DecodeMode::Full
+    } else {
+        DecodeMode::DctScaled
+    }
+}
+
+/// Decodes an image the way `meta` says its model was trained and is served: the one
+/// decoding path of the server, the trainer and the evaluation.
+pub fn decode_for_model(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    meta: &ArtefactMetadata,
+) -> Result<RgbImage, DecodeError> {
+    decode_rgb_scaled(
+        bytes,
+        limits,
+        scaled_short_side(meta.decode, meta.resize_short_side),
+    )
+}
+
+/// The short side a decoder may reduce a JPEG to under `mode`, for a model that resizes
+/// the short side to `resize_short_side`; `None`: decode in full.
+pub fn scaled_short_side(mode: DecodeMode, resize_short_side: u32) -> Option<u32> {
+    match mode {
+        DecodeMode::Full => None,
+        DecodeMode::DctScaled => Some(resize_short_side),
     }
 }
 

@@ -12,7 +12,7 @@ use ort::value::TensorRef;
 use crate::hand::landmarks::detections_from;
 use crate::hand::{AlignError, HandAligner, HandDetection, HandDetector, LANDMARK_INPUT};
 
-use super::metadata::{ArtefactMetadata, MetadataError};
+use super::metadata::{ArtefactMetadata, MetadataError, Precision};
 use super::runtime::{open_session, ExecutionProviderKind, RuntimeError, RuntimeOptions};
 
 pub const INPUT_NAME: &str = "image";
@@ -196,15 +196,29 @@ impl EmbeddingSession {
             });
         }
         let images = images.as_standard_layout();
+        if self.metadata.precision != Precision::Int8 || shape[0] == 1 {
+            return self.run_embedding(images.view());
+        }
+        // int8 artefacts quantise each activation with one scale over the whole tensor, so
+        // an image's embedding would depend on the others in its batch: each runs alone.
+        let mut rows = Array2::zeros((shape[0], self.metadata.embedding_dim));
+        for (i, image) in images.outer_iter().enumerate() {
+            let one = self.run_embedding(image.insert_axis(ndarray::Axis(0)))?;
+            rows.row_mut(i).assign(&one.row(0));
+        }
+        Ok(rows)
+    }
+
+    fn run_embedding(&mut self, images: ArrayView4<'_, u8>) -> Result<Array2<f32>, EmbedError> {
+        let n = images.shape()[0];
         // Only the embedding: ONNX Runtime then skips whatever feeds the other outputs alone.
         let options =
             RunOptions::new()?.with_outputs(OutputSelector::no_default().with(OUTPUT_NAME));
         let outputs = self.session.run_with_options(
-            ort::inputs![INPUT_NAME => TensorRef::from_array_view(images.view())?],
+            ort::inputs![INPUT_NAME => TensorRef::from_array_view(images)?],
             &options,
         )?;
         let out = outputs[OUTPUT_NAME].try_extract_array::<f32>()?;
-        let n = shape[0];
         let e = self.metadata.embedding_dim;
         Ok(out
             .to_shape((n, e))

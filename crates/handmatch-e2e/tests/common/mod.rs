@@ -52,6 +52,28 @@ pub fn model(seed: u64) -> PathBuf {
     path
 }
 
+/// `model(seed)` quantised to int8 by the exporter (no quality gate here: the exporter's
+/// own tests check it).
+pub fn int8_model(seed: u64) -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let fp32 = model(seed);
+    let _guard = LOCK.lock().unwrap();
+    let path = workdir().join(format!("model-{seed}-int8.onnx"));
+    if !path.exists() {
+        let ckpt = Checkpoint::open(&workdir().join("ckpt")).unwrap();
+        let head = HeadSource::Random {
+            hidden: 64,
+            embedding_dim: 32,
+            seed,
+        };
+        let (mut model, mut meta) = artefact_model(&ckpt, IMAGE_SIZE, head, None).unwrap();
+        handmatch_export::precision::to_int8(&mut model, &mut meta, Default::default());
+        model.save(&path).unwrap();
+    }
+    assert!(fp32.exists());
+    path
+}
+
 /// The imported MediaPipe hand landmark model (`scripts/setup.sh` imports it).
 pub fn hand_model_file() -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -242,7 +242,7 @@ impl GraphBuilder {
     }
 }
 
-fn attribute(name: &str, attr: Attr) -> AttributeProto {
+pub(crate) fn attribute(name: &str, attr: Attr) -> AttributeProto {
     let mut a = AttributeProto {
         name: Some(name.to_string()),
         ..Default::default()

@@ -3,6 +3,7 @@
 
 pub mod graph;
 pub mod model;
+pub mod quantize;
 
 #[allow(clippy::all, missing_docs)]
 pub mod proto;

@@ -21,6 +21,7 @@ const IR_VERSION: i64 = 8;
 /// the tensors go to a `.data` file beside the model, ONNX's external-data format.
 const INLINE_LIMIT: usize = 1 << 30;
 
+#[derive(Clone)]
 pub struct ModelFile {
     pub graph: GraphProto,
     pub metadata: Vec<(String, String)>,

@@ -1,5 +1,6 @@
 //! What the exporter's tests share: deterministic pseudo-random images and their
 //! normalisation done independently of the graph.
+#![allow(dead_code)] // each test binary uses its own part of it
 
 use handmatch_core::embed::metadata::{IMAGENET_MEAN, IMAGENET_STD};
 use ndarray::Array4;

@@ -416,6 +416,8 @@ impl pb::hand_match_server::HandMatch for HandMatchService {
             applied_change_seq: fresh.applied(),
             pending_changes: fresh.pending(),
             staleness_ms: u64::try_from(fresh.staleness().as_millis()).unwrap_or(u64::MAX),
+            precision: meta.precision.as_str().into(),
+            decode: meta.decode.as_str().into(),
         }))
     }
 }

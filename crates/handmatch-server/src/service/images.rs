@@ -10,9 +10,9 @@ use sha2::{Digest, Sha256};
 
 use super::admission::{Admission, RequestCost};
 use super::error::ServiceError;
-use handmatch_core::embed::decode::{decode_rgb, dimensions, DecodeLimits};
+use handmatch_core::embed::decode::{dimensions, DecodeLimits};
 use handmatch_core::embed::metadata::ArtefactMetadata;
-use handmatch_core::embed::preprocess::{model_input, model_input_size};
+use handmatch_core::embed::preprocess::{decode_for_model, model_input, model_input_size};
 
 pub struct PreparedImages {
     /// What the embedding queue takes (`preprocess::model_input`).
@@ -55,7 +55,7 @@ pub async fn prepare(
         let (crop, sha, took) = tokio::task::spawn_blocking(move || {
             let _decoder = decoder;
             let start = Instant::now();
-            let rgb = decode_rgb(&bytes, &limits)
+            let rgb = decode_for_model(&bytes, &limits, &meta)
                 .map_err(|e| ServiceError::invalid(format!("images[{i}]: {e}")))?;
             let crop = model_input(&meta, rgb);
             Ok::<_, ServiceError>((crop, hex::encode(Sha256::digest(&bytes)), start.elapsed()))

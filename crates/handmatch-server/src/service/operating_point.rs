@@ -98,6 +98,8 @@ mod tests {
             created_at: String::new(),
             trainer_version: String::new(),
             hand_alignment: None,
+            precision: Default::default(),
+            decode: Default::default(),
             training: Some(TrainingSummary {
                 config: Default::default(),
                 best_epoch: 0,

@@ -1,0 +1,78 @@
+//! Hand alignment of one photo: the landmark network on the four coarse rotations, then
+//! the similarity warp to the 224-pixel crop; the whole of what a hand model does before
+//! its embedding branch. Needs the imported hand landmark model (`scripts/setup.sh`).
+//! `HANDMATCH_BENCH_JPEG=FILE` aligns your own photo; the default is a synthetic hand at
+//! 640 x 480.
+//!
+//! cargo bench -p handmatch-export --bench alignment
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use handmatch_core::dataset::synth::{generate, SynthOptions};
+use handmatch_core::embed::decode::{decode_rgb, DecodeLimits};
+use handmatch_core::embed::preprocess::model_input;
+use handmatch_core::embed::{EmbeddingSession, RuntimeOptions};
+use handmatch_export::artefact::{artefact_model, HeadSource};
+use handmatch_export::backbone::hand::DEFAULT_MODEL;
+use handmatch_export::backbone::HandModel;
+
+fn photo() -> Vec<u8> {
+    if let Some(path) = std::env::var_os("HANDMATCH_BENCH_JPEG") {
+        return std::fs::read(&path).expect("HANDMATCH_BENCH_JPEG names a readable file");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SynthOptions {
+        subjects: 1,
+        width: 640,
+        height: 480,
+        per_view_min: 1,
+        per_view_max: 1,
+        ..Default::default()
+    };
+    generate(&opts, dir.path()).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(dir.path().join("Hands"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    std::fs::read(&files[0]).unwrap()
+}
+
+fn alignment(c: &mut Criterion) {
+    let landmarks = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(DEFAULT_MODEL);
+    let hand = HandModel::open(&landmarks).unwrap_or_else(|e| {
+        panic!("{e}: run scripts/setup.sh, which imports the hand landmark model")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hand.onnx");
+    let head = HeadSource::Random {
+        hidden: 128,
+        embedding_dim: 64,
+        seed: 3,
+    };
+    let (model, _) = artefact_model(&hand, 224, head, None).unwrap();
+    model.save(&path).unwrap();
+    let mut session = EmbeddingSession::open(&path, &RuntimeOptions::default()).unwrap();
+    let meta = session.metadata().clone();
+    let aligner = session.hand_aligner().expect("a hand model aligns");
+    let image = model_input(
+        &meta,
+        decode_rgb(&photo(), &DecodeLimits::default()).unwrap(),
+    );
+    let mut group = c.benchmark_group("hand alignment");
+    group.sample_size(20);
+    group.bench_function("landmarks + warp, one photo", |b| {
+        b.iter(|| black_box(aligner.align(&mut session, &[black_box(&image)]).unwrap()))
+    });
+    group.bench_function("alignment + embedding, one photo", |b| {
+        b.iter(|| black_box(session.embed_inputs(&[black_box(&image)]).unwrap()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, alignment);
+criterion_main!(benches);
