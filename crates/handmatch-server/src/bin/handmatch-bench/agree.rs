@@ -1,0 +1,140 @@
+//! `handmatch-bench agree`: how closely two ways of embedding the same images agree, image
+//! by image (cosine): an int8 artefact against its fp32 original (`--versus`), or
+//! DCT-scaled against full decoding (`--decode`, `--versus-decode`). The dev photos are
+//! thumbnails; `--enlarge-to 1600` re-encodes each at 1600 pixels on its long side (JPEG
+//! quality 90) first, a stand-in for full-size photos where DCT scaling applies.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use handmatch_core::args::RuntimeArgs;
+use handmatch_core::embed::decode::{decode_rgb, decode_rgb_scaled, DecodeLimits, DecodeMode};
+use handmatch_core::embed::preprocess::{model_input, scaled_short_side};
+use handmatch_core::embed::EmbeddingSession;
+use image::codecs::jpeg::JpegEncoder;
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DecodeChoice {
+    /// What the artefact's metadata says.
+    Model,
+    Full,
+    DctScaled,
+}
+
+#[derive(clap::Args)]
+pub struct AgreeArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// The artefact to compare with (default: the same one).
+    #[arg(long)]
+    versus: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "model")]
+    decode: DecodeChoice,
+    #[arg(long, value_enum, default_value = "model")]
+    versus_decode: DecodeChoice,
+    /// A folder of JPEG/PNG images.
+    #[arg(long)]
+    images: PathBuf,
+    /// Enlarge each image to this long side and re-encode it as JPEG (quality 90) first.
+    #[arg(long)]
+    enlarge_to: Option<u32>,
+    /// At most this many images (sorted by name; 0: all).
+    #[arg(long, default_value_t = 0)]
+    limit: usize,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+pub fn run(a: AgreeArgs) -> anyhow::Result<()> {
+    let files = image_files(&a.images, a.limit)?;
+    let photos: Vec<Vec<u8>> = files
+        .iter()
+        .map(|p| photo(p, a.enlarge_to))
+        .collect::<anyhow::Result<_>>()?;
+    let versus = a.versus.clone().unwrap_or_else(|| a.model.clone());
+    let first = embed_all(&a.model, a.decode, &photos, &a.runtime)?;
+    let second = embed_all(&versus, a.versus_decode, &photos, &a.runtime)?;
+    let mut cosines: Vec<(f32, usize)> = first
+        .iter()
+        .zip(&second)
+        .enumerate()
+        .filter_map(|(i, (x, y))| Some((cosine(x.as_ref()?, y.as_ref()?), i)))
+        .collect();
+    anyhow::ensure!(!cosines.is_empty(), "no image was embedded by both sides");
+    cosines.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let n = cosines.len();
+    let mean = cosines.iter().map(|c| c.0 as f64).sum::<f64>() / n as f64;
+    let (worst, at) = cosines[0];
+    println!(
+        "images {n} (of {}), cosine mean {mean:.5}, 1st percentile {:.5}, worst {worst:.5} ({})",
+        files.len(),
+        cosines[n / 100].0,
+        files[at].display()
+    );
+    Ok(())
+}
+
+fn image_files(dir: &Path, limit: usize) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+            ["jpg", "jpeg", "png"].contains(&ext.to_ascii_lowercase().as_str())
+        })
+        .collect();
+    files.sort();
+    if limit > 0 {
+        files.truncate(limit);
+    }
+    anyhow::ensure!(!files.is_empty(), "{} holds no image", dir.display());
+    Ok(files)
+}
+
+fn photo(path: &Path, enlarge_to: Option<u32>) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let Some(side) = enlarge_to else {
+        return Ok(bytes);
+    };
+    let rgb = decode_rgb(&bytes, &DecodeLimits::default())?;
+    let scale = side as f64 / rgb.width().max(rgb.height()) as f64;
+    let (w, h) = (
+        (rgb.width() as f64 * scale).round() as u32,
+        (rgb.height() as f64 * scale).round() as u32,
+    );
+    let big = handmatch_core::resize::resize(&rgb, w, h);
+    let mut out = Vec::new();
+    big.write_with_encoder(JpegEncoder::new_with_quality(Cursor::new(&mut out), 90))?;
+    Ok(out)
+}
+
+fn embed_all(
+    model: &Path,
+    choice: DecodeChoice,
+    photos: &[Vec<u8>],
+    runtime: &RuntimeArgs,
+) -> anyhow::Result<Vec<Option<Vec<f32>>>> {
+    let mut session = EmbeddingSession::open(model, &runtime.options())?;
+    let meta = session.metadata().clone();
+    let mode = match choice {
+        DecodeChoice::Model => meta.decode,
+        DecodeChoice::Full => DecodeMode::Full,
+        DecodeChoice::DctScaled => DecodeMode::DctScaled,
+    };
+    let min_short_side = scaled_short_side(mode, meta.resize_short_side);
+    let mut out = Vec::with_capacity(photos.len());
+    for bytes in photos {
+        let rgb = decode_rgb_scaled(bytes, &DecodeLimits::default(), min_short_side)?;
+        let input = model_input(&meta, rgb);
+        let row = session.embed_inputs(&[&input])?.remove(0);
+        out.push(row.ok());
+    }
+    Ok(out)
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b)).max(f32::MIN_POSITIVE)
+}
