@@ -81,7 +81,7 @@ out, rounds, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 def load(stack, c):
     rs = [json.load(open(f"{out}/{stack}-r{r}-c{c}.json")) for r in range(1, rounds + 1)]
     ident = [r["rpcs"]["identify"] for r in rs]
-    ok = sum(i["codes"].get("OK", 0) for i in ident)
+    ok = sum(i["codes"].get("Ok", 0) for i in ident)
     return (sum(i["per_second"] for i in ident) / len(ident),
             sum(i["p50_ms"] for i in ident) / len(ident), ok, sum(i["requests"] for i in ident))
 stacks = [("reference", "reference stack (grpcio + PIL + PyTorch eager + numpy)"),

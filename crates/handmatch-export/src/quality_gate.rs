@@ -66,7 +66,13 @@ impl Calibration {
             field: "calibration".into(),
             reason: format!("synthetic hands: {e}"),
         })?;
-        Self::from_dir(&dir.path().join("Hands"))
+        let mut calibration = Self::from_dir(&dir.path().join("Hands"))?;
+        // The folder is gone once this returns: name the images by file alone.
+        for (name, _) in &mut calibration.images {
+            let file = Path::new(name.as_str()).file_name().unwrap_or_default();
+            *name = format!("synthetic {} (seed {seed})", file.to_string_lossy());
+        }
+        Ok(calibration)
     }
 }
 

@@ -55,13 +55,17 @@ pub fn run(a: AgreeArgs) -> anyhow::Result<()> {
     let versus = a.versus.clone().unwrap_or_else(|| a.model.clone());
     let first = embed_all(&a.model, a.decode, &photos, &a.runtime)?;
     let second = embed_all(&versus, a.versus_decode, &photos, &a.runtime)?;
-    let mut cosines: Vec<(f32, usize)> = first
+    let pairs: Vec<(usize, &Vec<f32>, &Vec<f32>)> = first
         .iter()
         .zip(&second)
         .enumerate()
-        .filter_map(|(i, (x, y))| Some((cosine(x.as_ref()?, y.as_ref()?), i)))
+        .filter_map(|(i, (x, y))| Some((i, x.as_ref()?, y.as_ref()?)))
         .collect();
-    anyhow::ensure!(!cosines.is_empty(), "no image was embedded by both sides");
+    anyhow::ensure!(
+        pairs.len() >= 2,
+        "fewer than two images were embedded by both sides"
+    );
+    let mut cosines: Vec<(f32, usize)> = pairs.iter().map(|(i, x, y)| (cosine(x, y), *i)).collect();
     cosines.sort_by(|x, y| x.0.total_cmp(&y.0));
     let n = cosines.len();
     let mean = cosines.iter().map(|c| c.0 as f64).sum::<f64>() / n as f64;
@@ -72,7 +76,70 @@ pub fn run(a: AgreeArgs) -> anyhow::Result<()> {
         cosines[n / 100].0,
         files[at].display()
     );
+    let a: Vec<&[f32]> = pairs.iter().map(|p| p.1.as_slice()).collect();
+    let b: Vec<&[f32]> = pairs.iter().map(|p| p.2.as_slice()).collect();
+    let structure = ScoreStructure::between(&a, &b);
+    println!(
+        "scores between different images: spread (std) {:.5}, correlation {:.5}, largest \
+         difference {:.5}; nearest neighbour the same for {:.1} % of images",
+        structure.spread,
+        structure.correlation,
+        structure.max_difference,
+        100.0 * structure.same_neighbour
+    );
     Ok(())
+}
+
+/// How two embeddings of the same images agree on what matters for search: the scores
+/// between different images. A cosine near 1 per image means little when every image's
+/// embedding is nearly the same (a random network's are).
+struct ScoreStructure {
+    /// Standard deviation of side A's scores between different images.
+    spread: f64,
+    /// Pearson correlation of those scores, side A against side B.
+    correlation: f64,
+    max_difference: f64,
+    /// Fraction of images whose most similar other image is the same on both sides.
+    same_neighbour: f64,
+}
+
+impl ScoreStructure {
+    fn between(a: &[&[f32]], b: &[&[f32]]) -> Self {
+        let n = a.len();
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        let mut same = 0usize;
+        for i in 0..n {
+            let (mut best_a, mut best_b) = ((f32::MIN, 0), (f32::MIN, 0));
+            for j in (0..n).filter(|&j| j != i) {
+                let (sa, sb) = (cosine(a[i], a[j]), cosine(b[i], b[j]));
+                if j > i {
+                    xs.push(sa as f64);
+                    ys.push(sb as f64);
+                }
+                if sa > best_a.0 {
+                    best_a = (sa, j);
+                }
+                if sb > best_b.0 {
+                    best_b = (sb, j);
+                }
+            }
+            same += usize::from(best_a.1 == best_b.1);
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let (mx, my) = (mean(&xs), mean(&ys));
+        let cov: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+        let var = |v: &[f64], m: f64| v.iter().map(|x| (x - m).powi(2)).sum::<f64>();
+        Self {
+            spread: (var(&xs, mx) / xs.len() as f64).sqrt(),
+            correlation: cov / (var(&xs, mx) * var(&ys, my)).sqrt().max(f64::MIN_POSITIVE),
+            max_difference: xs
+                .iter()
+                .zip(&ys)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max),
+            same_neighbour: same as f64 / n as f64,
+        }
+    }
 }
 
 fn image_files(dir: &Path, limit: usize) -> anyhow::Result<Vec<PathBuf>> {
