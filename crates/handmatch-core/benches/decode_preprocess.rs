@@ -8,7 +8,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use handmatch_core::dataset::synth::{generate, SynthOptions};
+use handmatch_core::dataset::synth::first_photo;
 use handmatch_core::embed::decode::{decode_rgb_scaled, DecodeLimits, DecodeMode};
 use handmatch_core::embed::preprocess::{scaled_short_side, EvalTransform};
 
@@ -16,22 +16,7 @@ fn photo() -> Vec<u8> {
     if let Some(path) = std::env::var_os("HANDMATCH_BENCH_JPEG") {
         return std::fs::read(&path).expect("HANDMATCH_BENCH_JPEG names a readable file");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let opts = SynthOptions {
-        subjects: 1,
-        width: 1600,
-        height: 1200,
-        per_view_min: 1,
-        per_view_max: 1,
-        ..Default::default()
-    };
-    generate(&opts, dir.path()).unwrap();
-    let mut files: Vec<_> = std::fs::read_dir(dir.path().join("Hands"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    std::fs::read(&files[0]).unwrap()
+    first_photo(1600, 1200).unwrap()
 }
 
 fn decode_preprocess(c: &mut Criterion) {

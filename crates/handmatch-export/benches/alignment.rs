@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use handmatch_core::dataset::synth::{generate, SynthOptions};
+use handmatch_core::dataset::synth::first_photo;
 use handmatch_core::embed::decode::{decode_rgb, DecodeLimits};
 use handmatch_core::embed::preprocess::model_input;
 use handmatch_core::embed::{EmbeddingSession, RuntimeOptions};
@@ -22,22 +22,7 @@ fn photo() -> Vec<u8> {
     if let Some(path) = std::env::var_os("HANDMATCH_BENCH_JPEG") {
         return std::fs::read(&path).expect("HANDMATCH_BENCH_JPEG names a readable file");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let opts = SynthOptions {
-        subjects: 1,
-        width: 640,
-        height: 480,
-        per_view_min: 1,
-        per_view_max: 1,
-        ..Default::default()
-    };
-    generate(&opts, dir.path()).unwrap();
-    let mut files: Vec<_> = std::fs::read_dir(dir.path().join("Hands"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    std::fs::read(&files[0]).unwrap()
+    first_photo(640, 480).unwrap()
 }
 
 fn alignment(c: &mut Criterion) {

@@ -140,6 +140,25 @@ fn stream_rng(seed: u64, subject: usize, stream: Stream) -> ChaCha8Rng {
     ChaCha8Rng::from_seed(key)
 }
 
+/// One synthetic photo at `width` x `height` as JPEG bytes: the first image that
+/// `generate` writes for a single subject (seed 0), for benchmarks and tests that need a
+/// realistic photo of a given size.
+pub fn first_photo(width: u32, height: u32) -> Result<Vec<u8>, SynthError> {
+    let tmp = std::env::temp_dir();
+    let dir = tempfile::tempdir_in(&tmp).map_err(SynthError::io(&tmp))?;
+    let opts = SynthOptions {
+        subjects: 1,
+        width,
+        height,
+        per_view_min: 1,
+        per_view_max: 1,
+        ..Default::default()
+    };
+    generate(&opts, dir.path())?;
+    let path = dir.path().join("Hands").join("Hand_0000000.jpg");
+    fs::read(&path).map_err(SynthError::io(&path))
+}
+
 /// Writes `out/Hands/Hand_XXXXXXX.jpg` for every image, then `out/HandInfo.csv` (atomically, so
 /// a reader never sees a CSV that names missing images).
 pub fn generate(opts: &SynthOptions, out: &Path) -> Result<SynthSummary, SynthError> {
