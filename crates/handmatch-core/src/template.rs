@@ -25,6 +25,11 @@ pub fn mean_template<'a>(
     })
 }
 
+/// The cosine of the angle between `a` and `b` (0 when either is all zeros).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    dot(a, b) / (dot(a, a) * dot(b, b)).sqrt().max(f32::MIN_POSITIVE)
+}
+
 /// The dot product over the common length, summed in eight lanes: a single running sum
 /// is a chain the compiler may not reorder, eight independent ones vectorise (the
 /// million-subject scan of `handmatch-gallery measure` went from 267 to 121 ms a query).

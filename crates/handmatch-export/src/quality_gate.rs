@@ -8,6 +8,7 @@ use handmatch_core::dataset::synth::{generate, SynthOptions};
 use handmatch_core::embed::decode::DecodeLimits;
 use handmatch_core::embed::preprocess::{decode_for_model, model_input};
 use handmatch_core::embed::{EmbeddingSession, RuntimeOptions};
+use handmatch_core::template::cosine;
 
 use crate::error::{ExportError, Result};
 
@@ -161,10 +162,4 @@ fn embed_all(
         out.extend(rows.into_iter().map(|r| r.ok()));
     }
     Ok(out)
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (norm(a) * norm(b)).max(f32::MIN_POSITIVE)
 }

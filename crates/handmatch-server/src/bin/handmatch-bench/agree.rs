@@ -12,6 +12,7 @@ use handmatch_core::args::RuntimeArgs;
 use handmatch_core::embed::decode::{decode_rgb, decode_rgb_scaled, DecodeLimits, DecodeMode};
 use handmatch_core::embed::preprocess::{model_input, scaled_short_side};
 use handmatch_core::embed::EmbeddingSession;
+use handmatch_core::template::cosine;
 use image::codecs::jpeg::JpegEncoder;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -198,10 +199,4 @@ fn embed_all(
         out.push(row.ok());
     }
     Ok(out)
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (norm(a) * norm(b)).max(f32::MIN_POSITIVE)
 }
