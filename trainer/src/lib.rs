@@ -5,6 +5,7 @@ pub mod artefact_writer;
 pub mod cv;
 pub mod evaluate;
 pub mod extract;
+pub mod finetune;
 pub mod fit;
 pub mod lda;
 pub mod pipeline;

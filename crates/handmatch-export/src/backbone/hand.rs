@@ -47,6 +47,15 @@ pub struct HandModel {
     graph: GraphProto,
     sha256: String,
     features: HandFeatureSet,
+    /// A fine-tuned copy of the same network whose trunk (pooled feature and maps) the
+    /// features read; presence and landmarks always come from the original weights, so
+    /// alignment still finds the hand.
+    trunk: Option<TunedTrunk>,
+}
+
+struct TunedTrunk {
+    graph: GraphProto,
+    sha256: String,
 }
 
 /// What the hand branch adds to a graph.
@@ -59,50 +68,86 @@ pub struct HandBranch {
 
 impl HandModel {
     pub fn open(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| ExportError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(
-                source.kind(),
-                format!("{source} (run `handmatch-train import-hand-landmarks` to fetch the hand model)"),
-            ),
-        })?;
-        let invalid = |reason: String| ExportError::Argument {
-            field: "hand-model".into(),
-            reason: format!("{}: {reason}", path.display()),
-        };
-        let model = ModelProto::decode(bytes.as_slice())
-            .map_err(|e| invalid(format!("not an ONNX model: {e}")))?;
-        let graph = model.graph.ok_or_else(|| invalid("no graph".into()))?;
-        if !graph.input.iter().any(|i| i.name() == INPUT) {
-            return Err(invalid(format!("no input `{INPUT}`")));
-        }
-        for o in OUTPUTS {
-            if !graph.output.iter().any(|v| v.name() == o) {
-                return Err(invalid(format!(
-                    "no output `{o}` (import it with `handmatch-train import-hand-landmarks`)"
-                )));
-            }
-        }
-        for map in ALL_MAPS {
-            if !graph
-                .node
-                .iter()
-                .any(|n| n.output.iter().any(|o| o == map.tensor))
-            {
-                return Err(invalid(format!(
-                    "no tensor `{}` (not the model `import-hand-landmarks` imports)",
-                    map.tensor
-                )));
-            }
-        }
+        let (graph, sha256) = read_network(path)?;
         Ok(Self {
             path: path.to_path_buf(),
             graph,
-            sha256: hex::encode(Sha256::digest(&bytes)),
+            sha256,
             features: HandFeatureSet::default(),
+            trunk: None,
         })
     }
 
+    /// The same network whose features come from the fine-tuned copy at `path` (written by
+    /// `handmatch-train fit --fine-tune`): same nodes, same initialiser names and shapes.
+    pub fn with_trunk(mut self, path: &Path) -> Result<Self> {
+        let (graph, sha256) = read_network(path)?;
+        let shapes = |g: &GraphProto| -> Vec<(String, Vec<i64>)> {
+            g.initializer
+                .iter()
+                .map(|t| (t.name().to_string(), t.dims.clone()))
+                .collect()
+        };
+        if shapes(&graph) != shapes(&self.graph) || graph.node != self.graph.node {
+            return Err(ExportError::Argument {
+                field: "hand-trunk".into(),
+                reason: format!(
+                    "{}: not a fine-tuned copy of {} (its nodes or weight shapes differ)",
+                    path.display(),
+                    self.path.display()
+                ),
+            });
+        }
+        self.trunk = Some(TunedTrunk { graph, sha256 });
+        Ok(self)
+    }
+}
+
+/// The graph of a hand landmark model file and the file's SHA-256, checked for the inputs,
+/// outputs and maps the hand branch reads.
+fn read_network(path: &Path) -> Result<(GraphProto, String)> {
+    let bytes = std::fs::read(path).map_err(|source| ExportError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(
+            source.kind(),
+            format!(
+                "{source} (run `handmatch-train import-hand-landmarks` to fetch the hand model)"
+            ),
+        ),
+    })?;
+    let invalid = |reason: String| ExportError::Argument {
+        field: "hand-model".into(),
+        reason: format!("{}: {reason}", path.display()),
+    };
+    let model = ModelProto::decode(bytes.as_slice())
+        .map_err(|e| invalid(format!("not an ONNX model: {e}")))?;
+    let graph = model.graph.ok_or_else(|| invalid("no graph".into()))?;
+    if !graph.input.iter().any(|i| i.name() == INPUT) {
+        return Err(invalid(format!("no input `{INPUT}`")));
+    }
+    for o in OUTPUTS {
+        if !graph.output.iter().any(|v| v.name() == o) {
+            return Err(invalid(format!(
+                "no output `{o}` (import it with `handmatch-train import-hand-landmarks`)"
+            )));
+        }
+    }
+    for map in ALL_MAPS {
+        if !graph
+            .node
+            .iter()
+            .any(|n| n.output.iter().any(|o| o == map.tensor))
+        {
+            return Err(invalid(format!(
+                "no tensor `{}` (not the model `import-hand-landmarks` imports)",
+                map.tensor
+            )));
+        }
+    }
+    Ok((graph, hex::encode(Sha256::digest(&bytes))))
+}
+
+impl HandModel {
     /// The same network emitting other feature groups.
     pub fn with_features(mut self, features: HandFeatureSet) -> Self {
         self.features = features;
@@ -114,8 +159,11 @@ impl HandModel {
     }
 
     pub fn description(&self) -> String {
+        let trunk = self.trunk.as_ref().map_or(String::new(), |t| {
+            format!(",tuned-trunk={}", &t.sha256[..16])
+        });
         format!(
-            "hand-landmarks(mediapipe-hand_landmark_full,sha256={},features={})",
+            "hand-landmarks(mediapipe-hand_landmark_full,sha256={}{trunk},features={})",
             &self.sha256[..16],
             self.features
         )
@@ -134,23 +182,38 @@ pub fn build(
     check_size(image_size)?;
     let (unit, out) = splice(g, model, pixels, prefix);
     let landmarks = &out["landmarks"];
+    // The features read the fine-tuned copy's tensors when there is one.
+    let trunk_prefix = format!("{prefix}_tuned");
+    let (trunk_out, map_prefix) = match &model.trunk {
+        Some(t) => (
+            g.splice(&t.graph, &trunk_prefix, &[(INPUT, &unit)]),
+            trunk_prefix.as_str(),
+        ),
+        None => (out.clone(), prefix),
+    };
     let mut parts = Vec::new();
     let mut layout = Vec::new();
     for group in model.features.groups() {
         let (value, width) = match group {
             HandFeatureGroup::Geometry => (geometry(g, &out["world_landmarks"]), GEOMETRY_DIM),
             HandFeatureGroup::Trunk => (
-                g.reshape(&out["pooled"], &[-1, POOLED_DIM as i64]),
+                g.reshape(&trunk_out["pooled"], &[-1, POOLED_DIM as i64]),
                 POOLED_DIM,
             ),
             HandFeatureGroup::Shape => (
                 silhouette::shape(g, &unit, landmarks, image_size),
                 SHAPE_DIM,
             ),
-            HandFeatureGroup::Local => local(g, prefix, MAP_14, landmarks, HandPoints::Landmarks),
-            HandFeatureGroup::LocalFine => local(g, prefix, MAP_28, landmarks, HandPoints::Both),
-            HandFeatureGroup::Local56 => local(g, prefix, MAP_56, landmarks, HandPoints::Both),
-            HandFeatureGroup::Local112 => local(g, prefix, MAP_112, landmarks, HandPoints::Dense),
+            HandFeatureGroup::Local => {
+                local(g, map_prefix, MAP_14, landmarks, HandPoints::Landmarks)
+            }
+            HandFeatureGroup::LocalFine => {
+                local(g, map_prefix, MAP_28, landmarks, HandPoints::Both)
+            }
+            HandFeatureGroup::Local56 => local(g, map_prefix, MAP_56, landmarks, HandPoints::Both),
+            HandFeatureGroup::Local112 => {
+                local(g, map_prefix, MAP_112, landmarks, HandPoints::Dense)
+            }
         };
         parts.push(value);
         layout.push((group.name().to_string(), width));

@@ -18,6 +18,9 @@ pub struct BackboneSpec {
     pub hand_model: Option<PathBuf>,
     /// The feature groups the hand model emits.
     pub hand_features: HandFeatureSet,
+    /// A fine-tuned copy of the hand model whose trunk the features read (alignment keeps
+    /// the original weights).
+    pub hand_trunk: Option<PathBuf>,
     /// Test-time views the features are averaged over.
     pub tta: Tta,
 }
@@ -34,6 +37,7 @@ impl BackboneSpec {
             hf_dir: Some(hf_dir.into()),
             hand_model: None,
             hand_features: HandFeatureSet::default(),
+            hand_trunk: None,
             tta: Tta::none(),
         }
     }
@@ -43,6 +47,7 @@ impl BackboneSpec {
             hf_dir: None,
             hand_model: Some(hand_model.into()),
             hand_features: HandFeatureSet::default(),
+            hand_trunk: None,
             tta: Tta::none(),
         }
     }
@@ -74,6 +79,7 @@ impl BackboneSpec {
             hf_dir: first.and(hf_dir),
             hand_model: hand.then_some(hand_model),
             hand_features: HandFeatureSet::default(),
+            hand_trunk: None,
             tta: Tta::none(),
         })
     }
@@ -90,10 +96,20 @@ impl BackboneSpec {
             hand: self
                 .hand_model
                 .as_deref()
-                .map(|p| HandModel::open(p).map(|h| h.with_features(self.hand_features.clone())))
+                .map(|p| self.open_hand(p))
                 .transpose()?,
             tta: self.tta.clone(),
         })
+    }
+}
+
+impl BackboneSpec {
+    fn open_hand(&self, path: &std::path::Path) -> Result<HandModel> {
+        let hand = HandModel::open(path)?.with_features(self.hand_features.clone());
+        match &self.hand_trunk {
+            Some(trunk) => hand.with_trunk(trunk),
+            None => Ok(hand),
+        }
     }
 }
 

@@ -1,0 +1,49 @@
+//! Depthwise convolution, forward and backward, on two layers of the hand landmark network
+//! (batch 8): candle's grouped `conv2d` against the shifted multiply-adds the fine-tuning
+//! translator uses (`finetune::conv::depthwise`).
+//!
+//!   cargo bench -p handmatch-trainer --bench depthwise
+
+use candle_core::{Device, Tensor, Var};
+use criterion::{criterion_group, criterion_main, Criterion};
+use handmatch_trainer::finetune::conv::{depthwise, ConvSpec};
+
+/// (channels, size, kernel): an early 3×3 layer at 56 px and a late 5×5 layer at 14 px.
+const LAYERS: [(usize, usize, usize); 2] = [(144, 56, 3), (672, 14, 5)];
+
+fn bench(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    for (ch, size, k) in LAYERS {
+        let x =
+            Var::from_tensor(&Tensor::randn(0f32, 1., (8, ch, size, size), &dev).unwrap()).unwrap();
+        let w = Var::from_tensor(&Tensor::randn(0f32, 1., (ch, 1, k, k), &dev).unwrap()).unwrap();
+        let pad = k / 2;
+        let spec = ConvSpec {
+            group: ch,
+            kernel: (k, k),
+            stride: (1, 1),
+            pads: [pad; 4],
+        };
+        let mut group = c.benchmark_group(format!("depthwise {ch}ch {size}px {k}x{k}, batch 8"));
+        group.sample_size(10);
+        group.bench_function(
+            "candle conv2d(groups = channels), forward + backward",
+            |b| {
+                b.iter(|| {
+                    let y = x.as_tensor().conv2d(w.as_tensor(), pad, 1, 1, ch).unwrap();
+                    y.sum_all().unwrap().backward().unwrap()
+                })
+            },
+        );
+        group.bench_function("shifted multiply-adds, forward + backward", |b| {
+            b.iter(|| {
+                let y = depthwise(x.as_tensor(), w.as_tensor(), &spec).unwrap();
+                y.sum_all().unwrap().backward().unwrap()
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

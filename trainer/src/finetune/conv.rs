@@ -1,0 +1,218 @@
+//! Convolutions as matrix products and shifted multiply-adds, so that candle's CPU backend
+//! runs them (and their gradients) as a few large operations. candle's own `conv2d` runs a
+//! depthwise convolution as one tiny convolution per channel and its backward pass through
+//! `conv_transpose2d`; `benches/depthwise.rs` measures the difference.
+
+use candle_core::{Result, Tensor, D};
+
+/// One ONNX `Conv` node's geometry; the weight is `[out, in / group, kh, kw]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvSpec {
+    pub group: usize,
+    pub kernel: (usize, usize),
+    pub stride: (usize, usize),
+    /// ONNX order: top, left, bottom, right.
+    pub pads: [usize; 4],
+}
+
+impl ConvSpec {
+    /// The output's spatial size for an input of `(h, w)`.
+    pub fn output_size(&self, h: usize, w: usize) -> (usize, usize) {
+        let [t, l, b, r] = self.pads;
+        (
+            (h + t + b - self.kernel.0) / self.stride.0 + 1,
+            (w + l + r - self.kernel.1) / self.stride.1 + 1,
+        )
+    }
+
+    fn is_pointwise(&self) -> bool {
+        self.kernel == (1, 1) && self.stride == (1, 1) && self.pads == [0; 4]
+    }
+}
+
+/// `x [N, C, H, W]` convolved with `weight`, plus `bias [O]` when given.
+pub fn conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    spec: &ConvSpec,
+) -> Result<Tensor> {
+    let (_, c, _, _) = x.dims4()?;
+    let out_channels = weight.dim(0)?;
+    let y = if spec.is_pointwise() && spec.group == 1 {
+        pointwise(x, weight)?
+    } else if spec.group == c && out_channels == c {
+        depthwise(x, weight, spec)?
+    } else if spec.group == 1 {
+        dense(x, weight, spec)?
+    } else {
+        candle_core::bail!(
+            "Conv with {} groups over {c} channels: only dense, pointwise and depthwise convolutions are supported",
+            spec.group
+        )
+    };
+    match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, out_channels, 1, 1))?),
+        None => Ok(y),
+    }
+}
+
+/// A 1×1 convolution: `[O, C] × [N, C, H·W]`.
+fn pointwise(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let o = weight.dim(0)?;
+    let flat = x.reshape((n, c, h * w))?;
+    let w2 = weight.reshape((1, o, c))?.broadcast_as((n, o, c))?;
+    w2.matmul(&flat)?.reshape((n, o, h, w))
+}
+
+/// Each channel by its own k×k filter: the k·k shifted views of the padded input, each
+/// times its tap's per-channel weight, summed.
+pub fn depthwise(x: &Tensor, weight: &Tensor, spec: &ConvSpec) -> Result<Tensor> {
+    let (_, c, h, w) = x.dims4()?;
+    let (kh, kw) = spec.kernel;
+    let taps = Taps::new(x, spec)?;
+    let (ho, wo) = spec.output_size(h, w);
+    let filters = weight.reshape((c, kh * kw))?;
+    let mut acc: Option<Tensor> = None;
+    for ky in 0..kh {
+        for kx in 0..kw {
+            let tap = taps.at(ky, kx, ho, wo)?;
+            let f = filters.narrow(1, ky * kw + kx, 1)?.reshape((1, c, 1, 1))?;
+            let term = tap.broadcast_mul(&f)?;
+            acc = Some(match acc {
+                None => term,
+                Some(a) => (a + term)?,
+            });
+        }
+    }
+    acc.ok_or_else(|| candle_core::Error::Msg("empty kernel".into()))
+}
+
+/// A full k×k convolution: the k·k shifted views stacked along channels (im2col), then one
+/// matrix product.
+fn dense(x: &Tensor, weight: &Tensor, spec: &ConvSpec) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (kh, kw) = spec.kernel;
+    let o = weight.dim(0)?;
+    let taps = Taps::new(x, spec)?;
+    let (ho, wo) = spec.output_size(h, w);
+    let mut views = Vec::with_capacity(kh * kw);
+    for ky in 0..kh {
+        for kx in 0..kw {
+            views.push(taps.at(ky, kx, ho, wo)?);
+        }
+    }
+    // Rows ordered (tap, channel), so the weight goes [O, C, T] → [O, T, C].
+    let cols = Tensor::cat(&views, 1)?.reshape((n, kh * kw * c, ho * wo))?;
+    let w2 = weight
+        .reshape((o, c, kh * kw))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((1, o, kh * kw * c))?
+        .broadcast_as((n, o, kh * kw * c))?;
+    w2.matmul(&cols)?.reshape((n, o, ho, wo))
+}
+
+/// The padded input split by stride phase, so that every tap is a plain window of one
+/// phase (no strided views, which candle lacks).
+struct Taps {
+    /// `phases[py * sx + px]`: rows `py, py + sy, …` and columns `px, px + sx, …`.
+    phases: Vec<Tensor>,
+    stride: (usize, usize),
+}
+
+impl Taps {
+    fn new(x: &Tensor, spec: &ConvSpec) -> Result<Self> {
+        let (n, c, h, w) = x.dims4()?;
+        let [t, l, b, r] = spec.pads;
+        let (sy, sx) = spec.stride;
+        // Extra zeros at the end make both sides multiples of the stride; no window reads them.
+        let hp = (h + t + b).div_ceil(sy) * sy;
+        let wp = (w + l + r).div_ceil(sx) * sx;
+        let padded = x
+            .pad_with_zeros(2, t, hp - h - t)?
+            .pad_with_zeros(3, l, wp - w - l)?;
+        if (sy, sx) == (1, 1) {
+            return Ok(Self {
+                phases: vec![padded],
+                stride: (1, 1),
+            });
+        }
+        let split = padded.reshape((n, c, hp / sy, sy, wp / sx, sx))?;
+        let mut phases = Vec::with_capacity(sy * sx);
+        for py in 0..sy {
+            for px in 0..sx {
+                let phase = split.narrow(3, py, 1)?.narrow(D::Minus1, px, 1)?;
+                phases.push(phase.contiguous()?.reshape((n, c, hp / sy, wp / sx))?);
+            }
+        }
+        Ok(Self {
+            phases,
+            stride: (sy, sx),
+        })
+    }
+
+    /// The `[N, C, ho, wo]` input values that tap `(ky, kx)` multiplies.
+    fn at(&self, ky: usize, kx: usize, ho: usize, wo: usize) -> Result<Tensor> {
+        let (sy, sx) = self.stride;
+        let phase = &self.phases[(ky % sy) * sx + kx % sx];
+        phase.narrow(2, ky / sy, ho)?.narrow(3, kx / sx, wo)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    /// Every formulation against candle's own `conv2d` (symmetric padding only there, so
+    /// the asymmetric case pads first).
+    fn check(c: usize, o: usize, group: usize, k: usize, stride: usize, pads: [usize; 4]) {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1., (2, c, 9, 10), &dev).unwrap();
+        let w = Tensor::randn(0f32, 1., (o, c / group, k, k), &dev).unwrap();
+        let b = Tensor::randn(0f32, 1., o, &dev).unwrap();
+        let spec = ConvSpec {
+            group,
+            kernel: (k, k),
+            stride: (stride, stride),
+            pads,
+        };
+        let got = conv2d(&x, &w, Some(&b), &spec).unwrap();
+        let [t, l, bo, r] = pads;
+        let xp = x
+            .pad_with_zeros(2, t, bo)
+            .unwrap()
+            .pad_with_zeros(3, l, r)
+            .unwrap();
+        let want = xp
+            .conv2d(&w, 0, stride, 1, group)
+            .unwrap()
+            .broadcast_add(&b.reshape((1, o, 1, 1)).unwrap())
+            .unwrap();
+        assert_eq!(got.dims(), want.dims(), "{spec:?}");
+        let diff = (got - want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-4, "{spec:?}: max difference {diff}");
+    }
+
+    #[test]
+    fn pointwise_depthwise_and_dense_equal_candles_conv2d() {
+        check(6, 5, 1, 1, 1, [0; 4]);
+        check(6, 6, 6, 3, 1, [1; 4]);
+        check(6, 6, 6, 5, 1, [2; 4]);
+        check(6, 6, 6, 3, 2, [0, 0, 1, 1]);
+        check(6, 6, 6, 5, 2, [1, 1, 2, 2]);
+        check(3, 4, 1, 3, 2, [0, 0, 1, 1]);
+        check(3, 4, 1, 3, 1, [1; 4]);
+    }
+}
