@@ -128,7 +128,7 @@ fn backbone_info(session: &BackboneSession, path: &Path) -> Result<(String, u32)
     Ok((id, size))
 }
 
-fn image_list_hash(images: &[&HandImage]) -> String {
+pub(crate) fn image_list_hash(images: &[&HandImage]) -> String {
     let mut h = Sha256::new();
     for img in images {
         h.update(img.subject.as_bytes());

@@ -15,6 +15,7 @@ use handmatch_core::training_summary::{SplitSummary, TrainingSummary, Validation
 
 use crate::artefact_writer::{write_artefact, PrecisionArgs};
 use crate::extract::{extract, ExtractOptions, FeatureCache};
+use crate::finetune::{fine_tune, AlignedCrops, FineTuneConfig, FineTuneJob};
 use crate::training::FitConfig;
 use crate::training::{fit_selected, EpochRecord, FitOutcome, Selection, SelectionPlan};
 use handmatch_export::artefact::{artefact_model, backbone_model, HeadSource};
@@ -37,6 +38,15 @@ pub struct FitJob<'a> {
     pub progress: bool,
     /// fp32, or int8 behind the quality gate.
     pub precision: PrecisionArgs,
+    /// Hand backbones: fine-tune the network's trunk on the training subjects' aligned
+    /// crops first, then read the features from the tuned copy.
+    pub fine_tune: Option<FineTuneSettings>,
+}
+
+pub struct FineTuneSettings {
+    pub config: FineTuneConfig,
+    /// Continue from `OUT/finetune/checkpoint.safetensors` when it is there.
+    pub resume: bool,
 }
 
 pub struct FitReport {
@@ -66,10 +76,14 @@ pub fn images_of<'a>(data: &'a Dataset, subjects: &BTreeSet<String>) -> Vec<&'a 
 
 pub fn run_fit(job: &FitJob) -> anyhow::Result<FitReport> {
     std::fs::create_dir_all(&job.out)?;
-    let backbone = job.out.join("backbone.onnx");
-    export_backbone(&job.backbone, job.image_size, &backbone)?;
     let train = job.split.subject_set(Subset::Train);
     let val = job.split.subject_set(Subset::Val);
+    let (spec, tuned) = match &job.fine_tune {
+        Some(settings) => tuned_backbone(job, settings, &train, &val)?,
+        None => (job.backbone.clone(), None),
+    };
+    let backbone = job.out.join("backbone.onnx");
+    export_backbone(&spec, job.image_size, &backbone)?;
     let started = Instant::now();
     let cache = extract_training_features(job, &backbone, &train, &val)?;
     let extract_seconds = started.elapsed().as_secs_f64();
@@ -90,7 +104,12 @@ pub fn run_fit(job: &FitJob) -> anyhow::Result<FitReport> {
     let fit_seconds = started.elapsed().as_secs_f64();
     let config = selection.as_ref().map_or(&job.config, |s| &s.config);
     write_run_folder(job, config, &outcome, selection.as_ref())?;
-    let model = export_trained(job, config, &cache, &outcome, selection.as_ref())?;
+    let trained = Trained {
+        spec: &spec,
+        config,
+        fine_tune: tuned,
+    };
+    let model = export_trained(job, &trained, &cache, &outcome, selection.as_ref())?;
     Ok(FitReport {
         outcome,
         selection,
@@ -99,6 +118,68 @@ pub fn run_fit(job: &FitJob) -> anyhow::Result<FitReport> {
         extract_seconds,
         fit_seconds,
     })
+}
+
+/// Fine-tunes the hand network on the training subjects' aligned crops (aligned by the
+/// original network, as the artefact aligns) into `OUT/finetune/`; the backbone whose
+/// features read the tuned trunk.
+fn tuned_backbone(
+    job: &FitJob,
+    settings: &FineTuneSettings,
+    train: &BTreeSet<String>,
+    val: &BTreeSet<String>,
+) -> anyhow::Result<(BackboneSpec, Option<serde_json::Value>)> {
+    let hand_model = job
+        .backbone
+        .hand_model
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("--fine-tune needs a hand-landmarks backbone"))?;
+    anyhow::ensure!(
+        job.backbone.hf_dir.is_none(),
+        "--fine-tune trains the hand landmark network only (DINOv2/ResNet fine-tuning is not built)"
+    );
+    let dir = job.out.join("finetune");
+    std::fs::create_dir_all(&dir)?;
+    let aligner = dir.join("hand-backbone.onnx");
+    export_backbone(&BackboneSpec::hand(&hand_model), job.image_size, &aligner)?;
+    let both: BTreeSet<String> = train.union(val).cloned().collect();
+    let crops = AlignedCrops::build(
+        &images_of(job.data, &both),
+        &aligner,
+        &job.cache.with_extension("crops.safetensors"),
+        &job.runtime,
+        job.progress,
+    )?;
+    let outcome = fine_tune(&FineTuneJob {
+        crops: &crops,
+        train,
+        val,
+        hand_model: &hand_model,
+        config: settings.config.clone(),
+        out: dir,
+        resume: settings.resume,
+        stop_after: None,
+        progress: job.progress,
+    })?;
+    // What the artefact's training summary records of it: the settings, the epochs, and
+    // the weights it started from.
+    let summary = serde_json::json!({
+        "from": hand_model.display().to_string(),
+        "tuned_model": outcome.tuned_model.display().to_string(),
+        "progress": outcome.progress,
+    });
+    let spec = BackboneSpec {
+        hand_trunk: Some(outcome.tuned_model),
+        ..job.backbone.clone()
+    };
+    Ok((spec, Some(summary)))
+}
+
+/// What the artefact is exported from besides the head.
+struct Trained<'a> {
+    spec: &'a BackboneSpec,
+    config: &'a FitConfig,
+    fine_tune: Option<serde_json::Value>,
 }
 
 /// Features of the training and validation subjects' images (cached).
@@ -192,13 +273,17 @@ fn training_chart(path: &Path, history: &[EpochRecord]) -> anyhow::Result<()> {
 /// The artefact with the trained head and its training summary: `out/model.onnx`.
 fn export_trained(
     job: &FitJob,
-    config: &FitConfig,
+    trained: &Trained,
     cache: &FeatureCache,
     outcome: &FitOutcome,
     selection: Option<&Selection>,
 ) -> anyhow::Result<PathBuf> {
+    let mut config_json = serde_json::to_value(trained.config).expect("the config serialises");
+    if let (Some(tuned), Some(map)) = (&trained.fine_tune, config_json.as_object_mut()) {
+        map.insert("fine_tune".into(), tuned.clone());
+    }
     let training = TrainingSummary {
-        config: serde_json::to_value(config).expect("the config serialises"),
+        config: config_json,
         best_epoch: outcome.best_epoch,
         backbone_model_id: cache.key.backbone_model_id.clone(),
         split: SplitSummary {
@@ -214,7 +299,7 @@ fn export_trained(
         open_set: outcome.operating_points.clone(),
         selection: selection.map(Selection::summary),
     };
-    let open = job.backbone.open()?;
+    let open = trained.spec.open()?;
     let (model, meta) = artefact_model(
         open.as_ref(),
         job.image_size,

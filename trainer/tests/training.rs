@@ -89,6 +89,7 @@ fn train_selected(
         batch_size: 32,
         progress: false,
         precision: Default::default(),
+        fine_tune: None,
     })
     .unwrap()
 }

@@ -73,6 +73,7 @@ fn fit_on_synthetic_hands(config: FitConfig) -> (tempfile::TempDir, std::path::P
             batch_size: 32,
             progress: false,
             precision: Default::default(),
+            fine_tune: None,
         })
         .unwrap();
         (dir, report.model)

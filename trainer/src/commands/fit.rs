@@ -173,6 +173,8 @@ pub struct FitArgs {
     pub runtime: RuntimeArgs,
     #[command(flatten)]
     pub precision: PrecisionArgs,
+    #[command(flatten)]
+    pub fine_tune: super::fine_tune::FineTuneArgs,
 }
 
 pub fn run(a: FitArgs) -> anyhow::Result<()> {
@@ -197,6 +199,7 @@ pub fn run(a: FitArgs) -> anyhow::Result<()> {
         batch_size: a.runtime.batch_size,
         progress: true,
         precision: a.precision.clone(),
+        fine_tune: a.fine_tune.settings(a.training.seed),
     })?;
     if let Some(s) = &report.selection {
         println!(

@@ -75,6 +75,7 @@ pub fn run(a: MatrixArgs) -> anyhow::Result<()> {
                 batch_size: a.runtime.batch_size,
                 progress: true,
                 precision: Default::default(),
+                fine_tune: None,
             })?;
             let embedded = embed_images(
                 &report.model,

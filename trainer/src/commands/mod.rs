@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod export;
 pub mod export_backbone;
 pub mod extract;
+pub mod fine_tune;
 pub mod fit;
 pub mod import_hand_landmarks;
 pub mod init_random;

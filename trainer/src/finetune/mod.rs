@@ -3,8 +3,16 @@
 //! crops, and its weights written back into a copy of the graph.
 
 pub mod adamw;
+pub mod checkpoint;
+pub mod config;
 pub mod conv;
+pub mod crops;
 pub mod graph_net;
 pub mod initializers;
+pub mod model;
+pub mod train;
 
+pub use config::FineTuneConfig;
+pub use crops::AlignedCrops;
 pub use graph_net::{GraphNet, TrainLayers};
+pub use train::{fine_tune, FineTuneJob, FineTuneOutcome};
