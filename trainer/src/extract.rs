@@ -320,7 +320,14 @@ fn run_extraction(
 }
 
 fn decode_all(images: &[&HandImage], key: &CacheKey) -> Result<Vec<RgbImage>, ExtractError> {
-    let min_short_side = scaled_short_side(key.decode, key.resize_short_side);
+    decode_images(images, scaled_short_side(key.decode, key.resize_short_side))
+}
+
+/// The images decoded, JPEGs scaled in the DCT domain to no less than `min_short_side`.
+pub(crate) fn decode_images(
+    images: &[&HandImage],
+    min_short_side: Option<u32>,
+) -> Result<Vec<RgbImage>, ExtractError> {
     images
         .iter()
         .map(|img| {

@@ -2,9 +2,10 @@
 //! the imported graph (real MediaPipe weights, a synthetic hand crop), and the triplet
 //! loss's gradient reaches every tensor chosen to train.
 
-use std::path::PathBuf;
+mod common;
 
 use candle_core::{Device, Tensor};
+use common::hand_model;
 use handmatch_core::dataset::synth::first_photo;
 use handmatch_core::embed::runtime::open_session;
 use handmatch_core::embed::RuntimeOptions;
@@ -15,18 +16,6 @@ use ort::value::TensorRef;
 use prost::Message;
 
 const OUTPUTS: [&str; 4] = ["pooled", "landmarks", "world_landmarks", "presence"];
-
-fn hand_model() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(handmatch_export::backbone::hand::DEFAULT_MODEL);
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/setup.sh",
-        path.display()
-    );
-    path
-}
 
 /// A synthetic hand photo resized to the network's 224 × 224, as `[1, 3, 224, 224]` in [0, 1].
 fn hand_crop() -> Array4<f32> {

@@ -3,10 +3,13 @@
 //! trunk and leaves the landmark heads as they were; and an artefact whose features read
 //! the tuned trunk still finds the hand (its alignment keeps the original weights).
 
+mod common;
+
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::Device;
+use common::hand_model;
 use handmatch_core::dataset::hand_info::{Dataset, LoadOptions};
 use handmatch_core::dataset::synth::{generate, SynthOptions};
 use handmatch_core::embed::RuntimeOptions;
@@ -18,18 +21,6 @@ use handmatch_trainer::finetune::{
 };
 use handmatch_trainer::pipeline::export_backbone;
 use prost::Message;
-
-fn hand_model() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(handmatch_export::backbone::hand::DEFAULT_MODEL);
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/setup.sh",
-        path.display()
-    );
-    path
-}
 
 fn weights(path: &Path) -> HashMap<String, Vec<f32>> {
     let bytes = std::fs::read(path).unwrap();

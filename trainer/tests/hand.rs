@@ -3,6 +3,8 @@
 //! extraction aligns synthetic hands with the real MediaPipe model (imported by
 //! scripts/setup.sh) before extracting.
 
+mod common;
+
 use handmatch_core::dataset::hand_info::{Dataset, LoadOptions};
 use handmatch_core::dataset::synth::{generate, SynthOptions};
 use handmatch_core::embed::runtime::open_session;
@@ -106,14 +108,7 @@ fn geometry_matches_the_plain_computation_and_ignores_pose_scale_and_mirroring()
 
 #[test]
 fn extraction_aligns_synthetic_hands_with_the_real_landmark_model() {
-    let hand_model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(handmatch_export::backbone::hand::DEFAULT_MODEL);
-    assert!(
-        hand_model.is_file(),
-        "{} is missing: run scripts/setup.sh",
-        hand_model.display()
-    );
+    let hand_model = common::hand_model();
     let dir = tempfile::tempdir().unwrap();
     generate(
         &SynthOptions {

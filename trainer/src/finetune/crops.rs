@@ -7,7 +7,6 @@ use std::path::Path;
 
 use handmatch_core::atomic_file::AtomicFile;
 use handmatch_core::embed::backbone_session::BackboneSession;
-use handmatch_core::embed::decode::{decode_rgb_scaled, DecodeLimits};
 use handmatch_core::embed::metadata::{keys, ArtefactMetadata};
 use handmatch_core::embed::preprocess::{default_decode, scaled_short_side};
 use handmatch_core::embed::RuntimeOptions;
@@ -17,7 +16,7 @@ use handmatch_core::progress;
 use image::RgbImage;
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
-use crate::extract::{image_list_hash, CachedImage};
+use crate::extract::{decode_images, image_list_hash, CachedImage};
 
 pub struct AlignedCrops {
     /// The images a hand was found in, in dataset order.
@@ -92,14 +91,7 @@ fn align_all(
     let mut kept = Vec::new();
     let mut pixels = Vec::new();
     for chunk in images.chunks(4) {
-        let decoded = chunk
-            .iter()
-            .map(|img| {
-                let bytes = std::fs::read(&img.path)?;
-                decode_rgb_scaled(&bytes, &DecodeLimits::default(), short_side)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", img.path.display()))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let decoded = decode_images(chunk, short_side)?;
         let aligned = aligner.align(session, &decoded.iter().collect::<Vec<_>>())?;
         for (img, hand) in chunk.iter().zip(aligned) {
             match hand {

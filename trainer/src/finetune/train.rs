@@ -249,6 +249,7 @@ fn run_epoch(
     };
     let params = model.params(1.0);
     let mut summed: HashMap<String, Tensor> = HashMap::new();
+    let mut pending = 0usize;
     let mut losses = Vec::new();
     let mut lr = 0.0;
     for (b, batch) in batches.iter().enumerate() {
@@ -272,9 +273,9 @@ fn run_epoch(
                 summed.insert(name.clone(), sum);
             }
         }
-        let last = b + 1 == batches.len();
-        if (b + 1) % cfg.accumulate.max(1) == 0 || last {
-            let n = cfg.accumulate.max(1).min(b % cfg.accumulate.max(1) + 1) as f64;
+        pending += 1;
+        if pending == cfg.accumulate.max(1) || b + 1 == batches.len() {
+            let n = std::mem::take(&mut pending) as f64;
             let mean: HashMap<String, Tensor> = summed
                 .drain()
                 .map(|(k, v)| Ok((k, (v / n)?)))
