@@ -98,16 +98,39 @@ pub fn cross_validate(
         .collect()
 }
 
-/// The (repeat, fold, train, val, test) subject sets every variant is run on.
-struct FoldPlan {
-    repeat: usize,
-    fold: usize,
-    train: BTreeSet<String>,
-    val: BTreeSet<String>,
-    test: BTreeSet<String>,
+/// Cross-validates every variant on the same folds of `subjects`, each fold on its own
+/// features: `features(fold)` makes them from that fold's training subjects alone (a
+/// backbone fine-tuned on them), so the test subjects stay unseen.
+pub fn cross_validate_per_fold(
+    subjects: &[String],
+    variants: &[Variant],
+    plan: &CvPlan,
+    mut features: impl FnMut(&CvFold) -> anyhow::Result<FeatureCache>,
+) -> anyhow::Result<Vec<VariantReport>> {
+    let mut results = vec![Vec::new(); variants.len()];
+    for fold in plan_folds(subjects, plan) {
+        let cache = features(&fold)?;
+        for (v, r) in variants.iter().zip(&mut results) {
+            r.push(run_fold(&cache, v, &fold, plan.selection)?);
+        }
+    }
+    Ok(variants
+        .iter()
+        .zip(results)
+        .map(|(v, r)| summarise(v, r))
+        .collect())
 }
 
-fn plan_folds(subjects: &[String], plan: &CvPlan) -> Vec<FoldPlan> {
+/// The (repeat, fold, train, val, test) subject sets every variant is run on.
+pub struct CvFold {
+    pub repeat: usize,
+    pub fold: usize,
+    pub train: BTreeSet<String>,
+    pub val: BTreeSet<String>,
+    pub test: BTreeSet<String>,
+}
+
+fn plan_folds(subjects: &[String], plan: &CvPlan) -> Vec<CvFold> {
     let mut out = Vec::new();
     for repeat in 0..plan.repeats {
         let seed = plan.seed + repeat as u64;
@@ -120,7 +143,7 @@ fn plan_folds(subjects: &[String], plan: &CvPlan) -> Vec<FoldPlan> {
                 .flat_map(|(_, f)| f.iter().cloned())
                 .collect();
             let (train, val) = hold_out(&rest, plan.val_fraction, seed ^ (fold as u64) << 16);
-            out.push(FoldPlan {
+            out.push(CvFold {
                 repeat,
                 fold,
                 train,
@@ -135,7 +158,7 @@ fn plan_folds(subjects: &[String], plan: &CvPlan) -> Vec<FoldPlan> {
 fn run_fold(
     cache: &FeatureCache,
     v: &Variant,
-    f: &FoldPlan,
+    f: &CvFold,
     selection: Option<SelectionPlan>,
 ) -> Result<FoldResult, FitError> {
     let (outcome, _) = fit_selected(cache, &f.train, &f.val, &v.config, selection, |_| {})?;

@@ -35,6 +35,17 @@ pub struct CachedImage {
     pub image_name: String,
 }
 
+impl CachedImage {
+    pub fn of(image: &HandImage) -> Self {
+        Self {
+            subject: image.subject.clone(),
+            aspect: image.aspect,
+            accessories: image.accessories,
+            image_name: image.image_name.clone(),
+        }
+    }
+}
+
 pub struct FeatureCache {
     pub images: Vec<CachedImage>,
     /// `[N, D]`: the evaluation transform.
@@ -376,16 +387,7 @@ fn into_cache(
     let d = outputs.first().map_or(0, |r| r.len());
     let n = kept.len();
     FeatureCache {
-        images: kept
-            .iter()
-            .map(|&k| images[k])
-            .map(|i| CachedImage {
-                subject: i.subject.clone(),
-                aspect: i.aspect,
-                accessories: i.accessories,
-                image_name: i.image_name.clone(),
-            })
-            .collect(),
+        images: kept.iter().map(|&k| CachedImage::of(images[k])).collect(),
         eval: Array2::from_shape_vec((n, d), eval_rows).expect("rows of equal length"),
         views: Array3::from_shape_vec((n, key.views, d), view_rows).expect("rows of equal length"),
         key,

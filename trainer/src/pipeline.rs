@@ -15,11 +15,12 @@ use handmatch_core::training_summary::{SplitSummary, TrainingSummary, Validation
 
 use crate::artefact_writer::{write_artefact, PrecisionArgs};
 use crate::extract::{extract, ExtractOptions, FeatureCache};
-use crate::finetune::{fine_tune, AlignedCrops, FineTuneConfig, FineTuneJob};
+use crate::finetune::{fine_tune, AlignedCrops, BackboneSource, FineTuneConfig, FineTuneJob};
 use crate::training::FitConfig;
 use crate::training::{fit_selected, EpochRecord, FitOutcome, Selection, SelectionPlan};
 use handmatch_export::artefact::{artefact_model, backbone_model, HeadSource};
 use handmatch_export::backbone::BackboneSpec;
+use handmatch_export::checkpoint::Checkpoint;
 
 pub struct FitJob<'a> {
     pub backbone: BackboneSpec,
@@ -38,8 +39,8 @@ pub struct FitJob<'a> {
     pub progress: bool,
     /// fp32, or int8 behind the quality gate.
     pub precision: PrecisionArgs,
-    /// Hand backbones: fine-tune the network's trunk on the training subjects' aligned
-    /// crops first, then read the features from the tuned copy.
+    /// Fine-tune the backbone (the hand network's trunk, or DINOv2) on the training
+    /// subjects first, then read the features from the tuned copy.
     pub fine_tune: Option<FineTuneSettings>,
 }
 
@@ -120,59 +121,111 @@ pub fn run_fit(job: &FitJob) -> anyhow::Result<FitReport> {
     })
 }
 
-/// Fine-tunes the hand network on the training subjects' aligned crops (aligned by the
-/// original network, as the artefact aligns) into `OUT/finetune/`; the backbone whose
-/// features read the tuned trunk.
+/// Fine-tunes the backbone on the training subjects (a hand network on crops aligned by the
+/// original network, as the artefact aligns; DINOv2 on the artefact's centre crops) into
+/// `OUT/finetune/`; the backbone that reads the tuned weights.
 fn tuned_backbone(
     job: &FitJob,
     settings: &FineTuneSettings,
     train: &BTreeSet<String>,
     val: &BTreeSet<String>,
 ) -> anyhow::Result<(BackboneSpec, Option<serde_json::Value>)> {
-    let hand_model = job
-        .backbone
-        .hand_model
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("--fine-tune needs a hand-landmarks backbone"))?;
-    anyhow::ensure!(
-        job.backbone.hf_dir.is_none(),
-        "--fine-tune trains the hand landmark network only (DINOv2/ResNet fine-tuning is not built)"
-    );
-    let dir = job.out.join("finetune");
-    std::fs::create_dir_all(&dir)?;
-    let aligner = dir.join("hand-backbone.onnx");
-    export_backbone(&BackboneSpec::hand(&hand_model), job.image_size, &aligner)?;
     let both: BTreeSet<String> = train.union(val).cloned().collect();
-    let crops = AlignedCrops::build(
-        &images_of(job.data, &both),
-        &aligner,
-        &job.cache.with_extension("crops.safetensors"),
-        &job.runtime,
-        job.progress,
-    )?;
-    let outcome = fine_tune(&FineTuneJob {
-        crops: &crops,
+    let (spec, summary) = tune_backbone(&BackboneTuning {
+        backbone: &job.backbone,
+        image_size: job.image_size,
+        images: &images_of(job.data, &both),
         train,
         val,
-        hand_model: &hand_model,
-        config: settings.config.clone(),
-        out: dir,
-        resume: settings.resume,
-        stop_after: None,
+        dir: job.out.join("finetune"),
+        crops_cache: job.cache.with_extension("crops.safetensors"),
+        runtime: &job.runtime,
+        settings,
         progress: job.progress,
     })?;
-    // What the artefact's training summary records of it: the settings, the epochs, and
-    // the weights it started from.
+    Ok((spec, Some(summary)))
+}
+
+/// One fine-tuning of a backbone.
+pub struct BackboneTuning<'a> {
+    /// A hand-landmarks backbone (its features will read the tuned trunk) or a DINOv2
+    /// checkpoint.
+    pub backbone: &'a BackboneSpec,
+    pub image_size: usize,
+    /// Images to crop (at least the training and validation subjects').
+    pub images: &'a [&'a HandImage],
+    pub train: &'a BTreeSet<String>,
+    pub val: &'a BTreeSet<String>,
+    /// Checkpoints, the tuned network and `finetune.json` go here.
+    pub dir: PathBuf,
+    /// The hand network's aligned crops, reused when made from the same images.
+    pub crops_cache: PathBuf,
+    pub runtime: &'a RuntimeOptions,
+    pub settings: &'a FineTuneSettings,
+    pub progress: bool,
+}
+
+/// Fine-tunes the backbone; the backbone that reads the tuned weights, and what the
+/// artefact's training summary records of it (the epochs and the weights it started from).
+pub fn tune_backbone(t: &BackboneTuning) -> anyhow::Result<(BackboneSpec, serde_json::Value)> {
+    std::fs::create_dir_all(&t.dir)?;
+    let (source, crops) = tuning_source(t)?;
+    let outcome = fine_tune(&FineTuneJob {
+        crops: &crops,
+        train: t.train,
+        val: t.val,
+        source: &source,
+        config: t.settings.config.clone(),
+        out: t.dir.clone(),
+        resume: t.settings.resume,
+        stop_after: None,
+        progress: t.progress,
+    })?;
     let summary = serde_json::json!({
-        "from": hand_model.display().to_string(),
+        "from": source.describe(),
         "tuned_model": outcome.tuned_model.display().to_string(),
         "progress": outcome.progress,
     });
-    let spec = BackboneSpec {
-        hand_trunk: Some(outcome.tuned_model),
-        ..job.backbone.clone()
+    let spec = match source {
+        BackboneSource::HandGraph(_) => BackboneSpec {
+            hand_trunk: Some(outcome.tuned_model),
+            ..t.backbone.clone()
+        },
+        BackboneSource::Dinov2 { .. } => BackboneSpec {
+            hf_dir: Some(outcome.tuned_model),
+            ..t.backbone.clone()
+        },
     };
-    Ok((spec, Some(summary)))
+    Ok((spec, summary))
+}
+
+/// What trains, and the crops it trains on.
+fn tuning_source(t: &BackboneTuning) -> anyhow::Result<(BackboneSource, AlignedCrops)> {
+    match (&t.backbone.hand_model, &t.backbone.hf_dir) {
+        (Some(hand_model), None) => {
+            let aligner = t.dir.join("hand-backbone.onnx");
+            export_backbone(&BackboneSpec::hand(hand_model), t.image_size, &aligner)?;
+            let crops =
+                AlignedCrops::build(t.images, &aligner, &t.crops_cache, t.runtime, t.progress)?;
+            Ok((BackboneSource::HandGraph(hand_model.clone()), crops))
+        }
+        (None, Some(dir)) => {
+            let model_type = Checkpoint::open(dir)?.model_type()?.to_string();
+            anyhow::ensure!(
+                model_type == "dinov2",
+                "--fine-tune trains DINOv2 checkpoints and the hand network, not `{model_type}`"
+            );
+            let crops = AlignedCrops::centre_cropped(t.images, t.image_size as u32)?;
+            let source = BackboneSource::Dinov2 {
+                dir: dir.clone(),
+                image_size: t.image_size,
+            };
+            Ok((source, crops))
+        }
+        _ => {
+            anyhow::bail!("--fine-tune trains one network: a DINOv2 checkpoint or the hand network")
+        }
+    }
 }
 
 /// What the artefact is exported from besides the head.

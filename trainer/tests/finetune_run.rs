@@ -17,7 +17,7 @@ use handmatch_export::backbone::BackboneSpec;
 use handmatch_export::onnx::proto::ModelProto;
 use handmatch_trainer::extract::{extract, ExtractOptions};
 use handmatch_trainer::finetune::{
-    fine_tune, initializers, AlignedCrops, FineTuneConfig, FineTuneJob, TrainLayers,
+    fine_tune, initializers, AlignedCrops, BackboneSource, FineTuneConfig, FineTuneJob, TrainLayers,
 };
 use handmatch_trainer::pipeline::export_backbone;
 use prost::Message;
@@ -86,12 +86,12 @@ fn resumed_fine_tuning_reaches_the_uninterrupted_weights_and_alignment_survives(
         seed: 3,
         ..FineTuneConfig::default()
     };
-    let hand = hand_model();
+    let hand = BackboneSource::HandGraph(hand_model());
     let job = |out: &str, resume: bool, stop_after: Option<usize>| FineTuneJob {
         crops: &crops,
         train: &train,
         val: &val,
-        hand_model: &hand,
+        source: &hand,
         config: config.clone(),
         out: dir.path().join(out),
         resume,

@@ -14,7 +14,8 @@ use handmatch_core::hand_image::HandImage;
 use handmatch_core::template::dot;
 use handmatch_eval::run::{model_thresholds, run, RunOptions};
 use handmatch_trainer::evaluate::{embed_images, score};
-use handmatch_trainer::pipeline::{run_fit, FitJob};
+use handmatch_trainer::finetune::{FineTuneConfig, TrainLayers};
+use handmatch_trainer::pipeline::{run_fit, FineTuneSettings, FitJob};
 use handmatch_trainer::training::{FitConfig, HeadKind};
 
 /// A head trained for a few epochs on the synthetic subjects, exported as an artefact.
@@ -42,7 +43,37 @@ fn lda_model() -> &'static std::path::Path {
     path
 }
 
+/// The random DINOv2 fine-tuned end to end for two epochs (its last block and final norm),
+/// then an LDA head on the tuned network's features.
+fn fine_tuned_model() -> &'static std::path::Path {
+    static MODEL: OnceLock<(tempfile::TempDir, std::path::PathBuf)> = OnceLock::new();
+    let (_, path) = MODEL.get_or_init(|| {
+        let mut config = FitConfig::reference_triplet();
+        config.head = HeadKind::Lda;
+        config.embedding_dim = 8;
+        let tuning = FineTuneSettings {
+            config: FineTuneConfig {
+                epochs: 2,
+                p: 4,
+                embedding_dim: 16,
+                train_layers: TrainLayers::Last(1),
+                ..FineTuneConfig::default()
+            },
+            resume: false,
+        };
+        fit_with(config, Some(tuning))
+    });
+    path
+}
+
 fn fit_on_synthetic_hands(config: FitConfig) -> (tempfile::TempDir, std::path::PathBuf) {
+    fit_with(config, None)
+}
+
+fn fit_with(
+    config: FitConfig,
+    fine_tune: Option<FineTuneSettings>,
+) -> (tempfile::TempDir, std::path::PathBuf) {
     {
         let dir = tempfile::tempdir().unwrap();
         let ckpt = dir.path().join("ckpt");
@@ -73,7 +104,7 @@ fn fit_on_synthetic_hands(config: FitConfig) -> (tempfile::TempDir, std::path::P
             batch_size: 32,
             progress: false,
             precision: Default::default(),
-            fine_tune: None,
+            fine_tune,
         })
         .unwrap();
         (dir, report.model)
@@ -177,6 +208,21 @@ fn the_service_serves_the_embeddings_that_evaluate_used() {
 #[test]
 fn an_lda_head_is_served_with_the_embeddings_that_evaluate_used() {
     served_scores_equal_evaluate(lda_model());
+}
+
+/// And for an artefact whose backbone was fine-tuned: the tuned checkpoint is what it serves.
+#[test]
+fn a_fine_tuned_backbone_is_served_with_the_embeddings_that_evaluate_used() {
+    let model = fine_tuned_model();
+    let meta = handmatch_core::embed::backbone_session::BackboneSession::open(
+        model,
+        &RuntimeOptions::default(),
+    )
+    .unwrap()
+    .custom_metadata(handmatch_core::embed::metadata::keys::TRAINING)
+    .unwrap();
+    assert!(meta.contains("fine_tune"), "{meta}");
+    served_scores_equal_evaluate(model);
 }
 
 fn served_scores_equal_evaluate(model: &std::path::Path) {

@@ -115,6 +115,11 @@ impl Checkpoint {
         })
     }
 
+    /// Every float tensor by name (unordered).
+    pub fn tensors(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.tensors.iter().map(|(n, t)| (n.as_str(), t))
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.lookup(name).is_some()
     }

@@ -2,17 +2,21 @@
 //! of a folder, for one or more head configurations on the same folds: every protocol's
 //! mean ± std, a Markdown table, a JSON file and a CMC plot with one curve per configuration.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
 use handmatch_core::dataset::folds::eligible_subjects;
+use handmatch_core::hand_image::HandImage;
 use handmatch_core::report::plot::cmc_chart;
-use handmatch_trainer::cv::{cross_validate, markdown, CvPlan, Variant};
-use handmatch_trainer::extract::{extract, ExtractOptions};
-use handmatch_trainer::pipeline::{export_backbone, images_of};
+use handmatch_export::backbone::BackboneSpec;
+use handmatch_trainer::cv::{cross_validate, cross_validate_per_fold, markdown, CvFold};
+use handmatch_trainer::cv::{CvPlan, Variant, VariantReport};
+use handmatch_trainer::extract::{extract, ExtractOptions, FeatureCache};
+use handmatch_trainer::pipeline::{export_backbone, images_of, tune_backbone, BackboneTuning};
 use handmatch_trainer::training::{FitConfig, SelectionPlan};
 
+use super::fine_tune::FineTuneArgs;
 use super::fit::TrainingArgs;
 use super::{BackboneArgs, DataArgs, RuntimeArgs};
 
@@ -42,6 +46,10 @@ pub struct CvArgs {
     pub variants: Vec<String>,
     #[command(flatten)]
     pub training: TrainingArgs,
+    /// With --fine-tune: every fold fine-tunes the hand network on its own training
+    /// subjects, then extracts all images' features with that fold's tuned trunk.
+    #[command(flatten)]
+    pub fine_tune: FineTuneArgs,
     /// Nested model selection: inside each training part, choose the epoch (and with
     /// --tune the settings) by this many subject-disjoint folds, as `fit --folds` does.
     #[arg(long)]
@@ -66,22 +74,8 @@ pub fn run(a: CvArgs) -> anyhow::Result<()> {
         a.folds
     );
     std::fs::create_dir_all(&a.out)?;
-    let backbone = a.out.join("backbone.onnx");
-    export_backbone(&a.backbone.spec()?, a.backbone.image_size, &backbone)?;
     let images = images_of(&ds, &subjects.iter().cloned().collect());
     let base = a.training.config();
-    let cache = extract(
-        &images,
-        &a.out.join("features.safetensors"),
-        &ExtractOptions {
-            backbone,
-            views: a.views,
-            seed: base.seed,
-            batch_size: a.runtime.batch_size,
-            runtime: a.runtime.options(),
-            progress: true,
-        },
-    )?;
     // A lone configuration is named after its recipe, if it has one.
     let default_name = a
         .recipe
@@ -99,7 +93,12 @@ pub fn run(a: CvArgs) -> anyhow::Result<()> {
             tune: a.tune,
         }),
     };
-    let reports = cross_validate(&cache, &subjects, &variants, &plan)?;
+    let reports = if a.fine_tune.fine_tune {
+        cross_validate_tuned(&a, &images, &subjects, &variants, &plan)?
+    } else {
+        let cache = extract_features(&a, &images, &a.backbone.spec()?, &a.out)?;
+        cross_validate(&cache, &subjects, &variants, &plan)?
+    };
     let table = markdown(&reports, &[0, 1, 2]);
     std::fs::write(a.out.join("cv.md"), &table)?;
     std::fs::write(
@@ -127,6 +126,63 @@ pub fn run(a: CvArgs) -> anyhow::Result<()> {
     );
     print!("{table}");
     Ok(())
+}
+
+/// The backbone exported into `dir`, and every image's features through it (cached there).
+fn extract_features(
+    a: &CvArgs,
+    images: &[&HandImage],
+    spec: &BackboneSpec,
+    dir: &Path,
+) -> anyhow::Result<FeatureCache> {
+    std::fs::create_dir_all(dir)?;
+    let backbone = dir.join("backbone.onnx");
+    export_backbone(spec, a.backbone.image_size, &backbone)?;
+    Ok(extract(
+        images,
+        &dir.join("features.safetensors"),
+        &ExtractOptions {
+            backbone,
+            views: a.views,
+            seed: a.training.seed,
+            batch_size: a.runtime.batch_size,
+            runtime: a.runtime.options(),
+            progress: true,
+        },
+    )?)
+}
+
+/// Every fold fine-tunes the trunk on its training subjects (`OUT/fold-R-F/finetune`), then
+/// extracts all images' features with it; the aligned crops are made once, for all folds.
+fn cross_validate_tuned(
+    a: &CvArgs,
+    images: &[&HandImage],
+    subjects: &[String],
+    variants: &[Variant],
+    plan: &CvPlan,
+) -> anyhow::Result<Vec<VariantReport>> {
+    let settings = a
+        .fine_tune
+        .settings(a.training.seed, a.runtime.runtime.device)
+        .expect("--fine-tune is on");
+    let spec = a.backbone.spec()?;
+    let runtime = a.runtime.options();
+    cross_validate_per_fold(subjects, variants, plan, |fold: &CvFold| {
+        let dir = a.out.join(format!("fold-{}-{}", fold.repeat, fold.fold));
+        let (tuned, _) = tune_backbone(&BackboneTuning {
+            backbone: &spec,
+            image_size: a.backbone.image_size,
+            images,
+            train: &fold.train,
+            val: &fold.val,
+            dir: dir.join("finetune"),
+            crops_cache: a.out.join("crops.safetensors"),
+            runtime: &runtime,
+            settings: &settings,
+            progress: true,
+        })?;
+        extract_features(a, images, &tuned, &dir)
+    })
 }
 
 /// Each `NAME[:KEY=VALUE,...]` applied to the base configuration.

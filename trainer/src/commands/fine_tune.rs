@@ -1,14 +1,15 @@
 //! `fit --fine-tune` and its settings (recipe keys of the same names).
 
 use clap::Args;
-use handmatch_trainer::finetune::{FineTuneConfig, TrainLayers};
+use handmatch_core::embed::runtime::Device;
+use handmatch_trainer::finetune::{ComputeDevice, FineTuneConfig, TrainLayers};
 use handmatch_trainer::pipeline::FineTuneSettings;
 
 #[derive(Args, Clone)]
 pub struct FineTuneArgs {
-    /// Hand backbones: fine-tune the hand landmark network's trunk end to end (triplet
-    /// loss on aligned crops) before fitting the head on its features; alignment keeps the
-    /// original weights.
+    /// Fine-tune the backbone end to end (triplet loss) before fitting the head on its
+    /// features: the hand landmark network's trunk on aligned crops (alignment keeps the
+    /// original weights), or a DINOv2 checkpoint on the artefact's centre crops.
     #[arg(long, env = "HANDMATCH_FINE_TUNE")]
     pub fine_tune: bool,
     #[arg(long, default_value_t = 10)]
@@ -28,7 +29,8 @@ pub struct FineTuneArgs {
     pub warmup_epochs: usize,
     #[arg(long, default_value_t = 0.3)]
     pub fine_tune_margin: f64,
-    /// Which convolutions train: `all` or `last-N`.
+    /// Which layers train: `all` or `last-N` (the hand network's last N convolutions;
+    /// DINOv2's last N blocks and its final norm).
     #[arg(long, default_value = "last-6")]
     pub train_layers: TrainLayers,
     /// Batches whose gradients are summed into one step (a larger effective batch).
@@ -47,7 +49,9 @@ pub struct FineTuneArgs {
 }
 
 impl FineTuneArgs {
-    pub fn settings(&self, seed: u64) -> Option<FineTuneSettings> {
+    /// The settings, training where `--device` says (auto: CUDA when this build has it and
+    /// a GPU answers).
+    pub fn settings(&self, seed: u64, device: Device) -> Option<FineTuneSettings> {
         self.fine_tune.then(|| FineTuneSettings {
             config: FineTuneConfig {
                 epochs: self.fine_tune_epochs,
@@ -62,6 +66,7 @@ impl FineTuneArgs {
                 patience: self.patience,
                 freeze_batchnorm: !self.train_batchnorm,
                 seed,
+                device: ComputeDevice::for_runtime(device),
                 ..FineTuneConfig::default()
             },
             resume: self.resume,

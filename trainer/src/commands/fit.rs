@@ -199,7 +199,9 @@ pub fn run(a: FitArgs) -> anyhow::Result<()> {
         batch_size: a.runtime.batch_size,
         progress: true,
         precision: a.precision.clone(),
-        fine_tune: a.fine_tune.settings(a.training.seed),
+        fine_tune: a
+            .fine_tune
+            .settings(a.training.seed, a.runtime.runtime.device),
     })?;
     if let Some(s) = &report.selection {
         println!(

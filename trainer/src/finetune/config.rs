@@ -29,6 +29,67 @@ pub struct FineTuneConfig {
     /// a run states it.
     pub freeze_batchnorm: bool,
     pub seed: u64,
+    /// Where the network trains (`fit --device`; CUDA needs a build with the `cuda` feature).
+    #[serde(with = "device_text")]
+    pub device: ComputeDevice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ComputeDevice {
+    #[default]
+    Cpu,
+    /// The CUDA device of this ordinal.
+    Cuda(usize),
+}
+
+impl ComputeDevice {
+    /// Where the runtime's `--device` puts training too.
+    pub fn for_runtime(device: handmatch_core::embed::runtime::Device) -> Self {
+        use handmatch_core::embed::runtime::Device;
+        match device {
+            Device::Cpu => ComputeDevice::Cpu,
+            Device::Cuda => ComputeDevice::Cuda(0),
+            Device::Auto if candle_core::utils::cuda_is_available() => ComputeDevice::Cuda(0),
+            Device::Auto => ComputeDevice::Cpu,
+        }
+    }
+
+    /// The candle device; a build without the `cuda` feature says so here.
+    pub fn open(self) -> anyhow::Result<candle_core::Device> {
+        match self {
+            ComputeDevice::Cpu => Ok(candle_core::Device::Cpu),
+            ComputeDevice::Cuda(n) => candle_core::Device::new_cuda(n).map_err(|e| {
+                anyhow::anyhow!(
+                    "--device cuda:{n}: {e} (build handmatch-train with `--features cuda`)"
+                )
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for ComputeDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ComputeDevice::Cpu => f.write_str("cpu"),
+            ComputeDevice::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl std::str::FromStr for ComputeDevice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cpu" => Ok(ComputeDevice::Cpu),
+            "cuda" => Ok(ComputeDevice::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(ComputeDevice::Cuda)
+                .ok_or_else(|| format!("`{s}`: expected cpu, cuda or cuda:N")),
+        }
+    }
 }
 
 impl Default for FineTuneConfig {
@@ -49,6 +110,7 @@ impl Default for FineTuneConfig {
             patience: 0,
             freeze_batchnorm: true,
             seed: 0,
+            device: ComputeDevice::Cpu,
         }
     }
 }
@@ -66,5 +128,40 @@ mod train_layers_text {
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<TrainLayers, D::Error> {
         let text = <String as serde::Deserialize>::deserialize(d)?;
         text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+mod device_text {
+    use super::ComputeDevice;
+
+    pub fn serialize<S: serde::Serializer>(v: &ComputeDevice, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ComputeDevice, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse_and_print_back() {
+        for text in ["cpu", "cuda:0", "cuda:3"] {
+            let d: ComputeDevice = text.parse().unwrap();
+            assert_eq!(d.to_string(), text);
+        }
+        assert_eq!("cuda".parse::<ComputeDevice>(), Ok(ComputeDevice::Cuda(0)));
+        assert!("gpu".parse::<ComputeDevice>().unwrap_err().contains("gpu"));
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_is_refused_with_the_way_to_get_it() {
+        let e = ComputeDevice::Cuda(0).open().unwrap_err().to_string();
+        assert!(e.contains("--features cuda"), "{e}");
     }
 }

@@ -1,6 +1,7 @@
 //! The aligned 224-pixel crops that fine-tuning trains on: every image decoded and aligned
 //! once by the hand backbone (the artefact's own alignment), kept as uint8 in a safetensors
-//! cache keyed by the backbone and the image list. Augmentation happens later, per batch.
+//! cache keyed by the backbone and the image list; for backbones without alignment, the
+//! centre crop. Augmentation happens later, per batch.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::path::Path;
 use handmatch_core::atomic_file::AtomicFile;
 use handmatch_core::embed::backbone_session::BackboneSession;
 use handmatch_core::embed::metadata::{keys, ArtefactMetadata};
-use handmatch_core::embed::preprocess::{default_decode, scaled_short_side};
+use handmatch_core::embed::preprocess::{default_decode, scaled_short_side, EvalTransform};
 use handmatch_core::embed::RuntimeOptions;
 use handmatch_core::hand::{AlignmentSpec, HandAligner};
 use handmatch_core::hand_image::HandImage;
@@ -78,6 +79,28 @@ impl AlignedCrops {
     }
 }
 
+impl AlignedCrops {
+    /// For backbones without alignment (DINOv2): every image decoded and centre-cropped to
+    /// `side` as the artefact's evaluation transform does, so training sees the served
+    /// pixels. Not cached: cheap next to a training step of such a network.
+    pub fn centre_cropped(images: &[&HandImage], side: u32) -> anyhow::Result<Self> {
+        let short_side = ArtefactMetadata::resize_for(side);
+        let transform = EvalTransform::new(short_side, side);
+        let decode = scaled_short_side(default_decode(false), short_side);
+        let mut pixels = Vec::new();
+        for chunk in images.chunks(16) {
+            for image in decode_images(chunk, decode)? {
+                pixels.extend_from_slice(transform.apply(&image).as_raw());
+            }
+        }
+        Ok(AlignedCrops {
+            images: images.iter().map(|img| CachedImage::of(img)).collect(),
+            side,
+            pixels,
+        })
+    }
+}
+
 fn align_all(
     session: &mut BackboneSession,
     images: &[&HandImage],
@@ -96,12 +119,7 @@ fn align_all(
         for (img, hand) in chunk.iter().zip(aligned) {
             match hand {
                 Ok(h) => {
-                    kept.push(CachedImage {
-                        subject: img.subject.clone(),
-                        aspect: img.aspect,
-                        accessories: img.accessories,
-                        image_name: img.image_name.clone(),
-                    });
+                    kept.push(CachedImage::of(img));
                     pixels.extend_from_slice(h.crop.as_raw());
                 }
                 Err(_) => tracing::warn!("no hand found in {}; left out", img.path.display()),

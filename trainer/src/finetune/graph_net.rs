@@ -43,8 +43,8 @@ struct Node {
     output: String,
 }
 
-/// Which convolutions train: all of them, or the last `n` in graph order on the way to the
-/// requested output (the layers nearest the embedding).
+/// Which layers train: all of them, or the last `n` in graph order on the way to the
+/// requested output (the layers nearest the embedding); `last-0` trains the head alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrainLayers {
     All,
@@ -59,9 +59,8 @@ impl std::str::FromStr for TrainLayers {
         }
         s.strip_prefix("last-")
             .and_then(|n| n.parse().ok())
-            .filter(|&n: &usize| n > 0)
             .map(TrainLayers::Last)
-            .ok_or_else(|| format!("`{s}`: expected `all` or `last-N` (N ≥ 1)"))
+            .ok_or_else(|| format!("`{s}`: expected `all` or `last-N`"))
     }
 }
 

@@ -1,39 +1,28 @@
-//! What fine-tuning trains: the translated hand network up to its pooled trunk feature,
-//! then a linear head and L2 normalisation.
+//! What fine-tuning trains: a backbone's features, then a linear head and L2
+//! normalisation.
 
 use std::collections::HashMap;
 
 use candle_core::{Device, Result, Tensor, Var};
-use handmatch_export::onnx::proto::GraphProto;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
-use super::graph_net::{GraphNet, TrainLayers};
+use super::trained_net::TrainedNet;
 
-/// The hand network's input and the output whose gradient trains it.
-pub const INPUT: &str = "image";
-pub const TRUNK_OUTPUT: &str = "pooled";
 const HEAD_WEIGHT: &str = "head/weight";
 const HEAD_BIAS: &str = "head/bias";
 
 pub struct FineTuneModel {
-    pub net: GraphNet,
+    pub net: TrainedNet,
     head_weight: Var,
     head_bias: Var,
 }
 
 impl FineTuneModel {
-    /// The network of `graph` with a seeded random head `[embedding_dim, trunk width]`.
-    pub fn new(
-        graph: &GraphProto,
-        layers: TrainLayers,
-        embedding_dim: usize,
-        seed: u64,
-        device: &Device,
-    ) -> Result<Self> {
-        let net = GraphNet::from_onnx(graph, INPUT, TRUNK_OUTPUT, layers, device)?;
-        let width = handmatch_export::backbone::hand::POOLED_DIM;
+    /// `net` with a seeded random head `[embedding_dim, feature width]`.
+    pub fn new(net: TrainedNet, embedding_dim: usize, seed: u64, device: &Device) -> Result<Self> {
+        let width = net.feature_dim();
         // Glorot-scaled normal, drawn from our own seeded generator so runs repeat.
         let normal = Normal::new(0.0f32, (2.0 / (width + embedding_dim) as f32).sqrt())
             .expect("a positive deviation");
@@ -52,14 +41,15 @@ impl FineTuneModel {
         })
     }
 
+    pub fn device(&self) -> &Device {
+        self.head_weight.as_tensor().device()
+    }
+
     /// Unit-length embeddings `[N, E]` of `x [N, 3, S, S]` in [0, 1].
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let pooled = self
+        let e = self
             .net
-            .forward(x, &[TRUNK_OUTPUT])?
-            .remove(TRUNK_OUTPUT)
-            .expect("asked for");
-        let e = pooled
+            .features(x)?
             .matmul(&self.head_weight.as_tensor().t()?)?
             .broadcast_add(self.head_bias.as_tensor())?;
         let norm = e

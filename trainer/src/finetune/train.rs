@@ -5,15 +5,13 @@
 //! the epoch and the batch, so a resumed run repeats an uninterrupted one.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use handmatch_core::dataset::augment::Augment;
 use handmatch_core::metrics::{evaluate_protocols, EmbeddedImage};
-use handmatch_export::onnx::proto::ModelProto;
 use image::RgbImage;
-use prost::Message;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -22,19 +20,18 @@ use super::checkpoint::{self, FineTuneEpoch, Progress};
 use super::config::FineTuneConfig;
 use super::crops::AlignedCrops;
 use super::model::FineTuneModel;
+use super::trained_net::{BackboneSource, TrainedNet};
 use crate::fit::{CosineSchedule, PkSampler, TripletLoss, View};
 
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 pub const BEST: &str = "best.safetensors";
-/// The fine-tuned hand network: the original graph with the trained weights.
-pub const TUNED_MODEL: &str = "hand_finetuned.onnx";
 
 pub struct FineTuneJob<'a> {
     pub crops: &'a AlignedCrops,
     pub train: &'a BTreeSet<String>,
     pub val: &'a BTreeSet<String>,
-    /// The hand landmark model file the network starts from.
-    pub hand_model: &'a Path,
+    /// The network it starts from.
+    pub source: &'a BackboneSource,
     pub config: FineTuneConfig,
     pub out: PathBuf,
     pub resume: bool,
@@ -45,28 +42,19 @@ pub struct FineTuneJob<'a> {
 }
 
 pub struct FineTuneOutcome {
+    /// The tuned hand model file, or DINOv2 checkpoint folder.
     pub tuned_model: PathBuf,
     pub progress: Progress,
 }
 
-/// Runs (or resumes) the job; writes `out/hand_finetuned.onnx` from the best epoch.
+/// Runs (or resumes) the job; writes the tuned network (`out/hand_finetuned.onnx` or
+/// `out/checkpoint/`) from the best epoch.
 pub fn fine_tune(job: &FineTuneJob) -> anyhow::Result<FineTuneOutcome> {
     std::fs::create_dir_all(&job.out)?;
-    let device = Device::Cpu;
-    let model_bytes = std::fs::read(job.hand_model)?;
-    let mut onnx = ModelProto::decode(model_bytes.as_slice())?;
-    let graph = onnx
-        .graph
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("no graph"))?;
     let cfg = &job.config;
-    let model = FineTuneModel::new(
-        graph,
-        cfg.train_layers,
-        cfg.embedding_dim,
-        cfg.seed,
-        &device,
-    )?;
+    let device = cfg.device.open()?;
+    let net = TrainedNet::open(job.source, cfg.train_layers, &device)?;
+    let model = FineTuneModel::new(net, cfg.embedding_dim, cfg.seed, &device)?;
     let mut opt = AdamW::new(model.params(cfg.backbone_lr_factor), cfg.weight_decay)?;
     let rows = Rows::new(job.crops, job.train);
     let val_rows: Vec<usize> = (0..job.crops.len())
@@ -134,10 +122,7 @@ pub fn fine_tune(job: &FineTuneJob) -> anyhow::Result<FineTuneOutcome> {
     }
     let (best, _) = checkpoint::load(&job.out.join(BEST), &device)?;
     model.load_state(&best)?;
-    let graph = onnx.graph.as_mut().expect("checked above");
-    super::initializers::replace(graph, &model.net.trained_values())?;
-    let tuned_model = job.out.join(TUNED_MODEL);
-    handmatch_core::atomic_file::AtomicFile::write(&tuned_model, &onnx.encode_to_vec())?;
+    let tuned_model = model.net.write(&job.out)?;
     std::fs::write(
         job.out.join("finetune.json"),
         serde_json::to_string_pretty(&progress)? + "\n",
@@ -258,7 +243,7 @@ fn run_epoch(
             .iter()
             .map(|&r| augment.apply(&job.crops.crop(rows.crop[r]), &mut rng))
             .collect();
-        let emb = model.forward(&to_input(&crops)?)?;
+        let emb = model.forward(&to_input(&crops, model.device())?)?;
         let subjects: Vec<u32> = batch.iter().map(|&r| rows.subjects[r]).collect();
         let views: Vec<View> = batch.iter().map(|&r| rows.views[r]).collect();
         let loss = loss_fn.forward(&emb, &subjects, &views)?;
@@ -299,7 +284,7 @@ fn run_epoch(
 }
 
 /// `[N, 3, S, S]` in [0, 1], what the hand network reads.
-fn to_input(crops: &[RgbImage]) -> candle_core::Result<Tensor> {
+fn to_input(crops: &[RgbImage], device: &Device) -> candle_core::Result<Tensor> {
     let s = crops[0].width() as usize;
     let mut data = vec![0f32; crops.len() * 3 * s * s];
     for (i, crop) in crops.iter().enumerate() {
@@ -309,7 +294,7 @@ fn to_input(crops: &[RgbImage]) -> candle_core::Result<Tensor> {
             }
         }
     }
-    Tensor::from_vec(data, (crops.len(), 3, s, s), &Device::Cpu)
+    Tensor::from_vec(data, (crops.len(), 3, s, s), device)
 }
 
 /// Image → template mAP of the validation subjects' unaugmented crops.
@@ -325,7 +310,7 @@ fn validate(
     for chunk in rows.chunks(32) {
         let crops: Vec<RgbImage> = chunk.iter().map(|&i| job.crops.crop(i)).collect();
         let emb = model
-            .forward(&to_input(&crops)?)?
+            .forward(&to_input(&crops, model.device())?)?
             .detach()
             .to_vec2::<f32>()?;
         for (&i, e) in chunk.iter().zip(emb) {

@@ -226,14 +226,14 @@ fn position_embeddings(
 
 /// Tensor names differ between the Hub layout (`attention.attention.query`, `mlp.weights_in`)
 /// and the one transformers v5 writes with `save_original_format=False` (`q_proj`, `gate_proj`).
-struct AttentionNames {
-    q: String,
-    k: String,
-    v: String,
-    o: String,
+pub struct AttentionNames {
+    pub q: String,
+    pub k: String,
+    pub v: String,
+    pub o: String,
 }
 
-fn attention_names(ckpt: &Checkpoint, layer: &str) -> AttentionNames {
+pub fn attention_names(ckpt: &Checkpoint, layer: &str) -> AttentionNames {
     if ckpt.has(&format!("{layer}.attention.q_proj.weight")) {
         AttentionNames {
             q: format!("{layer}.attention.q_proj"),

@@ -1,0 +1,330 @@
+//! Hugging Face DINOv2 (`Dinov2Model`, any size, both tensor layouts the exporter reads) as a
+//! trainable candle network, from the same checkpoint files: ImageNet normalisation inside,
+//! patch embedding as one matrix product, position embeddings resized by a fixed bicubic
+//! matrix (so the native-size table itself trains), pre-norm blocks with LayerScale, the
+//! final LayerNorm, the CLS token out (transformers' `pooler_output`).
+//!
+//! The tuned weights are written back as a checkpoint of the same layout, so the exporter
+//! builds the artefact from them as from any other checkpoint.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Result, Tensor, Var, D};
+use handmatch_core::embed::metadata::{IMAGENET_MEAN, IMAGENET_STD};
+use handmatch_export::backbone::dinov2::{attention_names, AttentionNames, Dinov2Config};
+use handmatch_export::backbone::interpolate;
+use handmatch_export::checkpoint::Checkpoint;
+
+use super::graph_net::TrainLayers;
+
+/// One parameter: trained (a `Var`) or frozen (a plain tensor, no gradient).
+enum Param {
+    Trained(Var),
+    Frozen(Tensor),
+}
+
+impl Param {
+    fn tensor(&self) -> &Tensor {
+        match self {
+            Param::Trained(v) => v.as_tensor(),
+            Param::Frozen(t) => t,
+        }
+    }
+}
+
+pub struct Dinov2Net {
+    cfg: Dinov2Config,
+    checkpoint_dir: PathBuf,
+    params: HashMap<String, Param>,
+    /// `[g², n²]`: the checkpoint's `n × n` position table resized to the input's `g × g`.
+    resize: Option<Tensor>,
+    /// Each block's attention projections, in the checkpoint's layout.
+    attention: Vec<AttentionNames>,
+    grid: usize,
+    mean: Tensor,
+    std: Tensor,
+}
+
+fn err(e: impl std::fmt::Display) -> candle_core::Error {
+    candle_core::Error::Msg(e.to_string())
+}
+
+impl Dinov2Net {
+    /// The checkpoint in `dir` for `image_size` inputs; `layers` says which blocks train
+    /// (`last-N`: the last N blocks and the final norm; `all`: embeddings too).
+    pub fn open(
+        dir: &Path,
+        image_size: usize,
+        layers: TrainLayers,
+        device: &Device,
+    ) -> Result<Self> {
+        let ckpt = Checkpoint::open(dir).map_err(err)?;
+        let cfg: Dinov2Config = ckpt.config().map_err(err)?;
+        if image_size % cfg.patch_size != 0 {
+            return Err(err(format!(
+                "image size {image_size} is not a multiple of the patch size {}",
+                cfg.patch_size
+            )));
+        }
+        let trained = |name: &str| trains(name, layers, cfg.num_hidden_layers);
+        let mut params = HashMap::new();
+        for (name, t) in ckpt.tensors() {
+            let value = Tensor::from_vec(t.data.clone(), t.shape.clone(), device)?;
+            let p = if trained(name) {
+                Param::Trained(Var::from_tensor(&value)?)
+            } else {
+                Param::Frozen(value)
+            };
+            params.insert(name.to_string(), p);
+        }
+        let native = cfg.image_size / cfg.patch_size;
+        let grid = image_size / cfg.patch_size;
+        let resize = (native != grid)
+            .then(|| bicubic_matrix(native, grid, device))
+            .transpose()?;
+        let attention = (0..cfg.num_hidden_layers)
+            .map(|i| attention_names(&ckpt, &format!("encoder.layer.{i}")))
+            .collect();
+        Ok(Self {
+            attention,
+            cfg,
+            checkpoint_dir: dir.to_path_buf(),
+            params,
+            resize,
+            grid,
+            mean: Tensor::from_slice(&IMAGENET_MEAN, (1, 3, 1, 1), device)?,
+            std: Tensor::from_slice(&IMAGENET_STD, (1, 3, 1, 1), device)?,
+        })
+    }
+
+    pub fn hidden_size(&self) -> usize {
+        self.cfg.hidden_size
+    }
+
+    fn p(&self, name: &str) -> Result<&Tensor> {
+        self.params
+            .get(name)
+            .map(Param::tensor)
+            .ok_or_else(|| err(format!("the checkpoint has no tensor `{name}`")))
+    }
+
+    /// The trained parameters by checkpoint name.
+    pub fn vars(&self) -> Vec<(String, Var)> {
+        let mut out: Vec<(String, Var)> = self
+            .params
+            .iter()
+            .filter_map(|(n, p)| match p {
+                Param::Trained(v) => Some((n.clone(), v.clone())),
+                Param::Frozen(_) => None,
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// `pooler_output [N, H]` of images `x [N, 3, S, S]` in [0, 1].
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?;
+        let mut h = self.embeddings(&x)?;
+        for i in 0..self.cfg.num_hidden_layers {
+            h = self.block(&h, i)?;
+        }
+        let h = self.layer_norm(&h, "layernorm")?;
+        h.narrow(1, 0, 1)?.squeeze(1)
+    }
+
+    /// `pooler_output` of `pixel_values` already normalised, as transformers takes them.
+    pub fn forward_normalised(&self, pixel_values: &Tensor) -> Result<Tensor> {
+        let x = pixel_values
+            .broadcast_mul(&self.std)?
+            .broadcast_add(&self.mean)?;
+        self.forward(&x)
+    }
+
+    fn embeddings(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, _, _, _) = x.dims4()?;
+        let (h, p, g) = (self.cfg.hidden_size, self.cfg.patch_size, self.grid);
+        // Patch embedding (a stride = kernel convolution) as one product of unfolded patches.
+        let patches = x
+            .reshape((n, 3, g, p, g, p))?
+            .permute((0, 2, 4, 1, 3, 5))?
+            .contiguous()?
+            .reshape((n * g * g, 3 * p * p))?;
+        let w = self
+            .p("embeddings.patch_embeddings.projection.weight")?
+            .reshape((h, 3 * p * p))?;
+        let b = self.p("embeddings.patch_embeddings.projection.bias")?;
+        let patches = patches
+            .matmul(&w.t()?)?
+            .broadcast_add(b)?
+            .reshape((n, g * g, h))?;
+        let pos = self.p("embeddings.position_embeddings")?.squeeze(0)?;
+        let cls_pos = pos.narrow(0, 0, 1)?;
+        let patch_pos = pos.narrow(0, 1, pos.dim(0)? - 1)?;
+        let patch_pos = match &self.resize {
+            Some(m) => m.matmul(&patch_pos)?,
+            None => patch_pos,
+        };
+        let cls = self
+            .p("embeddings.cls_token")?
+            .reshape((1, 1, h))?
+            .broadcast_add(&cls_pos)?
+            .broadcast_as((n, 1, h))?;
+        Tensor::cat(&[&cls, &patches.broadcast_add(&patch_pos)?], 1)
+    }
+
+    fn block(&self, x: &Tensor, i: usize) -> Result<Tensor> {
+        let layer = format!("encoder.layer.{i}");
+        let a = self.attention(&self.layer_norm(x, &format!("{layer}.norm1"))?, i)?;
+        let x = (x + a.broadcast_mul(self.p(&format!("{layer}.layer_scale1.lambda1"))?)?)?;
+        let n2 = self.layer_norm(&x, &format!("{layer}.norm2"))?;
+        let f = if self.cfg.use_swiglu_ffn {
+            self.swiglu(&n2, &layer)?
+        } else {
+            self.mlp(&n2, &layer)?
+        };
+        x + f.broadcast_mul(self.p(&format!("{layer}.layer_scale2.lambda1"))?)?
+    }
+
+    fn layer_norm(&self, x: &Tensor, name: &str) -> Result<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        centred
+            .broadcast_div(&(var + self.cfg.layer_norm_eps)?.sqrt()?)?
+            .broadcast_mul(self.p(&format!("{name}.weight"))?)?
+            .broadcast_add(self.p(&format!("{name}.bias"))?)
+    }
+
+    /// `x [N, T, in] · Wᵀ + b` for the checkpoint's `{name}.weight` / `{name}.bias`.
+    fn linear(&self, x: &Tensor, name: &str, bias: bool) -> Result<Tensor> {
+        let (n, t, d) = x.dims3()?;
+        let w = self.p(&format!("{name}.weight"))?;
+        let y = x.reshape((n * t, d))?.matmul(&w.t()?)?;
+        let y = if bias {
+            y.broadcast_add(self.p(&format!("{name}.bias"))?)?
+        } else {
+            y
+        };
+        y.reshape((n, t, w.dim(0)?))
+    }
+
+    fn attention(&self, x: &Tensor, i: usize) -> Result<Tensor> {
+        let (n, t, h) = x.dims3()?;
+        let heads = self.cfg.num_attention_heads;
+        let d = h / heads;
+        let AttentionNames { q, k, v, o } = &self.attention[i];
+        let split = |y: Tensor| -> Result<Tensor> {
+            y.reshape((n, t, heads, d))?.transpose(1, 2)?.contiguous()
+        };
+        let bias = self.cfg.qkv_bias;
+        let q = (split(self.linear(x, q, bias)?)? * (d as f64).powf(-0.5))?;
+        let k = split(self.linear(x, k, bias)?)?;
+        let v = split(self.linear(x, v, bias)?)?;
+        let scores = q.matmul(&k.t()?.contiguous()?)?;
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let ctx = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((n, t, h))?;
+        self.linear(&ctx, o, true)
+    }
+
+    fn mlp(&self, x: &Tensor, layer: &str) -> Result<Tensor> {
+        let y = self.linear(x, &format!("{layer}.mlp.fc1"), true)?;
+        let y = match self.cfg.hidden_act.as_str() {
+            "gelu" => y.gelu_erf()?,
+            "gelu_new" | "gelu_pytorch_tanh" => y.gelu()?,
+            "relu" => y.relu()?,
+            "silu" | "swish" => y.silu()?,
+            other => return Err(err(format!("hidden_act `{other}` is not supported"))),
+        };
+        self.linear(&y, &format!("{layer}.mlp.fc2"), true)
+    }
+
+    /// `down(silu(gate(x)) · up(x))`, from either layout.
+    fn swiglu(&self, x: &Tensor, layer: &str) -> Result<Tensor> {
+        let mlp = format!("{layer}.mlp");
+        if self
+            .params
+            .contains_key(&format!("{mlp}.weights_in.weight"))
+        {
+            let y = self.linear(x, &format!("{mlp}.weights_in"), true)?;
+            let f = y.dim(D::Minus1)? / 2;
+            let gate = y.narrow(D::Minus1, 0, f)?.silu()?;
+            let hidden = (gate * y.narrow(D::Minus1, f, f)?)?;
+            return self.linear(&hidden, &format!("{mlp}.weights_out"), true);
+        }
+        let gate = self.linear(x, &format!("{mlp}.gate_proj"), true)?.silu()?;
+        let up = self.linear(x, &format!("{mlp}.up_proj"), true)?;
+        self.linear(&(gate * up)?, &format!("{mlp}.down_proj"), true)
+    }
+
+    /// Writes the checkpoint with the trained values into `out` (`config.json` copied,
+    /// `model.safetensors` with every tensor), for the exporter to read.
+    pub fn save_checkpoint(&self, out: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(out)?;
+        std::fs::copy(
+            self.checkpoint_dir.join("config.json"),
+            out.join("config.json"),
+        )?;
+        let mut names: Vec<&String> = self.params.keys().collect();
+        names.sort();
+        let mut values = Vec::with_capacity(names.len());
+        for name in &names {
+            let t = self.params[*name].tensor();
+            let data: Vec<f32> = t.flatten_all()?.to_vec1()?;
+            values.push((t.dims().to_vec(), data));
+        }
+        let tensors: Vec<(&str, handmatch_export::tensor::Tensor)> = names
+            .iter()
+            .zip(values)
+            .map(|(n, (shape, data))| {
+                (
+                    n.as_str(),
+                    handmatch_export::tensor::Tensor::new(shape, data),
+                )
+            })
+            .collect();
+        let refs: Vec<(&str, &handmatch_export::tensor::Tensor)> =
+            tensors.iter().map(|(n, t)| (*n, t)).collect();
+        handmatch_export::head::file::write_safetensors(&out.join("model.safetensors"), &refs)?;
+        Ok(())
+    }
+}
+
+/// Whether `name` trains under `layers` for a network of `depth` blocks.
+fn trains(name: &str, layers: TrainLayers, depth: usize) -> bool {
+    match layers {
+        TrainLayers::All => true,
+        TrainLayers::Last(0) => false,
+        TrainLayers::Last(n) => {
+            if name.starts_with("layernorm.") {
+                return true;
+            }
+            name.strip_prefix("encoder.layer.")
+                .and_then(|rest| rest.split('.').next())
+                .and_then(|i| i.parse::<usize>().ok())
+                .is_some_and(|i| i + n >= depth)
+        }
+    }
+}
+
+/// `[g², n²]`: row `t` holds the weights with which transformers' bicubic resize of an
+/// `n × n` grid reads each source position for output position `t` (the resize is linear,
+/// so resizing each unit image gives its columns).
+fn bicubic_matrix(native: usize, grid: usize, device: &Device) -> Result<Tensor> {
+    let nn = native * native;
+    let mut basis = vec![0f32; nn * nn];
+    for i in 0..nn {
+        basis[i * nn + i] = 1.0;
+    }
+    // Channel i of the result is unit image i resized: [n², g²] → transposed.
+    let resized = interpolate::bicubic(&basis, nn, native, native, grid, grid);
+    Tensor::from_vec(resized, (nn, grid * grid), device)?
+        .t()?
+        .contiguous()?
+        .to_dtype(DType::F32)
+}

@@ -1,0 +1,118 @@
+//! The backbones fine-tuning can train, behind one interface: where each comes from, its
+//! features for the head, its trainable variables, and how its tuned weights are written
+//! back (an ONNX graph for the hand network, a checkpoint for DINOv2).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor, Var};
+use handmatch_export::onnx::proto::ModelProto;
+use prost::Message;
+
+use super::dinov2_net::Dinov2Net;
+use super::graph_net::{GraphNet, TrainLayers};
+
+/// The hand network's input and the output whose gradient trains it.
+pub const HAND_INPUT: &str = "image";
+pub const HAND_TRUNK_OUTPUT: &str = "pooled";
+/// The fine-tuned hand network: the original graph with the trained weights.
+pub const TUNED_HAND_MODEL: &str = "hand_finetuned.onnx";
+/// The fine-tuned DINOv2 checkpoint folder.
+pub const TUNED_CHECKPOINT: &str = "checkpoint";
+
+/// Where the network starts from.
+#[derive(Debug, Clone)]
+pub enum BackboneSource {
+    /// The hand landmark model file; its trunk's pooled feature trains.
+    HandGraph(PathBuf),
+    /// A Hugging Face DINOv2 checkpoint folder, at `image_size` inputs.
+    Dinov2 { dir: PathBuf, image_size: usize },
+}
+
+impl BackboneSource {
+    pub fn describe(&self) -> String {
+        match self {
+            BackboneSource::HandGraph(p) => p.display().to_string(),
+            BackboneSource::Dinov2 { dir, .. } => dir.display().to_string(),
+        }
+    }
+}
+
+pub enum TrainedNet {
+    Hand {
+        net: GraphNet,
+        onnx: Box<ModelProto>,
+    },
+    Dinov2(Dinov2Net),
+}
+
+impl TrainedNet {
+    pub fn open(
+        source: &BackboneSource,
+        layers: TrainLayers,
+        device: &Device,
+    ) -> anyhow::Result<Self> {
+        Ok(match source {
+            BackboneSource::HandGraph(path) => {
+                let onnx = ModelProto::decode(std::fs::read(path)?.as_slice())?;
+                let graph = onnx
+                    .graph
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("{}: no graph", path.display()))?;
+                let net =
+                    GraphNet::from_onnx(graph, HAND_INPUT, HAND_TRUNK_OUTPUT, layers, device)?;
+                TrainedNet::Hand {
+                    net,
+                    onnx: Box::new(onnx),
+                }
+            }
+            BackboneSource::Dinov2 { dir, image_size } => {
+                TrainedNet::Dinov2(Dinov2Net::open(dir, *image_size, layers, device)?)
+            }
+        })
+    }
+
+    /// Features `[N, D]` of images `[N, 3, S, S]` in [0, 1].
+    pub fn features(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            TrainedNet::Hand { net, .. } => Ok(net
+                .forward(x, &[HAND_TRUNK_OUTPUT])?
+                .remove(HAND_TRUNK_OUTPUT)
+                .expect("asked for")),
+            TrainedNet::Dinov2(net) => net.forward(x),
+        }
+    }
+
+    pub fn feature_dim(&self) -> usize {
+        match self {
+            TrainedNet::Hand { .. } => handmatch_export::backbone::hand::POOLED_DIM,
+            TrainedNet::Dinov2(net) => net.hidden_size(),
+        }
+    }
+
+    pub fn vars(&self) -> Vec<(String, Var)> {
+        match self {
+            TrainedNet::Hand { net, .. } => net.vars(),
+            TrainedNet::Dinov2(net) => net.vars(),
+        }
+    }
+
+    /// Writes the network with its current weights into `dir`: the hand model file, or a
+    /// checkpoint folder; returns its path.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+        match self {
+            TrainedNet::Hand { net, onnx } => {
+                let mut onnx = onnx.as_ref().clone();
+                let graph = onnx.graph.as_mut().expect("checked on open");
+                super::initializers::replace(graph, &net.trained_values())?;
+                let path = dir.join(TUNED_HAND_MODEL);
+                handmatch_core::atomic_file::AtomicFile::write(&path, &onnx.encode_to_vec())?;
+                Ok(path)
+            }
+            TrainedNet::Dinov2(net) => {
+                let path = dir.join(TUNED_CHECKPOINT);
+                net.save_checkpoint(&path)?;
+                Ok(path)
+            }
+        }
+    }
+}
