@@ -20,7 +20,6 @@ use crate::training::FitConfig;
 use crate::training::{fit_selected, EpochRecord, FitOutcome, Selection, SelectionPlan};
 use handmatch_export::artefact::{artefact_model, backbone_model, HeadSource};
 use handmatch_export::backbone::BackboneSpec;
-use handmatch_export::checkpoint::Checkpoint;
 
 pub struct FitJob<'a> {
     pub backbone: BackboneSpec,
@@ -209,12 +208,8 @@ fn tuning_source(t: &BackboneTuning) -> anyhow::Result<(BackboneSource, AlignedC
                 AlignedCrops::build(t.images, &aligner, &t.crops_cache, t.runtime, t.progress)?;
             Ok((BackboneSource::HandGraph(hand_model.clone()), crops))
         }
+        // Dinov2Net::open refuses a checkpoint of another architecture.
         (None, Some(dir)) => {
-            let model_type = Checkpoint::open(dir)?.model_type()?.to_string();
-            anyhow::ensure!(
-                model_type == "dinov2",
-                "--fine-tune trains DINOv2 checkpoints and the hand network, not `{model_type}`"
-            );
             let crops = AlignedCrops::centre_cropped(t.images, t.image_size as u32)?;
             let source = BackboneSource::Dinov2 {
                 dir: dir.clone(),

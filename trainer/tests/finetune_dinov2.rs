@@ -157,21 +157,9 @@ fn gradients_reach_every_tensor_and_the_written_checkpoint_exports_what_the_net_
     }
     let tmp = tempfile::tempdir().unwrap();
     net.save_checkpoint(&tmp.path().join("tuned")).unwrap();
-    let moved: Vec<f32> = net
-        .forward(&x)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let moved = output(&net, &x);
     let original = Dinov2Net::open(&dir, 56, TrainLayers::All, &Device::Cpu).unwrap();
-    let before: Vec<f32> = original
-        .forward(&x)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let before = output(&original, &x);
     assert!(
         largest_difference(&moved, &before) > 1e-3,
         "the step changed nothing"
@@ -184,6 +172,15 @@ fn gradients_reach_every_tensor_and_the_written_checkpoint_exports_what_the_net_
         diff <= RELATIVE_TOLERANCE * scale,
         "tuned export differs by {diff}"
     );
+}
+
+fn output(net: &Dinov2Net, x: &Tensor) -> Vec<f32> {
+    net.forward(x)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
 }
 
 /// `x` in [0, 1] as ImageNet-normalised `pixel_values`.

@@ -46,8 +46,8 @@ pub struct CvArgs {
     pub variants: Vec<String>,
     #[command(flatten)]
     pub training: TrainingArgs,
-    /// With --fine-tune: every fold fine-tunes the hand network on its own training
-    /// subjects, then extracts all images' features with that fold's tuned trunk.
+    /// With --fine-tune: every fold fine-tunes the backbone on its own training subjects,
+    /// then extracts all images' features with that fold's tuned network.
     #[command(flatten)]
     pub fine_tune: FineTuneArgs,
     /// Nested model selection: inside each training part, choose the epoch (and with
@@ -152,8 +152,8 @@ fn extract_features(
     )?)
 }
 
-/// Every fold fine-tunes the trunk on its training subjects (`OUT/fold-R-F/finetune`), then
-/// extracts all images' features with it; the aligned crops are made once, for all folds.
+/// Every fold fine-tunes the backbone on its training subjects (`OUT/fold-R-F/finetune`), then
+/// extracts all images' features with it; a hand network's aligned crops are made once.
 fn cross_validate_tuned(
     a: &CvArgs,
     images: &[&HandImage],

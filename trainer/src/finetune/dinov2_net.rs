@@ -10,11 +10,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Result, Tensor, Var, D};
+use candle_core::{Device, Result, Tensor, Var, D};
 use handmatch_core::embed::metadata::{IMAGENET_MEAN, IMAGENET_STD};
 use handmatch_export::backbone::dinov2::{attention_names, AttentionNames, Dinov2Config};
 use handmatch_export::backbone::interpolate;
 use handmatch_export::checkpoint::Checkpoint;
+use handmatch_export::tensor::Tensor as ExportTensor;
 
 use super::graph_net::TrainLayers;
 
@@ -60,6 +61,13 @@ impl Dinov2Net {
         device: &Device,
     ) -> Result<Self> {
         let ckpt = Checkpoint::open(dir).map_err(err)?;
+        let model_type = ckpt.model_type().map_err(err)?;
+        if model_type != "dinov2" {
+            return Err(err(format!(
+                "{}: a `{model_type}` checkpoint, not DINOv2",
+                dir.display()
+            )));
+        }
         let cfg: Dinov2Config = ckpt.config().map_err(err)?;
         if image_size % cfg.patch_size != 0 {
             return Err(err(format!(
@@ -270,26 +278,14 @@ impl Dinov2Net {
             self.checkpoint_dir.join("config.json"),
             out.join("config.json"),
         )?;
-        let mut names: Vec<&String> = self.params.keys().collect();
-        names.sort();
-        let mut values = Vec::with_capacity(names.len());
-        for name in &names {
-            let t = self.params[*name].tensor();
+        let mut tensors = Vec::with_capacity(self.params.len());
+        for (name, p) in &self.params {
+            let t = p.tensor();
             let data: Vec<f32> = t.flatten_all()?.to_vec1()?;
-            values.push((t.dims().to_vec(), data));
+            tensors.push((name.as_str(), ExportTensor::new(t.dims().to_vec(), data)));
         }
-        let tensors: Vec<(&str, handmatch_export::tensor::Tensor)> = names
-            .iter()
-            .zip(values)
-            .map(|(n, (shape, data))| {
-                (
-                    n.as_str(),
-                    handmatch_export::tensor::Tensor::new(shape, data),
-                )
-            })
-            .collect();
-        let refs: Vec<(&str, &handmatch_export::tensor::Tensor)> =
-            tensors.iter().map(|(n, t)| (*n, t)).collect();
+        tensors.sort_by(|a, b| a.0.cmp(b.0));
+        let refs: Vec<(&str, &ExportTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
         handmatch_export::head::file::write_safetensors(&out.join("model.safetensors"), &refs)?;
         Ok(())
     }
@@ -325,6 +321,5 @@ fn bicubic_matrix(native: usize, grid: usize, device: &Device) -> Result<Tensor>
     let resized = interpolate::bicubic(&basis, nn, native, native, grid, grid);
     Tensor::from_vec(resized, (nn, grid * grid), device)?
         .t()?
-        .contiguous()?
-        .to_dtype(DType::F32)
+        .contiguous()
 }
