@@ -1,10 +1,11 @@
 //! The fine-tuning issue's synthetic check, as a measurement rather than a test: a random
 //! `dinov2-tiny` on synthetic hands, (a) a head trained on its frozen features and (b) the
 //! whole network fine-tuned, with the same crops, seed, epochs and schedule; scored on
-//! held-out subjects at the last epoch (no epoch chosen on them).
+//! held-out subjects at the last epoch (no epoch chosen on them). LOSS is `triplet` or
+//! `cosface`; MARGIN is that loss's margin.
 //!
 //! cargo run --release -p handmatch-trainer --example dinov2_synthetic_check -- \
-//!     [SUBJECTS HELD_OUT SIDE EPOCHS LR BACKBONE_LR_FACTOR]
+//!     [SUBJECTS HELD_OUT SIDE EPOCHS LR BACKBONE_LR_FACTOR LOSS MARGIN]
 
 use std::collections::BTreeSet;
 
@@ -12,7 +13,7 @@ use handmatch_core::dataset::hand_info::{Dataset, LoadOptions};
 use handmatch_core::dataset::synth::{generate, SynthOptions};
 use handmatch_export::random_init::{self, Arch};
 use handmatch_trainer::finetune::{
-    fine_tune, AlignedCrops, BackboneSource, FineTuneConfig, FineTuneJob, TrainLayers,
+    fine_tune, AlignedCrops, BackboneSource, FineTuneConfig, FineTuneJob, FineTuneLoss, TrainLayers,
 };
 
 fn arg<T: std::str::FromStr>(i: usize, default: T) -> T {
@@ -25,6 +26,9 @@ fn arg<T: std::str::FromStr>(i: usize, default: T) -> T {
 fn main() -> anyhow::Result<()> {
     let (subjects, held, side) = (arg(1, 40usize), arg(2, 10usize), arg(3, 56u32));
     let (epochs, lr, factor) = (arg(4, 20usize), arg(5, 1e-4f64), arg(6, 1.0f64));
+    let loss = <FineTuneLoss as clap::ValueEnum>::from_str(&arg(7, "triplet".to_string()), true)
+        .map_err(anyhow::Error::msg)?;
+    let margin = arg(8, 0.3f64);
     let dir = tempfile::tempdir()?;
     random_init::write(Arch::Dinov2Tiny, 7, &dir.path().join("dinov2-tiny"))?;
     let synth = SynthOptions {
@@ -59,6 +63,8 @@ fn main() -> anyhow::Result<()> {
                 epochs,
                 lr,
                 backbone_lr_factor: factor,
+                loss,
+                margin,
                 embedding_dim: 32,
                 train_layers: layers,
                 seed: 1,

@@ -3,7 +3,7 @@
 //! reach every tensor; the checkpoint it writes exports to an artefact that computes what
 //! the tuned network computes. (Fine-tuning against a head on frozen features is
 //! `cargo run --release -p handmatch-trainer --example dinov2_synthetic_check`: it does
-//! not win on synthetic hands, see docs/fine-tuning.md.)
+//! not win on synthetic hands with either loss, see docs/fine-tuning.md.)
 
 use std::path::{Path, PathBuf};
 

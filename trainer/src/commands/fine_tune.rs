@@ -2,7 +2,7 @@
 
 use clap::Args;
 use handmatch_core::embed::runtime::Device;
-use handmatch_trainer::finetune::{ComputeDevice, FineTuneConfig, TrainLayers};
+use handmatch_trainer::finetune::{ComputeDevice, FineTuneConfig, FineTuneLoss, TrainLayers};
 use handmatch_trainer::pipeline::FineTuneSettings;
 
 #[derive(Args, Clone)]
@@ -27,8 +27,16 @@ pub struct FineTuneArgs {
     pub backbone_lr_factor: f64,
     #[arg(long, default_value_t = 1)]
     pub warmup_epochs: usize,
+    /// `triplet` (batch-hard, cross-view) or `cosface` (a cosine-margin softmax over the
+    /// training subjects, which cannot collapse while features are still weak).
+    #[arg(long, value_enum, default_value_t = FineTuneLoss::Triplet)]
+    pub fine_tune_loss: FineTuneLoss,
+    /// The triplet margin, or cosface's cosine margin.
     #[arg(long, default_value_t = 0.3)]
     pub fine_tune_margin: f64,
+    /// cosface's softmax scale (inverse temperature).
+    #[arg(long, default_value_t = 16.0)]
+    pub cosface_scale: f64,
     /// Which layers train: `all` or `last-N` (the hand network's last N convolutions;
     /// DINOv2's last N blocks and its final norm).
     #[arg(long, default_value = "last-6")]
@@ -60,7 +68,9 @@ impl FineTuneArgs {
                 lr: self.fine_tune_lr,
                 backbone_lr_factor: self.backbone_lr_factor,
                 warmup_epochs: self.warmup_epochs,
+                loss: self.fine_tune_loss,
                 margin: self.fine_tune_margin,
+                cosface_scale: self.cosface_scale,
                 train_layers: self.train_layers,
                 accumulate: self.accumulate,
                 patience: self.patience,

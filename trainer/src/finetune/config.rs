@@ -16,7 +16,14 @@ pub struct FineTuneConfig {
     pub lr_min: f64,
     pub warmup_epochs: usize,
     pub weight_decay: f64,
+    /// What the network is trained to minimise.
+    #[serde(default)]
+    pub loss: FineTuneLoss,
+    /// The triplet margin, or the cosine margin of `cosface`.
     pub margin: f64,
+    /// The softmax's inverse temperature (`cosface` only).
+    #[serde(default = "default_cosface_scale")]
+    pub cosface_scale: f64,
     pub embedding_dim: usize,
     #[serde(with = "train_layers_text")]
     pub train_layers: TrainLayers,
@@ -32,6 +39,33 @@ pub struct FineTuneConfig {
     /// Where the network trains (`fit --device`; CUDA needs a build with the `cuda` feature).
     #[serde(with = "device_text")]
     pub device: ComputeDevice,
+}
+
+/// The fine-tuning objective.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum FineTuneLoss {
+    /// Batch-hard cross-view triplets (the study's loss).
+    #[default]
+    Triplet,
+    /// Large-margin cosine softmax over the training subjects, one proxy each
+    /// (see `finetune::cosface` for when it is the better choice).
+    #[value(name = "cosface")]
+    CosFace,
+}
+
+fn default_cosface_scale() -> f64 {
+    16.0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -103,7 +137,9 @@ impl Default for FineTuneConfig {
             lr_min: 1e-6,
             warmup_epochs: 1,
             weight_decay: 1e-4,
+            loss: FineTuneLoss::Triplet,
             margin: 0.3,
+            cosface_scale: default_cosface_scale(),
             embedding_dim: 128,
             train_layers: TrainLayers::Last(6),
             accumulate: 1,

@@ -1,5 +1,5 @@
 //! What fine-tuning trains: a backbone's features, then a linear head and L2
-//! normalisation.
+//! normalisation; with the cosine-margin loss also one proxy per training subject.
 
 use std::collections::HashMap;
 
@@ -8,20 +8,31 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
+use super::cosface::CosFaceLoss;
 use super::trained_net::TrainedNet;
 
 const HEAD_WEIGHT: &str = "head/weight";
 const HEAD_BIAS: &str = "head/bias";
+const PROXIES: &str = "loss/proxies";
 
 pub struct FineTuneModel {
     pub net: TrainedNet,
     head_weight: Var,
     head_bias: Var,
+    /// `[subjects, embedding_dim]` when the loss has proxies.
+    proxies: Option<Var>,
 }
 
 impl FineTuneModel {
-    /// `net` with a seeded random head `[embedding_dim, feature width]`.
-    pub fn new(net: TrainedNet, embedding_dim: usize, seed: u64, device: &Device) -> Result<Self> {
+    /// `net` with a seeded random head `[embedding_dim, feature width]`, and seeded random
+    /// proxies for `proxy_subjects` subjects when that is given.
+    pub fn new(
+        net: TrainedNet,
+        embedding_dim: usize,
+        proxy_subjects: Option<usize>,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
         let width = net.feature_dim();
         // Glorot-scaled normal, drawn from our own seeded generator so runs repeat.
         let normal = Normal::new(0.0f32, (2.0 / (width + embedding_dim) as f32).sqrt())
@@ -38,7 +49,14 @@ impl FineTuneModel {
                 candle_core::DType::F32,
                 device,
             )?)?,
+            proxies: proxy_subjects
+                .map(|n| CosFaceLoss::proxies(n, embedding_dim, seed, device))
+                .transpose()?,
         })
+    }
+
+    pub fn proxies(&self) -> Option<&Tensor> {
+        self.proxies.as_ref().map(Var::as_tensor)
     }
 
     pub fn device(&self) -> &Device {
@@ -60,8 +78,8 @@ impl FineTuneModel {
         e.broadcast_div(&norm)
     }
 
-    /// `(name, variable, learning-rate factor)` for the optimiser: the head at the full
-    /// rate, the backbone at `backbone_factor`.
+    /// `(name, variable, learning-rate factor)` for the optimiser: the head (and proxies)
+    /// at the full rate, the backbone at `backbone_factor`.
     pub fn params(&self, backbone_factor: f64) -> Vec<(String, Var, f64)> {
         let mut out: Vec<(String, Var, f64)> = self
             .net
@@ -71,6 +89,9 @@ impl FineTuneModel {
             .collect();
         out.push((HEAD_WEIGHT.into(), self.head_weight.clone(), 1.0));
         out.push((HEAD_BIAS.into(), self.head_bias.clone(), 1.0));
+        if let Some(p) = &self.proxies {
+            out.push((PROXIES.into(), p.clone(), 1.0));
+        }
         out
     }
 

@@ -17,7 +17,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::adamw::AdamW;
 use super::checkpoint::{self, FineTuneEpoch, Progress};
-use super::config::FineTuneConfig;
+use super::config::{FineTuneConfig, FineTuneLoss};
+use super::cosface::CosFaceLoss;
 use super::crops::AlignedCrops;
 use super::model::FineTuneModel;
 use super::trained_net::{BackboneSource, TrainedNet};
@@ -54,7 +55,8 @@ pub fn fine_tune(job: &FineTuneJob) -> anyhow::Result<FineTuneOutcome> {
     let cfg = &job.config;
     let device = cfg.device.open()?;
     let net = TrainedNet::open(job.source, cfg.train_layers, &device)?;
-    let model = FineTuneModel::new(net, cfg.embedding_dim, cfg.seed, &device)?;
+    let proxies = (cfg.loss == FineTuneLoss::CosFace).then_some(job.train.len());
+    let model = FineTuneModel::new(net, cfg.embedding_dim, proxies, cfg.seed, &device)?;
     let mut opt = AdamW::new(model.params(cfg.backbone_lr_factor), cfg.weight_decay)?;
     let rows = Rows::new(job.crops, job.train);
     let val_rows: Vec<usize> = (0..job.crops.len())
@@ -228,10 +230,7 @@ fn run_epoch(
         job.progress,
     );
     let augment = Augment::aligned_hand(job.crops.side);
-    let loss_fn = TripletLoss {
-        margin: cfg.margin,
-        ..TripletLoss::default()
-    };
+    let objective = Objective::of(cfg);
     let params = model.params(1.0);
     let mut summed: HashMap<String, Tensor> = HashMap::new();
     let mut pending = 0usize;
@@ -246,7 +245,7 @@ fn run_epoch(
         let emb = model.forward(&to_input(&crops, model.device())?)?;
         let subjects: Vec<u32> = batch.iter().map(|&r| rows.subjects[r]).collect();
         let views: Vec<View> = batch.iter().map(|&r| rows.views[r]).collect();
-        let loss = loss_fn.forward(&emb, &subjects, &views)?;
+        let loss = objective.forward(model, &emb, &subjects, &views)?;
         losses.push(f64::from(loss.to_scalar::<f32>()?));
         let grads = loss.backward()?;
         for (name, var, _) in &params {
@@ -281,6 +280,45 @@ fn run_epoch(
         images_per_second: images as f64 / seconds,
         validation_map: None,
     })
+}
+
+/// The configured loss, ready to apply to a batch.
+enum Objective {
+    Triplet(TripletLoss),
+    CosFace(CosFaceLoss),
+}
+
+impl Objective {
+    fn of(cfg: &FineTuneConfig) -> Self {
+        match cfg.loss {
+            FineTuneLoss::Triplet => Objective::Triplet(TripletLoss {
+                margin: cfg.margin,
+                ..TripletLoss::default()
+            }),
+            FineTuneLoss::CosFace => Objective::CosFace(CosFaceLoss {
+                scale: cfg.cosface_scale,
+                margin: cfg.margin,
+            }),
+        }
+    }
+
+    fn forward(
+        &self,
+        model: &FineTuneModel,
+        emb: &Tensor,
+        subjects: &[u32],
+        views: &[View],
+    ) -> candle_core::Result<Tensor> {
+        match self {
+            Objective::Triplet(loss) => loss.forward(emb, subjects, views),
+            Objective::CosFace(loss) => {
+                let proxies = model
+                    .proxies()
+                    .expect("cosface models are built with proxies");
+                loss.forward(emb, subjects, proxies)
+            }
+        }
+    }
 }
 
 /// `[N, 3, S, S]` in [0, 1], what the hand network reads.
