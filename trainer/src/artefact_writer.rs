@@ -56,17 +56,25 @@ pub fn write_artefact(
         .save(&fp32)
         .context("writing the fp32 reference")?;
     let quantized = to_int8(&mut model, &mut meta, QuantizeOptions::default());
+    anyhow::ensure!(
+        quantized.matmuls > 0,
+        "--quantize int8: this artefact has no matrix product to quantise ({} in its head, \
+         which stays fp32; convolutions, such as the hand landmark network's, are not \
+         quantised); export it without --quantize",
+        quantized.head_matmuls_kept
+    );
     model
         .clone()
         .save(&int8)
         .context("writing the int8 candidate")?;
     let gate = compare(&fp32, &int8, &calibration, runtime)?.check()?;
     eprintln!(
-        "int8: {} matrix products quantised ({:.1} MB of fp32 weights → {:.1} MB); \
-         cosine to fp32 over {} calibration images: mean {:.4}, worst {:.4} ({})",
+        "int8: {} matrix products quantised ({:.1} MB of fp32 weights → {:.1} MB; the head's {} \
+         stay fp32); cosine to fp32 over {} calibration images: mean {:.4}, worst {:.4} ({})",
         quantized.matmuls,
         quantized.fp32_bytes as f64 / 1e6,
         quantized.int8_bytes as f64 / 1e6,
+        quantized.head_matmuls_kept,
         gate.images,
         gate.mean_cosine,
         gate.worst_cosine,

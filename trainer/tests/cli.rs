@@ -1,5 +1,7 @@
-//! The `handmatch-train` command line end to end: random checkpoint → artefact, and a
-//! failing export that names the problem, exits non-zero and writes nothing.
+//! The `handmatch-train` command line end to end: random checkpoint → artefact, and
+//! failing exports that name the problem, exit non-zero and write nothing.
+
+mod common;
 
 use std::process::Command;
 
@@ -85,4 +87,35 @@ fn failing_export_names_the_problem_and_writes_nothing() {
         "{stderr}"
     );
     assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0);
+}
+
+#[test]
+fn int8_export_of_an_artefact_with_nothing_to_quantise_is_refused() {
+    // A hand-landmarks artefact's only matrix products are its head's, which stay fp32,
+    // and convolutions are not quantised: an "int8" artefact would be fp32 under a label.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = train()
+        .args([
+            "export",
+            "--backbone",
+            "hand-landmarks",
+            "--image-size",
+            "224",
+            "--random-head",
+            "--quantize",
+            "int8",
+            "--hand-model",
+        ])
+        .arg(common::hand_model())
+        .arg("--out")
+        .arg(tmp.path().join("model.onnx"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no matrix product to quantise (2 in its head"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }

@@ -26,6 +26,7 @@ pub fn record_gate(model: &mut ModelFile, quantized: &QuantizeReport, gate: &Gat
         "weights": "int8, symmetric per output column",
         "activations": "uint8, quantised at run time (DynamicQuantizeLinear)",
         "matmuls": quantized.matmuls,
+        "head_matmuls_kept_fp32": quantized.head_matmuls_kept,
         "fp32_weight_bytes": quantized.fp32_bytes,
         "int8_weight_bytes": quantized.int8_bytes,
         "gate": gate,

@@ -69,9 +69,10 @@ fn int8_artefact_is_fused_by_onnx_runtime_and_stays_within_the_gate() {
 
     let (mut int8, mut meta) = (fp32, fp32_meta.clone());
     let report = to_int8(&mut int8, &mut meta, QuantizeOptions::default());
-    // Two layers × (qkv, output, two MLP products) + two head layers; the attention
-    // products of two activations stay fp32.
-    assert_eq!(report.matmuls, 2 * 4 + 2, "{report:?}");
+    // Two layers × (qkv, output, two MLP products); the attention products of two
+    // activations and the head's two layers stay fp32.
+    assert_eq!(report.matmuls, 2 * 4, "{report:?}");
+    assert_eq!(report.head_matmuls_kept, 2, "{report:?}");
     assert!(report.int8_bytes * 4 == report.fp32_bytes, "{report:?}");
     let int8_path = tmp.path().join("int8.onnx");
     int8.save(&int8_path).unwrap();
@@ -79,6 +80,13 @@ fn int8_artefact_is_fused_by_onnx_runtime_and_stays_within_the_gate() {
     let written = ModelProto::decode(std::fs::read(&int8_path).unwrap().as_slice()).unwrap();
     assert_eq!(op_count(&written, "MatMulInteger"), report.matmuls);
     assert_eq!(op_count(&written, "MatMul"), matmuls - report.matmuls);
+    let graph = written.graph.as_ref().unwrap();
+    let head_products = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type() == "MatMul" && n.input[1].starts_with("head."))
+        .count();
+    assert_eq!(head_products, 2, "the head's products are not fp32 MatMuls");
     // Each product reads a different activation (q, k and v are one product already), so
     // each quantises its own.
     assert_eq!(op_count(&written, "DynamicQuantizeLinear"), report.matmuls);
