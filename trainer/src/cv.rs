@@ -4,6 +4,7 @@
 //! thresholds) and scored on the test fold under every protocol. Results are reported as
 //! mean ± std over the K × repeats test folds, for each configuration given.
 
+use std::borrow::Borrow;
 use std::collections::BTreeSet;
 
 use handmatch_core::dataset::folds::{hold_out, k_folds};
@@ -78,40 +79,30 @@ pub struct VariantReport {
     pub mean_cmc: Vec<f64>,
 }
 
-/// Cross-validates every variant on the same folds of `subjects`.
+/// Cross-validates every variant on the same folds of `subjects`, all on one feature cache.
 pub fn cross_validate(
     cache: &FeatureCache,
     subjects: &[String],
     variants: &[Variant],
     plan: &CvPlan,
-) -> Result<Vec<VariantReport>, FitError> {
-    let folds = plan_folds(subjects, plan);
-    variants
-        .iter()
-        .map(|v| {
-            let results = folds
-                .iter()
-                .map(|f| run_fold(cache, v, f, plan.selection))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(summarise(v, results))
-        })
-        .collect()
+) -> anyhow::Result<Vec<VariantReport>> {
+    cross_validate_per_fold(subjects, variants, plan, |_| Ok(cache))
 }
 
 /// Cross-validates every variant on the same folds of `subjects`, each fold on its own
 /// features: `features(fold)` makes them from that fold's training subjects alone (a
 /// backbone fine-tuned on them), so the test subjects stay unseen.
-pub fn cross_validate_per_fold(
+pub fn cross_validate_per_fold<C: Borrow<FeatureCache>>(
     subjects: &[String],
     variants: &[Variant],
     plan: &CvPlan,
-    mut features: impl FnMut(&CvFold) -> anyhow::Result<FeatureCache>,
+    mut features: impl FnMut(&CvFold) -> anyhow::Result<C>,
 ) -> anyhow::Result<Vec<VariantReport>> {
     let mut results = vec![Vec::new(); variants.len()];
     for fold in plan_folds(subjects, plan) {
         let cache = features(&fold)?;
         for (v, r) in variants.iter().zip(&mut results) {
-            r.push(run_fold(&cache, v, &fold, plan.selection)?);
+            r.push(run_fold(cache.borrow(), v, &fold, plan.selection)?);
         }
     }
     Ok(variants

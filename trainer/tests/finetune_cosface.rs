@@ -3,12 +3,12 @@
 //! ends at the same weights (proxies included) as an uninterrupted one, and the loss falls
 //! from the first epoch to the last.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use candle_core::Device;
-use handmatch_core::dataset::hand_info::{Dataset, LoadOptions};
-use handmatch_core::dataset::synth::{generate, SynthOptions};
 use handmatch_export::random_init::{self, Arch};
 use handmatch_trainer::finetune::checkpoint;
 use handmatch_trainer::finetune::train::CHECKPOINT;
@@ -36,21 +36,7 @@ fn checkpoint_tensors(dir: &Path) -> std::collections::HashMap<String, Vec<f32>>
 #[test]
 fn cosface_proxies_resume_exactly_and_the_loss_falls() {
     let dir = tempfile::tempdir().unwrap();
-    generate(
-        &SynthOptions {
-            subjects: SUBJECTS,
-            seed: 9,
-            width: 240,
-            height: 180,
-            per_view_min: 2,
-            per_view_max: 2,
-        },
-        &dir.path().join("hands"),
-    )
-    .unwrap();
-    let data = Dataset::load(&dir.path().join("hands"), &LoadOptions::default())
-        .unwrap()
-        .0;
+    let data = common::synthetic_hands(dir.path(), SUBJECTS, 9, 2);
     let images: Vec<_> = data.images.iter().collect();
     let crops = AlignedCrops::centre_cropped(&images, 28).unwrap();
     random_init::write(Arch::Dinov2Tiny, 4, &dir.path().join("dinov2")).unwrap();

@@ -10,8 +10,6 @@ use std::path::Path;
 
 use candle_core::Device;
 use common::hand_model;
-use handmatch_core::dataset::hand_info::{Dataset, LoadOptions};
-use handmatch_core::dataset::synth::{generate, SynthOptions};
 use handmatch_core::embed::RuntimeOptions;
 use handmatch_export::backbone::BackboneSpec;
 use handmatch_export::onnx::proto::ModelProto;
@@ -42,21 +40,7 @@ fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn resumed_fine_tuning_reaches_the_uninterrupted_weights_and_alignment_survives() {
     let dir = tempfile::tempdir().unwrap();
-    generate(
-        &SynthOptions {
-            subjects: 4,
-            seed: 5,
-            width: 240,
-            height: 180,
-            per_view_min: 2,
-            per_view_max: 2,
-        },
-        &dir.path().join("hands"),
-    )
-    .unwrap();
-    let data = Dataset::load(&dir.path().join("hands"), &LoadOptions::default())
-        .unwrap()
-        .0;
+    let data = common::synthetic_hands(dir.path(), 4, 5, 2);
     let images: Vec<_> = data.images.iter().collect();
     let aligner = dir.path().join("hand-backbone.onnx");
     export_backbone(&BackboneSpec::hand(hand_model()), 224, &aligner).unwrap();

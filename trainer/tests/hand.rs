@@ -5,8 +5,6 @@
 
 mod common;
 
-use handmatch_core::dataset::hand_info::{Dataset, LoadOptions};
-use handmatch_core::dataset::synth::{generate, SynthOptions};
 use handmatch_core::embed::runtime::open_session;
 use handmatch_core::embed::RuntimeOptions;
 use handmatch_core::hand::landmarks::{LANDMARKS, PARENT};
@@ -110,21 +108,7 @@ fn geometry_matches_the_plain_computation_and_ignores_pose_scale_and_mirroring()
 fn extraction_aligns_synthetic_hands_with_the_real_landmark_model() {
     let hand_model = common::hand_model();
     let dir = tempfile::tempdir().unwrap();
-    generate(
-        &SynthOptions {
-            subjects: 3,
-            seed: 11,
-            width: 240,
-            height: 180,
-            per_view_min: 1,
-            per_view_max: 1,
-        },
-        &dir.path().join("hands"),
-    )
-    .unwrap();
-    let data = Dataset::load(&dir.path().join("hands"), &LoadOptions::default())
-        .unwrap()
-        .0;
+    let data = common::synthetic_hands(dir.path(), 3, 11, 1);
     let backbone = dir.path().join("hand-backbone.onnx");
     export_backbone(&BackboneSpec::hand(&hand_model), 224, &backbone).unwrap();
     let images: Vec<_> = data.images.iter().collect();

@@ -26,7 +26,7 @@ fn trained_model() -> &'static std::path::Path {
         config.epochs = 3;
         config.validate_every = 1;
         config.p = 4;
-        fit_on_synthetic_hands(config)
+        fit_on_synthetic_hands(config, None)
     });
     path
 }
@@ -38,7 +38,7 @@ fn lda_model() -> &'static std::path::Path {
         let mut config = FitConfig::reference_triplet();
         config.head = HeadKind::Lda;
         config.embedding_dim = 8;
-        fit_on_synthetic_hands(config)
+        fit_on_synthetic_hands(config, None)
     });
     path
 }
@@ -61,16 +61,13 @@ fn fine_tuned_model() -> &'static std::path::Path {
             },
             resume: false,
         };
-        fit_with(config, Some(tuning))
+        fit_on_synthetic_hands(config, Some(tuning))
     });
     path
 }
 
-fn fit_on_synthetic_hands(config: FitConfig) -> (tempfile::TempDir, std::path::PathBuf) {
-    fit_with(config, None)
-}
-
-fn fit_with(
+/// `config`'s head (after fine-tuning when asked) fitted on the synthetic subjects.
+fn fit_on_synthetic_hands(
     config: FitConfig,
     fine_tune: Option<FineTuneSettings>,
 ) -> (tempfile::TempDir, std::path::PathBuf) {

@@ -195,14 +195,14 @@ impl Dinov2Net {
         x + f.broadcast_mul(self.p(&format!("{layer}.layer_scale2.lambda1"))?)?
     }
 
+    /// candle-nn's tensor-op LayerNorm: its fused `layer_norm` has no backward.
     fn layer_norm(&self, x: &Tensor, name: &str) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        centred
-            .broadcast_div(&(var + self.cfg.layer_norm_eps)?.sqrt()?)?
-            .broadcast_mul(self.p(&format!("{name}.weight"))?)?
-            .broadcast_add(self.p(&format!("{name}.bias"))?)
+        candle_nn::ops::layer_norm_slow(
+            x,
+            self.p(&format!("{name}.weight"))?,
+            self.p(&format!("{name}.bias"))?,
+            self.cfg.layer_norm_eps as f32,
+        )
     }
 
     /// `x [N, T, in] · Wᵀ + b` for the checkpoint's `{name}.weight` / `{name}.bias`.

@@ -1,6 +1,11 @@
 //! What several trainer test files share.
 
-use std::path::PathBuf;
+#![allow(dead_code)] // each test binary uses its own part of it
+
+use std::path::{Path, PathBuf};
+
+use handmatch_core::dataset::hand_info::{Dataset, LoadOptions};
+use handmatch_core::dataset::synth::{generate, SynthOptions};
 
 /// The real MediaPipe hand landmark model that scripts/setup.sh imports.
 pub fn hand_model() -> PathBuf {
@@ -13,4 +18,23 @@ pub fn hand_model() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// `subjects` synthetic 240 × 180 subjects with `per_view` photos of each view, written to
+/// `dir/hands` and loaded.
+pub fn synthetic_hands(dir: &Path, subjects: usize, seed: u64, per_view: usize) -> Dataset {
+    let root = dir.join("hands");
+    generate(
+        &SynthOptions {
+            subjects,
+            seed,
+            width: 240,
+            height: 180,
+            per_view_min: per_view,
+            per_view_max: per_view,
+        },
+        &root,
+    )
+    .unwrap();
+    Dataset::load(&root, &LoadOptions::default()).unwrap().0
 }
