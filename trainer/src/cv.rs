@@ -60,6 +60,9 @@ impl MeanStd {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ProtocolSummary {
     pub protocol: String,
+    /// The folds whose test subjects had this protocol (the accessory-free ones can be
+    /// absent in a fold); the means run over these.
+    pub folds: usize,
     pub r1: MeanStd,
     pub r5: MeanStd,
     pub r10: MeanStd,
@@ -188,14 +191,14 @@ pub const PROTOCOLS: [&str; 6] = [
     "image → image, no accessories",
 ];
 
-fn protocol(results: &ProtocolResults, i: usize) -> &RetrievalMetrics {
+fn protocol(results: &ProtocolResults, i: usize) -> Option<&RetrievalMetrics> {
     match i {
-        0 => &results.template_to_template,
-        1 => &results.image_to_template,
-        2 => &results.image_to_image,
-        3 => &results.template_to_template_no_accessories,
-        4 => &results.image_to_template_no_accessories,
-        _ => &results.image_to_image_no_accessories,
+        0 => Some(&results.template_to_template),
+        1 => Some(&results.image_to_template),
+        2 => Some(&results.image_to_image),
+        3 => results.template_to_template_no_accessories.as_ref(),
+        4 => results.image_to_template_no_accessories.as_ref(),
+        _ => results.image_to_image_no_accessories.as_ref(),
     }
 }
 
@@ -204,16 +207,16 @@ fn summarise(v: &Variant, folds: Vec<FoldResult>) -> VariantReport {
         .iter()
         .enumerate()
         .map(|(i, name)| {
+            let present: Vec<&RetrievalMetrics> = folds
+                .iter()
+                .filter_map(|r| protocol(&r.results, i))
+                .collect();
             let of = |f: &dyn Fn(&RetrievalMetrics) -> f64| {
-                MeanStd::of(
-                    &folds
-                        .iter()
-                        .map(|r| f(protocol(&r.results, i)))
-                        .collect::<Vec<_>>(),
-                )
+                MeanStd::of(&present.iter().map(|m| f(m)).collect::<Vec<_>>())
             };
             ProtocolSummary {
                 protocol: name.to_string(),
+                folds: present.len(),
                 r1: of(&|m| r_at(m, 1)),
                 r5: of(&|m| r_at(m, 5)),
                 r10: of(&|m| r_at(m, 10)),
@@ -255,6 +258,9 @@ pub fn markdown(reports: &[VariantReport], protocols: &[usize]) -> String {
     for r in reports {
         for &i in protocols {
             let p = &r.protocols[i];
+            if p.folds == 0 {
+                continue;
+            }
             t += &format!(
                 "| {} | {} | {} | {} | {} | {:.2} ± {:.2} | {} | {:.3} |\n",
                 r.name,

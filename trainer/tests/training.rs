@@ -352,3 +352,59 @@ fn an_ensemble_of_equal_members_ranks_as_its_member_does() {
     assert_eq!(dims(&ensemble.model), 2 * dims(&single.model));
     assert_eq!(test_r1(&ensemble.model, w), test_r1(&single.model, w));
 }
+
+/// Cross-validation on a set where every photo shows accessories (as a small synthetic set
+/// can have in a fold's few validation subjects): the accessory-free protocols are absent
+/// from every fold and from the table, the others are scored on every fold.
+#[test]
+fn cross_validation_without_accessory_free_subjects_scores_the_other_protocols() {
+    use handmatch_trainer::cv::{cross_validate, markdown, CvPlan, Variant, PROTOCOLS};
+    let w = world();
+    let backbone = w.dir.path().join("cv-backbone.onnx");
+    export_backbone(
+        &handmatch_export::backbone::BackboneSpec::checkpoint(w.dir.path().join("ckpt")),
+        IMAGE_SIZE,
+        &backbone,
+    )
+    .unwrap();
+    let everyone: Vec<String> = w.data.subjects().keys().map(|s| s.to_string()).collect();
+    let mut cache = extract(
+        &images_of(&w.data, &everyone.iter().cloned().collect()),
+        &w.dir.path().join("cv.safetensors"),
+        &ExtractOptions {
+            backbone,
+            views: 0,
+            seed: 0,
+            batch_size: 32,
+            runtime: RuntimeOptions::default(),
+            progress: false,
+        },
+    )
+    .unwrap();
+    for image in &mut cache.images {
+        image.accessories = true;
+    }
+    let lda = Variant {
+        name: "lda".into(),
+        config: FitConfig {
+            head: HeadKind::Lda,
+            shrinkage: Some(0.5),
+            embedding_dim: 16,
+            ..FitConfig::reference_triplet()
+        },
+    };
+    let plan = CvPlan {
+        folds: 2,
+        repeats: 1,
+        val_fraction: 0.1,
+        seed: 0,
+        selection: None,
+    };
+    let reports = cross_validate(&cache, &everyone, &[lda], &plan).unwrap();
+    let folds: Vec<usize> = reports[0].protocols.iter().map(|p| p.folds).collect();
+    assert_eq!(folds, [2, 2, 2, 0, 0, 0], "folds scored per protocol");
+    assert!(reports[0].protocols[1].r1.mean.is_finite());
+    let table = markdown(&reports, &[0, 1, 2, 3, 4, 5]);
+    assert!(table.contains(PROTOCOLS[1]), "{table}");
+    assert!(!table.contains("no accessories"), "{table}");
+}

@@ -50,21 +50,42 @@ pub struct ProtocolResults {
     /// Every dorsal image against every palmar image; the rank is that of the first image
     /// of the right subject and AP runs over all of that subject's palmar images.
     pub image_to_image: RetrievalMetrics,
-    pub template_to_template_no_accessories: RetrievalMetrics,
-    pub image_to_template_no_accessories: RetrievalMetrics,
-    pub image_to_image_no_accessories: RetrievalMetrics,
+    /// The three protocols again without photos showing accessories; `None` where no
+    /// subject keeps both aspects once those photos are left out (small or synthetic sets
+    /// without accessory-free pairs), which is not an error of the data.
+    pub template_to_template_no_accessories: Option<RetrievalMetrics>,
+    pub image_to_template_no_accessories: Option<RetrievalMetrics>,
+    pub image_to_image_no_accessories: Option<RetrievalMetrics>,
 }
 
-/// All six protocols over `images`.
+/// All six protocols over `images`. The three with every photo must have subjects with
+/// both aspects; the accessory-free ones are absent when none is left.
 pub fn evaluate_protocols(images: &[EmbeddedImage]) -> Result<ProtocolResults, MetricsError> {
     Ok(ProtocolResults {
         template_to_template: template_to_template(images, Accessories::Included)?,
         image_to_template: image_to_template(images, Accessories::Included)?,
         image_to_image: image_to_image(images, Accessories::Included)?,
-        template_to_template_no_accessories: template_to_template(images, Accessories::Excluded)?,
-        image_to_template_no_accessories: image_to_template(images, Accessories::Excluded)?,
-        image_to_image_no_accessories: image_to_image(images, Accessories::Excluded)?,
+        template_to_template_no_accessories: unless_empty(template_to_template(
+            images,
+            Accessories::Excluded,
+        ))?,
+        image_to_template_no_accessories: unless_empty(image_to_template(
+            images,
+            Accessories::Excluded,
+        ))?,
+        image_to_image_no_accessories: unless_empty(image_to_image(images, Accessories::Excluded))?,
     })
+}
+
+/// A protocol's metrics, or `None` when it had no eligible subject; other errors stay.
+fn unless_empty(
+    metrics: Result<RetrievalMetrics, MetricsError>,
+) -> Result<Option<RetrievalMetrics>, MetricsError> {
+    match metrics {
+        Ok(m) => Ok(Some(m)),
+        Err(MetricsError::NoEligibleSubjects { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 pub fn template_to_template(
@@ -294,9 +315,32 @@ mod tests {
     #[test]
     fn all_six_results_and_named_failures() {
         let results = evaluate_protocols(&images()).unwrap();
-        assert_eq!(results.image_to_image_no_accessories.queries, 2);
+        let no_accessories = results.image_to_image_no_accessories.as_ref().unwrap();
+        assert_eq!(no_accessories.queries, 2);
         assert!(serde_json::to_string(&results).is_ok());
 
+        let mut bad = images();
+        bad[3].embedding.push(0.0);
+        assert!(matches!(
+            evaluate_protocols(&bad),
+            Err(MetricsError::EmbeddingDimension { .. })
+        ));
+        let dorsal_only: Vec<_> = images()
+            .into_iter()
+            .filter(|i| i.aspect == Aspect::Dorsal)
+            .collect();
+        assert_eq!(
+            evaluate_protocols(&dorsal_only),
+            Err(MetricsError::NoEligibleSubjects {
+                protocol: "template_to_template"
+            })
+        );
+    }
+
+    /// A set where every photo shows accessories still has its three main protocols; the
+    /// accessory-free ones are absent rather than failing the whole evaluation.
+    #[test]
+    fn accessory_free_protocols_are_absent_when_no_subject_qualifies() {
         let only_accessories: Vec<_> = images()
             .into_iter()
             .map(|mut i| {
@@ -304,17 +348,12 @@ mod tests {
                 i
             })
             .collect();
-        assert_eq!(
-            evaluate_protocols(&only_accessories),
-            Err(MetricsError::NoEligibleSubjects {
-                protocol: "template_to_template_no_accessories"
-            })
-        );
-        let mut bad = images();
-        bad[3].embedding.push(0.0);
-        assert!(matches!(
-            evaluate_protocols(&bad),
-            Err(MetricsError::EmbeddingDimension { .. })
-        ));
+        let results = evaluate_protocols(&only_accessories).unwrap();
+        let full = evaluate_protocols(&images()).unwrap();
+        assert_eq!(results.template_to_template, full.template_to_template);
+        assert_eq!(results.image_to_image, full.image_to_image);
+        assert!(results.template_to_template_no_accessories.is_none());
+        assert!(results.image_to_template_no_accessories.is_none());
+        assert!(results.image_to_image_no_accessories.is_none());
     }
 }
