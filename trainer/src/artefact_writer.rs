@@ -1,5 +1,6 @@
-//! Writing the service's artefact at the precision asked for: fp32 as built, or int8 after
-//! the quality gate has compared both on calibration images. Shared by `export` and `fit`.
+//! Writing the service's artefact at the precision asked for: fp32 as built, or int8 or
+//! fp16 after the quality gate has compared it with fp32 on calibration images. Shared by
+//! `export` and `fit`.
 
 use std::path::{Path, PathBuf};
 
@@ -8,29 +9,38 @@ use clap::{Args, ValueEnum};
 use handmatch_core::embed::{ArtefactMetadata, RuntimeOptions};
 use handmatch_export::onnx::quantize::QuantizeOptions;
 use handmatch_export::onnx::ModelFile;
-use handmatch_export::precision::{record_gate, to_int8};
+use handmatch_export::precision::{fp16_summary, int8_summary, record_gate, to_fp16, to_int8};
 use handmatch_export::quality_gate::{compare, Calibration};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Quantize {
-    /// int8 weights per output column, activations quantised at run time.
+pub enum Reduced {
+    /// int8 weights per output column, activations quantised at run time: for CPUs.
     Int8,
+    /// The backbone in fp16, the head in fp32: for GPU providers (on a CPU, ONNX Runtime
+    /// runs it by casting back to fp32, slower than fp32).
+    Fp16,
 }
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct PrecisionArgs {
-    /// Quantise the artefact's matrix products (dynamic int8). The export fails unless every
-    /// calibration image's int8 embedding has a cosine of at least 0.99 to its fp32 one.
-    #[arg(long, value_enum, env = "HANDMATCH_QUANTIZE")]
-    pub quantize: Option<Quantize>,
+    /// Write the artefact in reduced precision (`--quantize` is the same flag). The export
+    /// fails unless every calibration image's embedding has a cosine of at least 0.99 to
+    /// its fp32 one. Without it: fp32.
+    #[arg(
+        long,
+        visible_alias = "quantize",
+        value_enum,
+        env = "HANDMATCH_PRECISION"
+    )]
+    pub precision: Option<Reduced>,
     /// Images for that check: a folder of JPEG/PNG/WebP files (the first 64 by name).
     /// Default: 16 synthetic hands.
-    #[arg(long, requires = "quantize")]
+    #[arg(long, requires = "precision")]
     pub calibration: Option<PathBuf>,
 }
 
-/// Writes `model` to `out` (atomically); with `--quantize int8`, the gated int8 artefact.
-/// Returns the metadata written.
+/// Writes `model` to `out` (atomically); with `--precision int8|fp16`, the gated artefact in
+/// that precision. Returns the metadata written.
 pub fn write_artefact(
     mut model: ModelFile,
     mut meta: ArtefactMetadata,
@@ -38,51 +48,80 @@ pub fn write_artefact(
     precision: &PrecisionArgs,
     runtime: &RuntimeOptions,
 ) -> anyhow::Result<ArtefactMetadata> {
-    if precision.quantize.is_none() {
+    let Some(reduced) = precision.precision else {
         model
             .save(out)
             .with_context(|| format!("writing {}", out.display()))?;
         return Ok(meta);
-    }
+    };
     let calibration = match &precision.calibration {
         Some(dir) => Calibration::from_dir(dir)?,
         None => Calibration::synthetic(0)?,
     };
     let scratch = tempfile::tempdir().context("a scratch folder for the quality gate")?;
     let fp32 = scratch.path().join("fp32.onnx");
-    let int8 = scratch.path().join("int8.onnx");
+    let candidate = scratch.path().join("candidate.onnx");
     model
         .clone()
         .save(&fp32)
         .context("writing the fp32 reference")?;
-    let quantized = to_int8(&mut model, &mut meta, QuantizeOptions::default());
-    anyhow::ensure!(
-        quantized.matmuls > 0,
-        "--quantize int8: this artefact has no matrix product to quantise ({} in its head, \
-         which stays fp32; convolutions, such as the hand landmark network's, are not \
-         quantised); export it without --quantize",
-        quantized.head_matmuls_kept
-    );
+    let (summary, done) = match reduced {
+        Reduced::Int8 => int8(&mut model, &mut meta)?,
+        Reduced::Fp16 => fp16(&mut model, &mut meta)?,
+    };
     model
         .clone()
-        .save(&int8)
-        .context("writing the int8 candidate")?;
-    let gate = compare(&fp32, &int8, &calibration, runtime)?.check()?;
+        .save(&candidate)
+        .with_context(|| format!("writing the {} candidate", meta.precision.as_str()))?;
+    let gate = compare(&fp32, &candidate, &calibration, runtime)?.check()?;
     eprintln!(
-        "int8: {} matrix products quantised ({:.1} MB of fp32 weights → {:.1} MB; the head's {} \
-         stay fp32); cosine to fp32 over {} calibration images: mean {:.4}, worst {:.4} ({})",
-        quantized.matmuls,
-        quantized.fp32_bytes as f64 / 1e6,
-        quantized.int8_bytes as f64 / 1e6,
-        quantized.head_matmuls_kept,
-        gate.images,
-        gate.mean_cosine,
-        gate.worst_cosine,
-        gate.worst_image
+        "{done}; cosine to fp32 over {} calibration images: mean {:.4}, worst {:.4} ({})",
+        gate.images, gate.mean_cosine, gate.worst_cosine, gate.worst_image
     );
-    record_gate(&mut model, &quantized, &gate);
+    record_gate(&mut model, summary, &gate);
     model
         .save(out)
         .with_context(|| format!("writing {}", out.display()))?;
     Ok(meta)
+}
+
+/// The int8 rewrite: its metadata summary and a line saying what it did.
+fn int8(
+    model: &mut ModelFile,
+    meta: &mut ArtefactMetadata,
+) -> anyhow::Result<(serde_json::Value, String)> {
+    let quantized = to_int8(model, meta, QuantizeOptions::default());
+    anyhow::ensure!(
+        quantized.matmuls > 0,
+        "--precision int8: this artefact has no matrix product to quantise ({} in its head, \
+         which stays fp32; convolutions, such as the hand landmark network's, are not \
+         quantised); export it without --precision",
+        quantized.head_matmuls_kept
+    );
+    let done = format!(
+        "int8: {} matrix products quantised ({:.1} MB of fp32 weights → {:.1} MB; the head's {} \
+         stay fp32)",
+        quantized.matmuls,
+        quantized.fp32_bytes as f64 / 1e6,
+        quantized.int8_bytes as f64 / 1e6,
+        quantized.head_matmuls_kept,
+    );
+    Ok((int8_summary(&quantized), done))
+}
+
+/// The fp16 conversion: its metadata summary and a line saying what it did.
+fn fp16(
+    model: &mut ModelFile,
+    meta: &mut ArtefactMetadata,
+) -> anyhow::Result<(serde_json::Value, String)> {
+    let half = to_fp16(model, meta)?;
+    let done = format!(
+        "fp16: {} nodes in fp16, {} in fp32 (the head on); {} weights, {:.1} MB → {:.1} MB",
+        half.fp16_nodes,
+        half.fp32_nodes,
+        half.weights,
+        half.fp32_bytes as f64 / 1e6,
+        half.fp16_bytes as f64 / 1e6,
+    );
+    Ok((fp16_summary(&half), done))
 }

@@ -119,3 +119,74 @@ fn int8_export_of_an_artefact_with_nothing_to_quantise_is_refused() {
     );
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn fp16_export_writes_a_gated_fp16_artefact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = tmp.path().join("ckpt");
+    let out = train()
+        .args(["init-random", "--arch", "dinov2-tiny", "--out"])
+        .arg(&ckpt)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let model = tmp.path().join("model.onnx");
+    let out = train()
+        .args([
+            "export",
+            "--image-size",
+            "56",
+            "--random-head",
+            "--precision",
+            "fp16",
+            "--hf-dir",
+        ])
+        .arg(&ckpt)
+        .arg("--out")
+        .arg(&model)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("fp16: ") && stderr.contains("cosine to fp32 over 16 calibration images"),
+        "{stderr}"
+    );
+    let session = handmatch_core::embed::EmbeddingSession::open(
+        &model,
+        &handmatch_core::embed::RuntimeOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(session.metadata().precision.as_str(), "fp16");
+}
+
+#[test]
+fn fp16_export_of_a_hand_artefact_is_refused_naming_the_operator() {
+    // The spliced landmark network and the feature sampling use operators (GridSample,
+    // TopK, …) that the conversion does not claim to handle.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = train()
+        .args([
+            "export",
+            "--backbone",
+            "hand-landmarks",
+            "--image-size",
+            "224",
+            "--random-head",
+            "--precision",
+            "fp16",
+            "--hand-model",
+        ])
+        .arg(common::hand_model())
+        .arg("--out")
+        .arg(tmp.path().join("model.onnx"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("fp16: operator ") && stderr.contains("this artefact stays fp32"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}

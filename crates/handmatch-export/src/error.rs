@@ -48,11 +48,12 @@ pub enum ExportError {
     #[error("{path}: {reason}")]
     Runtime { path: PathBuf, reason: String },
     #[error(
-        "int8 quantisation failed its quality gate: the cosine between int8 and fp32 \
-         embeddings is {worst_cosine:.4} on {image}, under {min_cosine} \
+        "the {precision} artefact failed its quality gate: the cosine between {precision} and \
+         fp32 embeddings is {worst_cosine:.4} on {image}, under {min_cosine} \
          (worst of {images} calibration images); the artefact was not written"
     )]
     QualityGate {
+        precision: String,
         worst_cosine: f32,
         image: String,
         min_cosine: f32,

@@ -1,11 +1,13 @@
-//! The int8 artefact's quality gate: the same images through the fp32 and the int8
-//! artefact, decoded and prepared exactly as the server does; every image's embeddings must
-//! agree to a cosine of at least the bound, or the export fails naming the worst image.
+//! The quality gate of int8 and fp16 artefacts: the same images through the fp32 artefact
+//! and the candidate, decoded and prepared exactly as the server does; every image's
+//! embeddings must agree to a cosine of at least the bound, or the export fails naming the
+//! worst image.
 
 use std::path::{Path, PathBuf};
 
 use handmatch_core::dataset::synth::{generate, SynthOptions};
 use handmatch_core::embed::decode::DecodeLimits;
+use handmatch_core::embed::metadata::Precision;
 use handmatch_core::embed::preprocess::{decode_for_model, model_input};
 use handmatch_core::embed::{EmbeddingSession, RuntimeOptions};
 use handmatch_core::template::cosine;
@@ -79,6 +81,8 @@ impl Calibration {
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct GateReport {
+    /// The candidate's precision (`int8`, `fp16`).
+    pub precision: String,
     /// Images both artefacts embedded (hand models leave out images without a hand).
     pub images: usize,
     pub mean_cosine: f32,
@@ -87,15 +91,16 @@ pub struct GateReport {
     pub min_cosine: f32,
 }
 
-/// Embeds `calibration` with both artefacts and compares them image by image.
+/// Embeds `calibration` with the fp32 artefact and the candidate and compares them image by
+/// image.
 pub fn compare(
     fp32: &Path,
-    int8: &Path,
+    candidate: &Path,
     calibration: &Calibration,
     runtime: &RuntimeOptions,
 ) -> Result<GateReport> {
-    let reference = embed_all(fp32, calibration, runtime)?;
-    let quantized = embed_all(int8, calibration, runtime)?;
+    let (_, reference) = embed_all(fp32, calibration, runtime)?;
+    let (precision, quantized) = embed_all(candidate, calibration, runtime)?;
     let mut cosines = Vec::new();
     for (i, (r, q)) in reference.iter().zip(&quantized).enumerate() {
         if let (Some(r), Some(q)) = (r, q) {
@@ -109,6 +114,7 @@ pub fn compare(
         });
     };
     Ok(GateReport {
+        precision: precision.as_str().into(),
         images: cosines.len(),
         mean_cosine: cosines.iter().map(|c| c.0).sum::<f32>() / cosines.len() as f32,
         worst_cosine,
@@ -124,6 +130,7 @@ impl GateReport {
             return Ok(self);
         }
         Err(ExportError::QualityGate {
+            precision: self.precision,
             worst_cosine: self.worst_cosine,
             image: self.worst_image,
             min_cosine: self.min_cosine,
@@ -132,12 +139,13 @@ impl GateReport {
     }
 }
 
-/// One embedding per image (`None`: no hand found), prepared as the server prepares it.
+/// The model's precision and one embedding per image (`None`: no hand found), prepared as
+/// the server prepares it.
 fn embed_all(
     model: &Path,
     calibration: &Calibration,
     runtime: &RuntimeOptions,
-) -> Result<Vec<Option<Vec<f32>>>> {
+) -> Result<(Precision, Vec<Option<Vec<f32>>>)> {
     let runtime_error = |e: &dyn std::fmt::Display| ExportError::Runtime {
         path: model.into(),
         reason: e.to_string(),
@@ -161,5 +169,5 @@ fn embed_all(
             .map_err(|e| runtime_error(&e))?;
         out.extend(rows.into_iter().map(|r| r.ok()));
     }
-    Ok(out)
+    Ok((meta.precision, out))
 }

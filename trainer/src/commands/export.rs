@@ -33,7 +33,7 @@ pub struct ExportArgs {
     pub seed: u64,
     #[command(flatten)]
     pub precision: PrecisionArgs,
-    /// Where the quality gate runs (with --quantize).
+    /// Where the quality gate runs (with --precision).
     #[command(flatten)]
     pub runtime: handmatch_core::args::RuntimeArgs,
     #[arg(long)]

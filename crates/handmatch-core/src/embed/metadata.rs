@@ -23,12 +23,13 @@ pub mod keys {
     pub const TRAINING: &str = "training";
     /// JSON `AlignmentSpec`; present only for models that align hands before embedding.
     pub const HAND_ALIGNMENT: &str = "hand_alignment";
-    /// `fp32` or `int8` (dynamically quantised MatMuls); absent in older artefacts: fp32.
+    /// `fp32`, `int8` (dynamically quantised MatMuls) or `fp16` (backbone in fp16, for GPU
+    /// providers); absent in older artefacts: fp32.
     pub const PRECISION: &str = "precision";
     /// `full` or `dct-scaled` (JPEGs decoded at a reduced scale in the DCT domain); absent
     /// in older artefacts: full, which is what they were trained and served with.
     pub const DECODE: &str = "decode";
-    /// JSON: how an int8 artefact was quantised and what its quality gate measured.
+    /// JSON: how an int8 or fp16 artefact was made and what its quality gate measured.
     pub const QUANTIZATION: &str = "quantization";
 }
 
@@ -40,6 +41,8 @@ pub enum Precision {
     Fp32,
     /// int8 weights (per output channel), activations quantised at run time.
     Int8,
+    /// The backbone's weights and activations in fp16, the head in fp32.
+    Fp16,
 }
 
 impl Precision {
@@ -47,6 +50,7 @@ impl Precision {
         match self {
             Self::Fp32 => "fp32",
             Self::Int8 => "int8",
+            Self::Fp16 => "fp16",
         }
     }
 }
@@ -57,7 +61,8 @@ impl std::str::FromStr for Precision {
         match s {
             "fp32" => Ok(Self::Fp32),
             "int8" => Ok(Self::Int8),
-            other => Err(format!("unknown precision `{other}` (fp32 or int8)")),
+            "fp16" => Ok(Self::Fp16),
+            other => Err(format!("unknown precision `{other}` (fp32, int8 or fp16)")),
         }
     }
 }

@@ -12,8 +12,10 @@ use std::sync::OnceLock;
 
 use handmatch_core::dataset::hand_info::{Dataset, LoadOptions};
 use handmatch_core::dataset::synth::{generate, SynthOptions};
+use handmatch_core::embed::metadata::Precision;
 use handmatch_export::artefact::{artefact_model, HeadSource};
 use handmatch_export::checkpoint::Checkpoint;
+use handmatch_export::precision::{to_fp16, to_int8};
 use handmatch_export::random_init::{self, Arch};
 use handmatch_proto::v1::hand_match_client::HandMatchClient;
 use handmatch_server::config::Args;
@@ -52,13 +54,13 @@ pub fn model(seed: u64) -> PathBuf {
     path
 }
 
-/// `model(seed)` quantised to int8 by the exporter (no quality gate here: the exporter's
-/// own tests check it).
-pub fn int8_model(seed: u64) -> PathBuf {
+/// `model(seed)` in int8 or fp16, converted by the exporter (no quality gate here: the
+/// exporter's own tests check it).
+pub fn reduced_model(seed: u64, precision: Precision) -> PathBuf {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let fp32 = model(seed);
     let _guard = LOCK.lock().unwrap();
-    let path = workdir().join(format!("model-{seed}-int8.onnx"));
+    let path = workdir().join(format!("model-{seed}-{}.onnx", precision.as_str()));
     if !path.exists() {
         let ckpt = Checkpoint::open(&workdir().join("ckpt")).unwrap();
         let head = HeadSource::Random {
@@ -67,7 +69,15 @@ pub fn int8_model(seed: u64) -> PathBuf {
             seed,
         };
         let (mut model, mut meta) = artefact_model(&ckpt, IMAGE_SIZE, head, None).unwrap();
-        handmatch_export::precision::to_int8(&mut model, &mut meta, Default::default());
+        match precision {
+            Precision::Int8 => {
+                to_int8(&mut model, &mut meta, Default::default());
+            }
+            Precision::Fp16 => {
+                to_fp16(&mut model, &mut meta).unwrap();
+            }
+            Precision::Fp32 => {}
+        }
         model.save(&path).unwrap();
     }
     assert!(fp32.exists());

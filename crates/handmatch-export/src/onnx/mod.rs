@@ -2,6 +2,7 @@
 //! model file writer.
 
 pub mod graph;
+pub mod half_precision;
 pub mod model;
 pub mod quantize;
 

@@ -1,11 +1,12 @@
-//! An int8 artefact served over real gRPC: the server loads it, says so, and its Identify
-//! scores equal the same artefact run offline (≤ 1e-5), because int8 artefacts embed each
-//! image on its own whatever the batching.
+//! int8 and fp16 artefacts served over real gRPC: the server loads each, says which it is,
+//! and its Identify scores equal the same artefact run offline (≤ 1e-5); for int8 because
+//! its artefacts embed each image on its own whatever the batching.
 
 mod common;
 
 use common::{hand_image, pb_image, Backend};
 use handmatch_core::embed::decode::DecodeLimits;
+use handmatch_core::embed::metadata::Precision;
 use handmatch_core::embed::preprocess::{decode_for_model, model_input};
 use handmatch_core::embed::{EmbeddingSession, RuntimeOptions};
 use handmatch_core::hand_image::Aspect;
@@ -21,7 +22,16 @@ fn offline_embedding(session: &mut EmbeddingSession, bytes: &[u8]) -> Vec<f32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_int8_artefact_serves_the_scores_it_computes_offline() {
-    let model = common::int8_model(2);
+    serves_the_scores_it_computes_offline(Precision::Int8).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_fp16_artefact_serves_the_scores_it_computes_offline() {
+    serves_the_scores_it_computes_offline(Precision::Fp16).await;
+}
+
+async fn serves_the_scores_it_computes_offline(precision: Precision) {
+    let model = common::reduced_model(2, precision);
     let url = common::database(Backend::Sqlite).await;
     let server = common::start_with(Args::for_model(model.clone(), &url))
         .await
@@ -36,7 +46,7 @@ async fn an_int8_artefact_serves_the_scores_it_computes_offline() {
     assert_eq!(info.model_id, session.metadata().model_id);
     assert_eq!(
         (info.precision.as_str(), info.decode.as_str()),
-        ("int8", "dct-scaled")
+        (precision.as_str(), "dct-scaled")
     );
 
     let subjects = ["a", "b", "c", "d"];
