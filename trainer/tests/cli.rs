@@ -89,10 +89,9 @@ fn failing_export_names_the_problem_and_writes_nothing() {
     assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0);
 }
 
-#[test]
-fn int8_export_of_an_artefact_with_nothing_to_quantise_is_refused() {
-    // A hand-landmarks artefact's only matrix products are its head's, which stay fp32,
-    // and convolutions are not quantised: an "int8" artefact would be fp32 under a label.
+/// `export` of a hand-landmarks artefact with a random head and `precision` (the flag and
+/// its value): it must fail and write nothing; returns its stderr.
+fn refused_hand_export(precision: [&str; 2]) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let out = train()
         .args([
@@ -102,8 +101,8 @@ fn int8_export_of_an_artefact_with_nothing_to_quantise_is_refused() {
             "--image-size",
             "224",
             "--random-head",
-            "--quantize",
-            "int8",
+            precision[0],
+            precision[1],
             "--hand-model",
         ])
         .arg(common::hand_model())
@@ -112,12 +111,19 @@ fn int8_export_of_an_artefact_with_nothing_to_quantise_is_refused() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn int8_export_of_an_artefact_with_nothing_to_quantise_is_refused() {
+    // A hand-landmarks artefact's only matrix products are its head's, which stay fp32,
+    // and convolutions are not quantised: an "int8" artefact would be fp32 under a label.
+    let stderr = refused_hand_export(["--quantize", "int8"]);
     assert!(
         stderr.contains("no matrix product to quantise (2 in its head"),
         "{stderr}"
     );
-    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
 
 #[test]
@@ -162,31 +168,11 @@ fn fp16_export_writes_a_gated_fp16_artefact() {
 
 #[test]
 fn fp16_export_of_a_hand_artefact_is_refused_naming_the_operator() {
-    // The spliced landmark network and the feature sampling use operators (GridSample,
-    // TopK, …) that the conversion does not claim to handle.
-    let tmp = tempfile::tempdir().unwrap();
-    let out = train()
-        .args([
-            "export",
-            "--backbone",
-            "hand-landmarks",
-            "--image-size",
-            "224",
-            "--random-head",
-            "--precision",
-            "fp16",
-            "--hand-model",
-        ])
-        .arg(common::hand_model())
-        .arg("--out")
-        .arg(tmp.path().join("model.onnx"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The spliced landmark network and the feature sampling use operators (Clip,
+    // GridSample, TopK, …) that the conversion does not claim to handle.
+    let stderr = refused_hand_export(["--precision", "fp16"]);
     assert!(
         stderr.contains("fp16: operator ") && stderr.contains("this artefact stays fp32"),
         "{stderr}"
     );
-    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }

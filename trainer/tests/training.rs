@@ -61,6 +61,30 @@ fn world() -> &'static World {
     })
 }
 
+/// The world's random checkpoint exported as a backbone graph under `name`.
+fn world_backbone(w: &World, name: &str) -> std::path::PathBuf {
+    let path = w.dir.path().join(name);
+    export_backbone(
+        &handmatch_export::backbone::BackboneSpec::checkpoint(w.dir.path().join("ckpt")),
+        IMAGE_SIZE,
+        &path,
+    )
+    .unwrap();
+    path
+}
+
+/// Extraction of each image's evaluation view alone.
+fn evaluation_views(backbone: std::path::PathBuf) -> ExtractOptions {
+    ExtractOptions {
+        backbone,
+        views: 0,
+        seed: 0,
+        batch_size: 32,
+        runtime: RuntimeOptions::default(),
+        progress: false,
+    }
+}
+
 fn train(w: &World, name: &str, config: FitConfig) -> handmatch_trainer::pipeline::FitReport {
     train_selected(w, name, config, None)
 }
@@ -109,26 +133,13 @@ fn test_r1(model: &Path, w: &World) -> f64 {
 fn trained_head_against_raw_features_and_triplet_against_contrastive() {
     let w = world();
     // Raw backbone features of the test subjects, L2-normalised.
-    let backbone = w.dir.path().join("raw-backbone.onnx");
-    export_backbone(
-        &handmatch_export::backbone::BackboneSpec::checkpoint(w.dir.path().join("ckpt")),
-        IMAGE_SIZE,
-        &backbone,
-    )
-    .unwrap();
+    let backbone = world_backbone(w, "raw-backbone.onnx");
     let test = w.split.subject_set(Subset::Test);
     let test_images = images_of(&w.data, &test);
     let cache = extract(
         &test_images,
         &w.dir.path().join("raw-test.safetensors"),
-        &ExtractOptions {
-            backbone,
-            views: 0,
-            seed: 0,
-            batch_size: 32,
-            runtime: RuntimeOptions::default(),
-            progress: false,
-        },
+        &evaluation_views(backbone),
     )
     .unwrap();
     let raw = evaluate_protocols(&raw_features(&cache, &rows_of(&cache, &test))).unwrap();
@@ -197,13 +208,7 @@ fn trained_head_against_raw_features_and_triplet_against_contrastive() {
 #[test]
 fn the_feature_cache_is_reused_only_when_backbone_images_and_views_match() {
     let w = world();
-    let backbone = w.dir.path().join("cache-backbone.onnx");
-    export_backbone(
-        &handmatch_export::backbone::BackboneSpec::checkpoint(w.dir.path().join("ckpt")),
-        IMAGE_SIZE,
-        &backbone,
-    )
-    .unwrap();
+    let backbone = world_backbone(w, "cache-backbone.onnx");
     let images = images_of(&w.data, &w.split.subject_set(Subset::Val));
     let path = w.dir.path().join("cache-test.safetensors");
     let opts = |views: usize, seed: u64| ExtractOptions {
@@ -360,25 +365,12 @@ fn an_ensemble_of_equal_members_ranks_as_its_member_does() {
 fn cross_validation_without_accessory_free_subjects_scores_the_other_protocols() {
     use handmatch_trainer::cv::{cross_validate, markdown, CvPlan, Variant, PROTOCOLS};
     let w = world();
-    let backbone = w.dir.path().join("cv-backbone.onnx");
-    export_backbone(
-        &handmatch_export::backbone::BackboneSpec::checkpoint(w.dir.path().join("ckpt")),
-        IMAGE_SIZE,
-        &backbone,
-    )
-    .unwrap();
+    let backbone = world_backbone(w, "cv-backbone.onnx");
     let everyone: Vec<String> = w.data.subjects().keys().map(|s| s.to_string()).collect();
     let mut cache = extract(
         &images_of(&w.data, &everyone.iter().cloned().collect()),
         &w.dir.path().join("cv.safetensors"),
-        &ExtractOptions {
-            backbone,
-            views: 0,
-            seed: 0,
-            batch_size: 32,
-            runtime: RuntimeOptions::default(),
-            progress: false,
-        },
+        &evaluation_views(backbone),
     )
     .unwrap();
     for image in &mut cache.images {

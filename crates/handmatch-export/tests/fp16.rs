@@ -5,34 +5,16 @@
 
 mod common;
 
-use std::path::Path;
-
 use handmatch_core::embed::metadata::Precision;
 use handmatch_core::embed::{EmbeddingSession, RuntimeOptions};
-use handmatch_export::artefact::{artefact_model, HeadSource};
-use handmatch_export::checkpoint::Checkpoint;
 use handmatch_export::onnx::half_precision::convert_fp16;
 use handmatch_export::onnx::proto::tensor_proto::DataType;
 use handmatch_export::onnx::proto::ModelProto;
-use handmatch_export::onnx::{Dim, GraphBuilder, ModelFile};
+use handmatch_export::onnx::{Dim, GraphBuilder};
 use handmatch_export::precision::to_fp16;
 use handmatch_export::quality_gate::{compare, Calibration, MIN_COSINE};
-use handmatch_export::random_init::{self, Arch};
+use handmatch_export::random_init::Arch;
 use prost::Message;
-
-const IMAGE_SIZE: usize = 56;
-
-fn fp32_artefact(arch: Arch, dir: &Path) -> (ModelFile, handmatch_core::embed::ArtefactMetadata) {
-    let ckpt_dir = dir.join("ckpt");
-    random_init::write(arch, 3, &ckpt_dir).unwrap();
-    let ckpt = Checkpoint::open(&ckpt_dir).unwrap();
-    let head = HeadSource::Random {
-        hidden: 128,
-        embedding_dim: 32,
-        seed: 5,
-    };
-    artefact_model(&ckpt, IMAGE_SIZE, head, None).unwrap()
-}
 
 /// Float weights by precision: (fp16 weights, fp32 head weights, other fp32 tensors with
 /// more than one element).
@@ -57,7 +39,7 @@ fn weight_types(model: &ModelProto) -> (usize, usize, Vec<String>) {
 
 fn converts_and_passes_the_gate(arch: Arch) {
     let tmp = tempfile::tempdir().unwrap();
-    let (fp32, fp32_meta) = fp32_artefact(arch, tmp.path());
+    let (fp32, fp32_meta) = common::fp32_artefact(arch, tmp.path());
     let fp32_path = tmp.path().join("fp32.onnx");
     fp32.clone().save(&fp32_path).unwrap();
 

@@ -8,31 +8,15 @@ use std::path::Path;
 
 use handmatch_core::embed::metadata::Precision;
 use handmatch_core::embed::{EmbeddingSession, RuntimeOptions};
-use handmatch_export::artefact::{artefact_model, HeadSource};
-use handmatch_export::checkpoint::Checkpoint;
 use handmatch_export::error::ExportError;
 use handmatch_export::onnx::proto::ModelProto;
 use handmatch_export::onnx::quantize::QuantizeOptions;
-use handmatch_export::onnx::ModelFile;
 use handmatch_export::precision::to_int8;
 use handmatch_export::quality_gate::{compare, Calibration, MIN_COSINE};
-use handmatch_export::random_init::{self, Arch};
+use handmatch_export::random_init::Arch;
 use prost::Message;
 
-const IMAGE_SIZE: usize = 56;
-
-/// A random DINOv2-tiny artefact with a random MLP head: (model, metadata).
-fn fp32_artefact(dir: &Path) -> (ModelFile, handmatch_core::embed::ArtefactMetadata) {
-    let ckpt_dir = dir.join("ckpt");
-    random_init::write(Arch::Dinov2Tiny, 3, &ckpt_dir).unwrap();
-    let ckpt = Checkpoint::open(&ckpt_dir).unwrap();
-    let head = HeadSource::Random {
-        hidden: 128,
-        embedding_dim: 32,
-        seed: 5,
-    };
-    artefact_model(&ckpt, IMAGE_SIZE, head, None).unwrap()
-}
+const IMAGE_SIZE: usize = common::ARTEFACT_SIZE;
 
 fn op_count(model: &ModelProto, op: &str) -> usize {
     let graph = model.graph.as_ref().unwrap();
@@ -57,7 +41,7 @@ fn optimised(path: &Path, dir: &Path) -> ModelProto {
 #[test]
 fn int8_artefact_is_fused_by_onnx_runtime_and_stays_within_the_gate() {
     let tmp = tempfile::tempdir().unwrap();
-    let (fp32, fp32_meta) = fp32_artefact(tmp.path());
+    let (fp32, fp32_meta) = common::fp32_artefact(Arch::Dinov2Tiny, tmp.path());
     let fp32_path = tmp.path().join("fp32.onnx");
     fp32.clone().save(&fp32_path).unwrap();
     let matmuls = fp32
@@ -135,7 +119,7 @@ fn int8_artefact_is_fused_by_onnx_runtime_and_stays_within_the_gate() {
 #[test]
 fn the_gate_refuses_a_deliberately_broken_quantisation() {
     let tmp = tempfile::tempdir().unwrap();
-    let (fp32, fp32_meta) = fp32_artefact(tmp.path());
+    let (fp32, fp32_meta) = common::fp32_artefact(Arch::Dinov2Tiny, tmp.path());
     let fp32_path = tmp.path().join("fp32.onnx");
     fp32.clone().save(&fp32_path).unwrap();
     // Three weight levels (−1, 0, 1) per column: far too coarse.

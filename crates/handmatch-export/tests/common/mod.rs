@@ -2,8 +2,31 @@
 //! normalisation done independently of the graph.
 #![allow(dead_code)] // each test binary uses its own part of it
 
-use handmatch_core::embed::metadata::{IMAGENET_MEAN, IMAGENET_STD};
+use std::path::Path;
+
+use handmatch_core::embed::metadata::{ArtefactMetadata, IMAGENET_MEAN, IMAGENET_STD};
+use handmatch_export::artefact::{artefact_model, HeadSource};
+use handmatch_export::checkpoint::Checkpoint;
+use handmatch_export::onnx::ModelFile;
+use handmatch_export::random_init::{self, Arch};
 use ndarray::Array4;
+
+/// The image size of the artefacts `fp32_artefact` builds.
+pub const ARTEFACT_SIZE: usize = 56;
+
+/// A random `arch` artefact at 56 px with a random MLP head, its checkpoint written in
+/// `dir`: (model, metadata).
+pub fn fp32_artefact(arch: Arch, dir: &Path) -> (ModelFile, ArtefactMetadata) {
+    let ckpt_dir = dir.join("ckpt");
+    random_init::write(arch, 3, &ckpt_dir).unwrap();
+    let ckpt = Checkpoint::open(&ckpt_dir).unwrap();
+    let head = HeadSource::Random {
+        hidden: 128,
+        embedding_dim: 32,
+        seed: 5,
+    };
+    artefact_model(&ckpt, ARTEFACT_SIZE, head, None).unwrap()
+}
 
 /// `[N, S, S, 3]` uint8 images that differ from pixel to pixel and with `seed`.
 pub fn images(n: usize, s: usize, seed: u32) -> Array4<u8> {
