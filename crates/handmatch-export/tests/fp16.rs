@@ -10,7 +10,7 @@ use handmatch_core::embed::{EmbeddingSession, RuntimeOptions};
 use handmatch_export::onnx::half_precision::convert_fp16;
 use handmatch_export::onnx::proto::tensor_proto::DataType;
 use handmatch_export::onnx::proto::ModelProto;
-use handmatch_export::onnx::{Dim, GraphBuilder};
+use handmatch_export::onnx::{Dim, GraphBuilder, ModelFile};
 use handmatch_export::precision::to_fp16;
 use handmatch_export::quality_gate::{compare, Calibration, MIN_COSINE};
 use handmatch_export::random_init::Arch;
@@ -123,4 +123,83 @@ fn a_graph_with_an_operator_it_does_not_convert_is_refused_untouched() {
     let err = convert_fp16(&mut graph).unwrap_err().to_string();
     assert!(err.contains("Resize") && err.contains("fp32"), "{err}");
     assert_eq!(graph, before);
+}
+
+/// A small graph that takes every path of the rewrite the artefacts do not: a float graph
+/// input read by fp16 nodes, a graph output an fp16 node produces, and a weight both
+/// precisions read. Run by ONNX Runtime, the converted graph gives fp32 outputs equal to
+/// the original's within fp16's rounding.
+#[test]
+fn graph_inputs_outputs_and_shared_weights_are_cast_at_the_boundary() {
+    let mut g = GraphBuilder::new();
+    let dims = [Dim::Fixed(2), Dim::Fixed(4)];
+    let x = g.input("x", DataType::Float, &dims);
+    // Not representable in fp16, so the converted weights differ from these.
+    let scale = g.const_f32("scale", &[4], vec![0.1, -1.3, 2.7, 3.3]);
+    let two = g.const_f32("two", &[1], vec![2.0]);
+    let scaled = g.mul(&x, &scale);
+    let features = g.add(&scaled, &x);
+    let doubled = g.mul(&features, &two);
+    g.output(&doubled, "features", DataType::Float, &dims);
+    let head_w: Vec<f32> = (0..12).map(|i| i as f32 / 7.0 - 0.6).collect();
+    let head_w = g.weight(
+        "head.w",
+        &handmatch_export::tensor::Tensor::new(vec![4, 3], head_w),
+    );
+    let projected = g.op("MatMul", &[&features, &head_w], vec![]);
+    let embedding = g.mul(&projected, &two);
+    g.output(
+        &embedding,
+        "embedding",
+        DataType::Float,
+        &[Dim::Fixed(2), Dim::Fixed(3)],
+    );
+    let fp32 = ModelFile::new(g.finish("boundaries"));
+    let mut half = fp32.clone();
+    let report = convert_fp16(&mut half.graph).unwrap();
+    // Mul, Add, Mul and Identity(features) in fp16; MatMul, Mul and Identity(embedding)
+    // in fp32.
+    assert_eq!((report.fp16_nodes, report.fp32_nodes), (4, 3), "{report:?}");
+    let names: Vec<&str> = half.graph.initializer.iter().map(|t| t.name()).collect();
+    let copy = format!("{two}/fp16");
+    assert!(
+        names.contains(&two.as_str()) && names.contains(&copy.as_str()),
+        "{names:?}"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let x = ndarray::Array2::from_shape_fn((2, 4), |(i, j)| (i * 4 + j) as f32 * 0.37 - 1.1);
+    let want = run(fp32, &tmp.path().join("fp32.onnx"), &x);
+    let got = run(half, &tmp.path().join("fp16.onnx"), &x);
+    for (name, (w, h)) in ["features", "embedding"].iter().zip(want.iter().zip(&got)) {
+        assert_eq!(w.len(), h.len());
+        for (a, b) in w.iter().zip(h) {
+            assert!(
+                (a - b).abs() <= 2e-3 * a.abs().max(1.0),
+                "{name}: {a} vs {b}"
+            );
+        }
+        // On the CPU ONNX Runtime computes these nodes in fp32 (it casts back and folds the
+        // cast pairs), so what differs here is the weights' fp16 rounding.
+        assert_ne!(w, h, "{name}: fp16 rounding changed nothing");
+    }
+}
+
+/// The graph's `features` and `embedding` outputs (both fp32) for `x`.
+fn run(model: ModelFile, path: &std::path::Path, x: &ndarray::Array2<f32>) -> Vec<Vec<f32>> {
+    model.save(path).unwrap();
+    let env = handmatch_core::embed::runtime::environment(None).unwrap();
+    let mut session = ort::session::Session::builder(env)
+        .unwrap()
+        .commit_from_file(path)
+        .unwrap();
+    let input = ort::value::TensorRef::from_array_view(x.view()).unwrap();
+    let out = session.run(ort::inputs!["x" => input]).unwrap();
+    ["features", "embedding"]
+        .iter()
+        .map(|name| {
+            let t = out[*name].try_extract_array::<f32>().unwrap();
+            t.iter().copied().collect()
+        })
+        .collect()
 }
