@@ -8,6 +8,7 @@ use std::borrow::Borrow;
 use std::collections::BTreeSet;
 
 use handmatch_core::dataset::folds::{hold_out, k_folds};
+use handmatch_core::metrics::protocols::PROTOCOL_NAMES;
 use handmatch_core::metrics::{evaluate_protocols, ProtocolResults, RetrievalMetrics};
 
 use crate::extract::FeatureCache;
@@ -182,25 +183,7 @@ fn r_at(m: &RetrievalMetrics, k: usize) -> f64 {
 }
 
 /// The protocols a report shows, by name.
-pub const PROTOCOLS: [&str; 6] = [
-    "template → template",
-    "image → template",
-    "image → image",
-    "template → template, no accessories",
-    "image → template, no accessories",
-    "image → image, no accessories",
-];
-
-fn protocol(results: &ProtocolResults, i: usize) -> Option<&RetrievalMetrics> {
-    match i {
-        0 => Some(&results.template_to_template),
-        1 => Some(&results.image_to_template),
-        2 => Some(&results.image_to_image),
-        3 => results.template_to_template_no_accessories.as_ref(),
-        4 => results.image_to_template_no_accessories.as_ref(),
-        _ => results.image_to_image_no_accessories.as_ref(),
-    }
-}
+pub const PROTOCOLS: [&str; 6] = PROTOCOL_NAMES;
 
 fn summarise(v: &Variant, folds: Vec<FoldResult>) -> VariantReport {
     let protocols = PROTOCOLS
@@ -209,7 +192,7 @@ fn summarise(v: &Variant, folds: Vec<FoldResult>) -> VariantReport {
         .map(|(i, name)| {
             let present: Vec<&RetrievalMetrics> = folds
                 .iter()
-                .filter_map(|r| protocol(&r.results, i))
+                .filter_map(|r| r.results.named()[i].1)
                 .collect();
             let of = |f: &dyn Fn(&RetrievalMetrics) -> f64| {
                 MeanStd::of(&present.iter().map(|m| f(m)).collect::<Vec<_>>())

@@ -142,26 +142,13 @@ pub fn write_report(
 
 /// A Markdown table of R@1/5/10, mean rank and mAP for every protocol.
 pub fn table(results: &ProtocolResults) -> String {
-    let rows = [
-        ("template → template", Some(&results.template_to_template)),
-        ("image → template", Some(&results.image_to_template)),
-        ("image → image", Some(&results.image_to_image)),
-        (
-            "template → template, no accessories",
-            results.template_to_template_no_accessories.as_ref(),
-        ),
-        (
-            "image → template, no accessories",
-            results.image_to_template_no_accessories.as_ref(),
-        ),
-        (
-            "image → image, no accessories",
-            results.image_to_image_no_accessories.as_ref(),
-        ),
-    ];
     let mut out = String::from("| protocol | queries | gallery | R@1 [95% CI] | R@5 | R@10 | chance R@1 | mean rank | mAP |\n|---|---:|---:|---|---:|---:|---:|---:|---:|\n");
     // A protocol without eligible subjects has no row.
-    for (name, m) in rows.into_iter().filter_map(|(n, m)| Some((n, m?))) {
+    for (name, m) in results
+        .named()
+        .into_iter()
+        .filter_map(|(n, m)| Some((n, m?)))
+    {
         let r = |k| m.recall_at(k).map_or(f64::NAN, |r| r.value);
         let r1 = m.recall_at(1);
         out += &format!(

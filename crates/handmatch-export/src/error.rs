@@ -53,7 +53,7 @@ pub enum ExportError {
          (worst of {images} calibration images); the artefact was not written"
     )]
     QualityGate {
-        precision: String,
+        precision: &'static str,
         worst_cosine: f32,
         image: String,
         min_cosine: f32,

@@ -81,8 +81,8 @@ impl Calibration {
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct GateReport {
-    /// The candidate's precision (`int8`, `fp16`).
-    pub precision: String,
+    /// The candidate's precision.
+    pub precision: Precision,
     /// Images both artefacts embedded (hand models leave out images without a hand).
     pub images: usize,
     pub mean_cosine: f32,
@@ -114,7 +114,7 @@ pub fn compare(
         });
     };
     Ok(GateReport {
-        precision: precision.as_str().into(),
+        precision,
         images: cosines.len(),
         mean_cosine: cosines.iter().map(|c| c.0).sum::<f32>() / cosines.len() as f32,
         worst_cosine,
@@ -130,7 +130,7 @@ impl GateReport {
             return Ok(self);
         }
         Err(ExportError::QualityGate {
-            precision: self.precision,
+            precision: self.precision.as_str(),
             worst_cosine: self.worst_cosine,
             image: self.worst_image,
             min_cosine: self.min_cosine,

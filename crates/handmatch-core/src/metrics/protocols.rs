@@ -58,6 +58,31 @@ pub struct ProtocolResults {
     pub image_to_image_no_accessories: Option<RetrievalMetrics>,
 }
 
+/// The six protocols' names as reports print them, in `ProtocolResults::named` order.
+pub const PROTOCOL_NAMES: [&str; 6] = [
+    "template → template",
+    "image → template",
+    "image → image",
+    "template → template, no accessories",
+    "image → template, no accessories",
+    "image → image, no accessories",
+];
+
+impl ProtocolResults {
+    /// Each protocol with its name, in report order; `None` for an absent accessory-free one.
+    pub fn named(&self) -> [(&'static str, Option<&RetrievalMetrics>); 6] {
+        let metrics = [
+            Some(&self.template_to_template),
+            Some(&self.image_to_template),
+            Some(&self.image_to_image),
+            self.template_to_template_no_accessories.as_ref(),
+            self.image_to_template_no_accessories.as_ref(),
+            self.image_to_image_no_accessories.as_ref(),
+        ];
+        std::array::from_fn(|i| (PROTOCOL_NAMES[i], metrics[i]))
+    }
+}
+
 /// All six protocols over `images`. The three with every photo must have subjects with
 /// both aspects; the accessory-free ones are absent when none is left.
 pub fn evaluate_protocols(images: &[EmbeddedImage]) -> Result<ProtocolResults, MetricsError> {

@@ -10,6 +10,21 @@ use super::proto::{
 };
 use crate::tensor::Tensor;
 
+/// The prefix every head weight's name carries (`head.linear`, `head.fc1_bn`, `head.fc2`,
+/// ensemble members likewise): the precision rewrites keep those products fp32.
+pub const HEAD_WEIGHT_PREFIX: &str = "head.";
+
+/// A float initializer's values, from `raw_data` (as `weight` writes them) or `float_data`.
+pub fn float_values(t: &TensorProto) -> Vec<f32> {
+    match &t.raw_data {
+        Some(raw) => raw
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("four bytes")))
+            .collect(),
+        None => t.float_data.clone(),
+    }
+}
+
 /// One dimension of a graph input or output.
 #[derive(Debug, Clone)]
 pub enum Dim {

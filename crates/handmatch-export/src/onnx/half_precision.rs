@@ -25,10 +25,7 @@ use half::f16;
 
 use super::proto::{tensor_proto::DataType, GraphProto, NodeProto, TensorProto};
 use crate::error::{ExportError, Result};
-use crate::onnx::graph::{attribute, Attr};
-
-/// Where the graph builder names every head weight (as the int8 rewrite relies on too).
-const HEAD_WEIGHT_PREFIX: &str = "head.";
+use crate::onnx::graph::{attribute, float_values, Attr, HEAD_WEIGHT_PREFIX};
 
 /// Operators that may run in fp16 here: each output's type is its first input's type
 /// (`Shape` reads any type and gives int64).
@@ -159,14 +156,14 @@ impl Plan {
             if !fp32 {
                 convertible(node)?;
             }
-            let outputs = node.output.iter().filter(|_| produces_float);
+            let outputs: &[String] = if produces_float { &node.output } else { &[] };
             let readers = if fp32 {
                 plan.fp32_nodes += 1;
-                fp32_values.extend(outputs.cloned());
+                fp32_values.extend(outputs.iter().cloned());
                 &mut plan.read_in_fp32
             } else {
                 plan.fp16_nodes.insert(i);
-                plan.fp16_values.extend(outputs.cloned());
+                plan.fp16_values.extend(outputs.iter().cloned());
                 &mut plan.read_in_fp16
             };
             readers.extend(
@@ -175,9 +172,7 @@ impl Plan {
                     .filter(|v| float_weights.contains(**v))
                     .map(|v| v.to_string()),
             );
-            if produces_float {
-                plan.float_values.extend(node.output.iter().cloned());
-            }
+            plan.float_values.extend(outputs.iter().cloned());
         }
         Ok(plan)
     }
@@ -229,7 +224,7 @@ struct ConvertedWeights {
     converted: usize,
     fp32_bytes: usize,
     fp16_bytes: usize,
-    /// fp16 copies of weights that fp32 nodes read as well (named `NAME/fp16`).
+    /// fp16 copies of weights that fp32 nodes read as well (see `fp16_name`).
     copies: Vec<TensorProto>,
 }
 
@@ -246,7 +241,7 @@ fn convert_weights(graph: &mut GraphProto, plan: &Plan) -> Result<ConvertedWeigh
         out.fp16_bytes += half.raw_data().len();
         if plan.read_in_fp32.contains(t.name()) {
             out.copies.push(TensorProto {
-                name: Some(fp16_copy_name(t.name())),
+                name: Some(fp16_name(t.name())),
                 ..half
             });
         } else {
@@ -256,19 +251,15 @@ fn convert_weights(graph: &mut GraphProto, plan: &Plan) -> Result<ConvertedWeigh
     Ok(out)
 }
 
-fn fp16_copy_name(name: &str) -> String {
-    format!("{name}/fp16")
+/// The name of `value`'s fp16 twin: a shared weight's copy, a graph input's cast, or what
+/// an fp16 node writes before the cast to a graph output.
+fn fp16_name(value: &str) -> String {
+    format!("{value}/fp16")
 }
 
 /// `t` (float) as fp16; refuses a value outside fp16's range rather than making it ∞.
 fn to_fp16_tensor(t: &TensorProto) -> Result<TensorProto> {
-    let values: Vec<f32> = match &t.raw_data {
-        Some(raw) => raw
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().expect("four bytes")))
-            .collect(),
-        None => t.float_data.clone(),
-    };
+    let values = float_values(t);
     let mut raw = Vec::with_capacity(values.len() * 2);
     for v in values {
         let h = f16::from_f32(v);
@@ -308,13 +299,13 @@ impl<'a> Rewriter<'a> {
         let mut as_fp16: HashMap<String, String> = plan
             .read_in_fp16
             .intersection(&plan.read_in_fp32)
-            .map(|w| (w.clone(), fp16_copy_name(w)))
+            .map(|w| (w.clone(), fp16_name(w)))
             .collect();
         let mut nodes = Vec::new();
         for input in &graph.input {
             let name = input.name();
             if plan.graph_inputs.contains(name) {
-                let cast = format!("{name}/fp16");
+                let cast = fp16_name(name);
                 nodes.push(cast_node(name, &cast, DataType::Float16));
                 as_fp16.insert(name.to_string(), cast);
             }
@@ -358,7 +349,7 @@ impl<'a> Rewriter<'a> {
         for output in &mut node.output {
             let is_float = self.plan.float_values.contains(output.as_str());
             if is_float && self.plan.graph_outputs.contains(output.as_str()) {
-                let private = format!("{output}/fp16");
+                let private = fp16_name(output);
                 casts.push(cast_node(&private, output, DataType::Float));
                 self.as_fp16.insert(output.clone(), private.clone());
                 *output = private;

@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 
 use super::proto::{tensor_proto::DataType, GraphProto, NodeProto, TensorProto};
-use crate::onnx::graph::Attr;
+use crate::onnx::graph::{float_values, Attr, HEAD_WEIGHT_PREFIX};
 
 /// Weights are symmetric per output column, in ±63 by default: on CPUs without VNNI the
 /// u8 × s8 products are summed in pairs into 16 bits (`vpmaddubsw`), which saturates for
@@ -33,9 +33,6 @@ use crate::onnx::graph::Attr;
 pub const DEFAULT_WEIGHT_MAX: i8 = 63;
 /// Products smaller than this stay fp32: quantising them saves nothing measurable.
 const MIN_ELEMENTS: usize = 4096;
-/// Where the graph builder names every head weight (`GraphBuilder::linear` under
-/// `head.linear`, `head.fc1_bn`, `head.fc2`, ensemble members likewise).
-const HEAD_WEIGHT_PREFIX: &str = "head.";
 
 #[derive(Debug, Clone, Copy)]
 pub struct QuantizeOptions {
@@ -140,11 +137,7 @@ fn quantizable_weight(
 /// `W[K, N]` → (int8 `W_q`, per-column scales `[N]`), symmetric: `W ≈ W_q · scale[n]`.
 fn quantize_columns(t: &TensorProto, weight_max: i8) -> (Vec<i8>, Vec<f32>) {
     let (k, n) = (t.dims[0] as usize, t.dims[1] as usize);
-    let w: Vec<f32> = t
-        .raw_data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().expect("four bytes")))
-        .collect();
+    let w = float_values(t);
     let qmax = weight_max as f32;
     let scales: Vec<f32> = (0..n)
         .map(|c| {
