@@ -106,11 +106,18 @@ pub struct Args {
     #[command(flatten)]
     pub protection: ProtectionArgs,
 
+    /// Embedding sessions that run batches side by side (0: one per core on a CPU, at most
+    /// 4, each on its share of --intra-threads; one on CUDA). With more than one, a batch
+    /// that finds nothing else running takes one more session, over all the threads. Each
+    /// session holds its own copy of the weights: 1 is the leanest.
+    #[arg(long, env = "HANDMATCH_EMBED_WORKERS", default_value_t = 0)]
+    pub embed_workers: usize,
+
     /// Most images embedded in one session call.
     #[arg(long, env = "HANDMATCH_MAX_BATCH_SIZE", default_value_t = 8)]
     pub max_batch_size: usize,
 
-    /// Requests waiting for the embedding worker before new ones are refused (RESOURCE_EXHAUSTED).
+    /// Requests waiting for an embedding worker before new ones are refused (RESOURCE_EXHAUSTED).
     #[arg(long, env = "HANDMATCH_MAX_QUEUE", default_value_t = 64)]
     pub max_queue: usize,
 

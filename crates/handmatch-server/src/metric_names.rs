@@ -7,6 +7,7 @@ pub const DECODE_SECONDS: &str = "handmatch_decode_seconds";
 pub const EMBED_SECONDS: &str = "handmatch_embed_seconds";
 pub const SEARCH_SECONDS: &str = "handmatch_search_seconds";
 pub const EMBED_BATCH_IMAGES: &str = "handmatch_embedding_batch_images";
+pub const EMBED_SESSION_REQUESTS: &str = "handmatch_embedding_requests_total";
 pub const QUEUE_DEPTH: &str = "handmatch_embedding_queue_depth";
 pub const GALLERY_SUBJECTS: &str = "handmatch_gallery_subjects";
 pub const GALLERY_TEMPLATES: &str = "handmatch_gallery_templates";

@@ -29,7 +29,7 @@ use crate::store::TemplateStore;
 use crate::tls::server_tls;
 use handmatch_core::embed::decode::DecodeLimits;
 use handmatch_core::embed::queue::EmbedQueue;
-use handmatch_core::embed::EmbeddingSession;
+use handmatch_core::embed::EmbeddingPool;
 use handmatch_proto::v1::admin_server::AdminServer;
 use handmatch_proto::v1::hand_match_server::HandMatchServer;
 use handmatch_proto::v1::FILE_DESCRIPTOR_SET;
@@ -245,23 +245,24 @@ async fn load(
 ) -> anyhow::Result<Serving> {
     let opts = args.runtime.options();
     let model = args.model.clone().context("--model is required to serve")?;
-    let mut session =
-        tokio::task::spawn_blocking(move || EmbeddingSession::open(&model, &opts)).await??;
-    let meta = session.metadata().clone();
+    let workers = args.embed_workers;
+    // One run of each session before serving: kernels, allocations and (on CUDA) the
+    // device are ready.
+    let pool = tokio::task::spawn_blocking(move || {
+        let mut pool = EmbeddingPool::open(&model, &opts, workers)?;
+        pool.warm_up()?;
+        anyhow::Ok(pool)
+    })
+    .await??;
+    let meta = pool.metadata().clone();
     tracing::info!(
         model_id = %meta.model_id,
         backbone = %meta.backbone,
-        provider = %session.provider(),
-        "model loaded; warming up"
+        provider = %pool.provider(),
+        sessions = %pool.layout(),
+        "model loaded and warmed up"
     );
-    // One run before serving: kernels, allocations and (on CUDA) the device are ready.
-    let session = tokio::task::spawn_blocking(move || {
-        let s = session.metadata().input_size as usize;
-        session.embed(ndarray::Array4::<u8>::from_elem((1, s, s, 3), 128).view())?;
-        anyhow::Ok(session)
-    })
-    .await??;
-    let queue = EmbedQueue::start(session, args.max_batch_size, args.max_queue);
+    let queue = EmbedQueue::start(pool, args.max_batch_size, args.max_queue);
 
     let keys = args.protection.template_keys()?;
     let store = connect_store(&args.database_url, args.db_max_connections, health)

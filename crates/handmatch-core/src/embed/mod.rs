@@ -5,11 +5,13 @@ pub mod backbone_session;
 pub mod decode;
 pub mod jpeg_scaled;
 pub mod metadata;
+pub mod pool;
 pub mod preprocess;
 pub mod queue;
 pub mod runtime;
 pub mod session;
 
 pub use metadata::ArtefactMetadata;
+pub use pool::{EmbeddingPool, PoolLayout};
 pub use runtime::{Device, ExecutionProviderKind, RuntimeOptions};
 pub use session::{EmbedError, EmbeddingSession};

@@ -1,9 +1,14 @@
-//! Admission and batching in front of the one `EmbeddingSession`: requests that arrive
-//! together are embedded together (up to `max_batch` images per session call), on a
-//! dedicated OS thread so inference never blocks the async reactor. A full queue refuses
+//! Admission and batching in front of the embedding sessions: requests that arrive
+//! together are embedded together (up to `max_batch` images per session call), on
+//! dedicated OS threads so inference never blocks the async reactor. A full queue refuses
 //! new work at once instead of letting latency grow without bound.
+//!
+//! Each worker thread of an `EmbeddingPool` takes the next batch and runs it in its own
+//! session; a batch that finds no other work in the server runs in the pool's solo
+//! session over all cores instead (see `pool`).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
@@ -11,6 +16,7 @@ use ndarray::Array2;
 use tokio::sync::{mpsc, oneshot};
 
 use super::metadata::ArtefactMetadata;
+use super::pool::{EmbeddingPool, PoolLayout};
 use super::runtime::ExecutionProviderKind;
 use super::session::{EmbedError, EmbeddingSession};
 use crate::hand::AlignError;
@@ -34,6 +40,8 @@ pub struct EmbedTiming {
     pub inference: Duration,
     /// How many images that batch held in all.
     pub batch_images: usize,
+    /// Whether that batch ran alone in the pool's solo session (over all cores).
+    pub solo: bool,
 }
 
 struct Job {
@@ -48,24 +56,42 @@ pub struct EmbedQueue {
     capacity: usize,
     metadata: Arc<ArtefactMetadata>,
     provider: ExecutionProviderKind,
+    layout: PoolLayout,
 }
 
 impl EmbedQueue {
-    /// Starts the worker thread; it stops when the last `EmbedQueue` clone is dropped.
-    pub fn start(session: EmbeddingSession, max_batch: usize, capacity: usize) -> Self {
+    /// Starts one worker thread per session of `pool`; they stop when the last
+    /// `EmbedQueue` clone is dropped.
+    pub fn start(pool: EmbeddingPool, max_batch: usize, capacity: usize) -> Self {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let metadata = Arc::new(session.metadata().clone());
-        let provider = session.provider();
-        std::thread::Builder::new()
-            .name("embed-worker".into())
-            .spawn(move || worker(session, rx, max_batch.max(1)))
-            .expect("spawning the embedding worker thread");
+        let metadata = Arc::new(pool.metadata().clone());
+        let provider = pool.provider();
+        let layout = pool.layout();
+        let shared = Arc::new(Shared {
+            inbox: Mutex::new(Inbox { rx, pending: None }),
+            running: AtomicUsize::new(0),
+            solo: pool.solo.map(Mutex::new),
+            max_batch: max_batch.max(1),
+        });
+        for (i, session) in pool.workers.into_iter().enumerate() {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("embed-worker-{i}"))
+                .spawn(move || worker(session, &shared))
+                .expect("spawning an embedding worker thread");
+        }
         Self {
             tx,
             capacity,
             metadata,
             provider,
+            layout,
         }
+    }
+
+    /// The sessions behind this queue and their threads.
+    pub fn layout(&self) -> PoolLayout {
+        self.layout
     }
 
     /// The same metadata, for tasks that outlive a borrow (image preparation).
@@ -113,69 +139,115 @@ impl EmbedQueue {
     }
 }
 
-fn worker(mut session: EmbeddingSession, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
-    let mut pending: Option<Job> = None;
-    loop {
-        let first = match pending.take() {
+/// What the workers share: the queue's receiving end, how many batches are running, and
+/// the solo session.
+struct Shared {
+    inbox: Mutex<Inbox>,
+    running: AtomicUsize,
+    solo: Option<Mutex<EmbeddingSession>>,
+    max_batch: usize,
+}
+
+struct Inbox {
+    rx: mpsc::Receiver<Job>,
+    /// A job taken that did not fit the previous batch; it starts the next one.
+    pending: Option<Job>,
+}
+
+impl Inbox {
+    /// Waits for a job, then gathers whatever else is already waiting, up to `max_batch`
+    /// images. A request larger than the limit runs alone (in chunks). `None` once the
+    /// queue is closed and empty.
+    fn next_batch(&mut self, max_batch: usize) -> Option<Vec<Job>> {
+        let first = match self.pending.take() {
             Some(job) => job,
-            None => match rx.blocking_recv() {
-                Some(job) => job,
-                None => return,
-            },
+            None => self.rx.blocking_recv()?,
         };
-        // Gather whatever else is already waiting, up to the batch limit. A request larger
-        // than the limit runs alone (in chunks).
+        let mut gathered = first.crops.len();
         let mut jobs = vec![first];
-        let mut gathered = jobs[0].crops.len();
         while gathered < max_batch {
-            match rx.try_recv() {
+            match self.rx.try_recv() {
                 Ok(job) if gathered + job.crops.len() <= max_batch => {
                     gathered += job.crops.len();
                     jobs.push(job);
                 }
                 Ok(job) => {
-                    pending = Some(job);
+                    self.pending = Some(job);
                     break;
                 }
                 Err(_) => break,
             }
         }
+        Some(jobs)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pending.is_none() && self.rx.is_empty()
+    }
+}
+
+fn worker(mut session: EmbeddingSession, shared: &Shared) {
+    loop {
+        let (mut jobs, alone) = {
+            let mut inbox = shared.inbox.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(jobs) = inbox.next_batch(shared.max_batch) else {
+                return;
+            };
+            let others = shared.running.fetch_add(1, Ordering::SeqCst);
+            (jobs, others == 0 && inbox.is_empty())
+        };
         // A request whose caller has gone (deadline, cancellation) is not embedded.
         jobs.retain(|job| !job.reply.is_closed());
-        if jobs.is_empty() {
-            continue;
-        }
-        let images: usize = jobs.iter().map(|j| j.crops.len()).sum();
-        let started = Instant::now();
-        // A panic inside one batch fails that batch's requests, not the worker: the session
-        // holds no state between calls that a panic could leave half-changed.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_batch(&mut session, &jobs, max_batch)
-        }))
-        .unwrap_or_else(|panic| Err(EmbedError::Panicked(panic_message(&panic))));
-        let inference = started.elapsed();
-        match result {
-            Ok(all) => {
-                let mut rows = all.into_iter();
-                let dim = session.metadata().embedding_dim;
-                for job in jobs {
-                    let n = job.crops.len();
-                    let mine: Vec<_> = rows.by_ref().take(n).collect();
-                    let timing = EmbedTiming {
-                        queued: started - job.submitted,
-                        inference,
-                        batch_images: images,
-                    };
-                    let _ = job.reply.send(job_result(mine, dim).map(|e| (e, timing)));
-                }
+        match shared.solo.as_ref().filter(|_| alone) {
+            // Only a batch that started with nothing else running takes the solo session,
+            // so no one else holds it; a poisoned lock only means an earlier batch panicked,
+            // and the session holds no state between calls.
+            Some(solo) => {
+                let mut solo = solo.lock().unwrap_or_else(|p| p.into_inner());
+                embed_jobs(&mut solo, jobs, shared.max_batch, true);
             }
-            Err(e) => {
-                tracing::error!("embedding batch of {images} images failed: {e}");
-                for job in jobs {
-                    let _ = job
-                        .reply
-                        .send(Err(EmbedError::Inference(ort::Error::new(e.to_string()))));
-                }
+            None => embed_jobs(&mut session, jobs, shared.max_batch, false),
+        }
+        shared.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Runs one batch and answers each of its requests.
+fn embed_jobs(session: &mut EmbeddingSession, jobs: Vec<Job>, max_batch: usize, solo: bool) {
+    if jobs.is_empty() {
+        return;
+    }
+    let images: usize = jobs.iter().map(|j| j.crops.len()).sum();
+    let started = Instant::now();
+    // A panic inside one batch fails that batch's requests, not the worker: the session
+    // holds no state between calls that a panic could leave half-changed.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_batch(session, &jobs, max_batch)
+    }))
+    .unwrap_or_else(|panic| Err(EmbedError::Panicked(panic_message(&panic))));
+    let inference = started.elapsed();
+    match result {
+        Ok(all) => {
+            let mut rows = all.into_iter();
+            let dim = session.metadata().embedding_dim;
+            for job in jobs {
+                let n = job.crops.len();
+                let mine: Vec<_> = rows.by_ref().take(n).collect();
+                let timing = EmbedTiming {
+                    queued: started - job.submitted,
+                    inference,
+                    batch_images: images,
+                    solo,
+                };
+                let _ = job.reply.send(job_result(mine, dim).map(|e| (e, timing)));
+            }
+        }
+        Err(e) => {
+            tracing::error!("embedding batch of {images} images failed: {e}");
+            for job in jobs {
+                let _ = job
+                    .reply
+                    .send(Err(EmbedError::Inference(ort::Error::new(e.to_string()))));
             }
         }
     }

@@ -6,7 +6,8 @@ use std::sync::OnceLock;
 
 use ort::environment::Environment;
 use ort::ep::ExecutionProvider;
-use ort::session::{builder::GraphOptimizationLevel, Session};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
 
 /// The environment variable `ort` and our binaries read the library path from.
 pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
@@ -131,20 +132,50 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// How one session of several (an embedding pool) shares the machine with the others.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionSharing {
+    /// Threads of this session's runs; 0 keeps `RuntimeOptions::intra_threads`.
+    pub intra_threads: usize,
+    /// Idle threads sleep instead of spinning between operators: a session whose runs may
+    /// overlap another's must not burn the cores the other is computing on.
+    pub yield_when_idle: bool,
+}
+
+/// Whether `opts` could put a session on CUDA (asked for, and this library has the provider).
+pub fn cuda_possible(opts: &RuntimeOptions) -> Result<bool, RuntimeError> {
+    environment(opts.library.as_deref())?;
+    Ok(opts.device != Device::Cpu && ort::ep::CUDA::is_available().unwrap_or(false))
+}
+
 /// Opens `model` with the options' device and threads; returns the provider really in use.
 pub fn open_session(
     model: &Path,
     opts: &RuntimeOptions,
 ) -> Result<(Session, ExecutionProviderKind), RuntimeError> {
+    open_shared_session(model, opts, &SessionSharing::default())
+}
+
+/// `open_session` for one session of several over the same artefact.
+pub fn open_shared_session(
+    model: &Path,
+    opts: &RuntimeOptions,
+    sharing: &SessionSharing,
+) -> Result<(Session, ExecutionProviderKind), RuntimeError> {
     let env = environment(opts.library.as_deref())?;
+    let threads = match sharing.intra_threads {
+        0 => opts.intra_threads,
+        n => n,
+    };
     let builder = || -> Result<_, RuntimeError> {
         let mut b = Session::builder(env)?
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(ort::Error::from)?;
-        if opts.intra_threads > 0 {
-            b = b
-                .with_intra_threads(opts.intra_threads)
-                .map_err(ort::Error::from)?;
+        if threads > 0 {
+            b = b.with_intra_threads(threads).map_err(ort::Error::from)?;
+        }
+        if sharing.yield_when_idle {
+            b = b.with_intra_op_spinning(false).map_err(ort::Error::from)?;
         }
         Ok(b)
     };

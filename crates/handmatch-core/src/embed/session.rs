@@ -13,7 +13,9 @@ use crate::hand::landmarks::detections_from;
 use crate::hand::{AlignError, HandAligner, HandDetection, HandDetector, LANDMARK_INPUT};
 
 use super::metadata::{ArtefactMetadata, MetadataError, Precision};
-use super::runtime::{open_session, ExecutionProviderKind, RuntimeError, RuntimeOptions};
+use super::runtime::{
+    open_shared_session, ExecutionProviderKind, RuntimeError, RuntimeOptions, SessionSharing,
+};
 
 pub const INPUT_NAME: &str = "image";
 pub const OUTPUT_NAME: &str = "embedding";
@@ -57,13 +59,22 @@ pub struct EmbeddingSession {
 
 impl EmbeddingSession {
     pub fn open(path: &Path, opts: &RuntimeOptions) -> Result<Self, EmbedError> {
+        Self::open_shared(path, opts, &SessionSharing::default())
+    }
+
+    /// `open` for one session of several over the same artefact (an `EmbeddingPool`).
+    pub fn open_shared(
+        path: &Path,
+        opts: &RuntimeOptions,
+        sharing: &SessionSharing,
+    ) -> Result<Self, EmbedError> {
         if !path.is_file() {
             return Err(EmbedError::Artefact {
                 path: path.into(),
                 reason: "file not found".into(),
             });
         }
-        let (session, provider) = open_session(path, opts)?;
+        let (session, provider) = open_shared_session(path, opts, sharing)?;
         let metadata = read_metadata(&session).map_err(|source| EmbedError::Metadata {
             path: path.into(),
             source,

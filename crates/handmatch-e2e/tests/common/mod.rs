@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod health;
+pub mod metrics;
 pub mod outage;
 pub mod replicas;
 

@@ -62,9 +62,14 @@ fn describe() {
         names::EMBED_BATCH_IMAGES,
         "images in the embedding batch a request rode in"
     );
+    describe_counter!(
+        names::EMBED_SESSION_REQUESTS,
+        "requests embedded, by the session that ran their batch: `solo` (alone, over all \
+         threads) or `worker` (beside other batches)"
+    );
     describe_gauge!(
         names::QUEUE_DEPTH,
-        "requests waiting for the embedding worker"
+        "requests waiting for an embedding worker"
     );
     describe_gauge!(
         names::GALLERY_SUBJECTS,

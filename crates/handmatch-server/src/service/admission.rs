@@ -16,7 +16,7 @@ use super::error::ServiceError;
 
 #[derive(Debug, Clone, Copy)]
 pub struct AdmissionLimits {
-    /// Requests decoding, embedding or waiting for the embedding worker.
+    /// Requests decoding, embedding or waiting for an embedding worker.
     pub max_requests: usize,
     /// Bytes of request images and of their prepared pixels held by those requests.
     pub max_image_bytes: usize,

@@ -152,7 +152,7 @@ impl Matcher {
         self.templates.index().totals()
     }
 
-    /// Requests waiting for the embedding worker.
+    /// Requests waiting for an embedding worker.
     pub fn queue_depth(&self) -> usize {
         self.queue.depth()
     }
@@ -193,6 +193,8 @@ impl Matcher {
         metrics::histogram!(names::DECODE_SECONDS).record(timings.decode.as_secs_f64());
         metrics::histogram!(names::EMBED_SECONDS).record(timings.embed.as_secs_f64());
         metrics::histogram!(names::EMBED_BATCH_IMAGES).record(worker.batch_images as f64);
+        let session = if worker.solo { "solo" } else { "worker" };
+        metrics::counter!(names::EMBED_SESSION_REQUESTS, "session" => session).increment(1);
         Ok((embeddings, prepared.sha256))
     }
 
