@@ -187,6 +187,7 @@ impl Inbox {
 }
 
 fn worker(mut session: EmbeddingSession, shared: &Shared) {
+    let dim = session.metadata().embedding_dim;
     loop {
         let (mut jobs, alone) = {
             let mut inbox = shared.inbox.lock().unwrap_or_else(|p| p.into_inner());
@@ -198,44 +199,61 @@ fn worker(mut session: EmbeddingSession, shared: &Shared) {
         };
         // A request whose caller has gone (deadline, cancellation) is not embedded.
         jobs.retain(|job| !job.reply.is_closed());
-        match shared.solo.as_ref().filter(|_| alone) {
+        let batch = match shared.solo.as_ref().filter(|_| alone) {
             // Only a batch that started with nothing else running takes the solo session,
             // so no one else holds it; a poisoned lock only means an earlier batch panicked,
             // and the session holds no state between calls.
             Some(solo) => {
                 let mut solo = solo.lock().unwrap_or_else(|p| p.into_inner());
-                embed_jobs(&mut solo, jobs, shared.max_batch, true);
+                embed_batch(&mut solo, &jobs, shared.max_batch)
             }
-            None => embed_jobs(&mut session, jobs, shared.max_batch, false),
-        }
+            None => embed_batch(&mut session, &jobs, shared.max_batch),
+        };
+        // Done before answering: an answer wakes the caller, whose next request must find
+        // this batch finished, or it would not count as alone.
         shared.running.fetch_sub(1, Ordering::SeqCst);
+        answer(jobs, batch, dim, alone && shared.solo.is_some());
     }
 }
 
-/// Runs one batch and answers each of its requests.
-fn embed_jobs(session: &mut EmbeddingSession, jobs: Vec<Job>, max_batch: usize, solo: bool) {
-    if jobs.is_empty() {
-        return;
-    }
-    let images: usize = jobs.iter().map(|j| j.crops.len()).sum();
+/// One batch's rows (or its error) and when and how long it ran.
+struct BatchOutcome {
+    rows: Result<Vec<Row>, EmbedError>,
+    started: Instant,
+    inference: Duration,
+}
+
+fn embed_batch(session: &mut EmbeddingSession, jobs: &[Job], max_batch: usize) -> BatchOutcome {
     let started = Instant::now();
     // A panic inside one batch fails that batch's requests, not the worker: the session
     // holds no state between calls that a panic could leave half-changed.
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_batch(session, &jobs, max_batch)
-    }))
-    .unwrap_or_else(|panic| Err(EmbedError::Panicked(panic_message(&panic))));
-    let inference = started.elapsed();
-    match result {
+    let rows = if jobs.is_empty() {
+        Ok(Vec::new())
+    } else {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_batch(session, jobs, max_batch)
+        }))
+        .unwrap_or_else(|panic| Err(EmbedError::Panicked(panic_message(&panic))))
+    };
+    BatchOutcome {
+        rows,
+        started,
+        inference: started.elapsed(),
+    }
+}
+
+/// Sends each request of a batch its rows, or the batch's error.
+fn answer(jobs: Vec<Job>, batch: BatchOutcome, dim: usize, solo: bool) {
+    let images: usize = jobs.iter().map(|j| j.crops.len()).sum();
+    match batch.rows {
         Ok(all) => {
             let mut rows = all.into_iter();
-            let dim = session.metadata().embedding_dim;
             for job in jobs {
                 let n = job.crops.len();
                 let mine: Vec<_> = rows.by_ref().take(n).collect();
                 let timing = EmbedTiming {
-                    queued: started - job.submitted,
-                    inference,
+                    queued: batch.started - job.submitted,
+                    inference: batch.inference,
                     batch_images: images,
                     solo,
                 };
