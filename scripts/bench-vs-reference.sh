@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Identify throughput and latency of handmatch (fp32 and int8 DINOv2-B/14 artefacts, each with
-# the default embedding pool and with one session) against the reference study's stack served
+# Identify throughput and latency of handmatch (fp32 and int8 DINOv2-B/14 artefacts, each in
+# its default embedding layout and in the other one) against the reference study's stack served
 # the obvious way (scripts/reference/serve.py: grpcio,
 # PIL, the study's transform, PyTorch eager ViT-B/14, numpy top-k), all with random weights
 # (the real FLOPs), one after the other in one run, driven by the same load generator
@@ -58,13 +58,13 @@ for round in $(seq 1 "$rounds"); do
   $E info --server "127.0.0.1:$port" --wait 300s > /dev/null
   measure reference "$round"
   stop
-  # The default embedding pool (one session per core plus one for a request running
-  # alone), then one session (--embed-workers 1), the layout before the pool existed.
-  for stack in fp32 int8 fp32-one-session int8-one-session; do
+  # The default layouts (fp32: one session; int8: a pool of one session per core plus one
+  # for a request running alone), then each artefact in the other layout.
+  for stack in fp32 int8 fp32-pool int8-one-session; do
     model="$models/model.onnx"
     case "$stack" in int8*) model="$models/model-int8.onnx" ;; esac
     workers=0
-    case "$stack" in *-one-session) workers=1 ;; esac
+    case "$stack" in *-one-session) workers=1 ;; *-pool) workers=$(nproc) ;; esac
     db=$(mktemp -d)/bench.db
     HANDMATCH_API_KEY=$($S keys create --database-url "sqlite://$db" --name bench \
       --scopes enroll,identify,read --gallery default)
@@ -91,7 +91,7 @@ def load(stack, c):
             sum(i["p50_ms"] for i in ident) / len(ident), ok, sum(i["requests"] for i in ident))
 stacks = [("reference", "reference stack (grpcio + PIL + PyTorch eager + numpy)"),
           ("handmatch-fp32", "handmatch, fp32 artefact"), ("handmatch-int8", "handmatch, int8 artefact"),
-          ("handmatch-fp32-one-session", "handmatch, fp32, one session (--embed-workers 1)"),
+          ("handmatch-fp32-pool", "handmatch, fp32, pool (--embed-workers = cores)"),
           ("handmatch-int8-one-session", "handmatch, int8, one session (--embed-workers 1)")]
 res = {s: {c: load(s, c) for c in (1, 8)} for s, _ in stacks}
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")

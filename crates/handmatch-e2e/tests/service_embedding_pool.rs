@@ -1,6 +1,7 @@
-//! The embedding pool through the service (`--embed-workers 2`): a request that finds the
-//! server idle runs in the solo session over all threads, requests that overlap run in the
-//! workers' sessions side by side, and every session ranks and scores alike.
+//! The embedding pool: int8 artefacts get one by default on a CPU; through the service
+//! (`--embed-workers 2`), a request that finds the server idle runs in the solo session
+//! over all threads, requests that overlap run in the workers' sessions side by side, and
+//! every session ranks and scores alike.
 
 mod common;
 
@@ -96,4 +97,22 @@ async fn pooled_sessions_run_side_by_side_and_score_alike() {
         "{CONCURRENT} concurrent requests, yet none ran beside another ({solo} alone)"
     );
     server.shutdown().await.unwrap();
+}
+
+#[test]
+fn automatic_layout_pools_int8_artefacts_on_a_cpu_only() {
+    use handmatch_core::embed::metadata::Precision;
+    use handmatch_core::embed::{EmbeddingPool, PoolLayout, RuntimeOptions};
+    let cpu = RuntimeOptions {
+        device: handmatch_core::embed::Device::Cpu,
+        ..Default::default()
+    };
+    let cores = PoolLayout::cores();
+    let int8 = EmbeddingPool::open(&common::reduced_model(1, Precision::Int8), &cpu, 0).unwrap();
+    assert_eq!(int8.layout(), PoolLayout::resolve(0, 0, cores, true));
+    assert_eq!(int8.layout().solo_threads.is_some(), cores > 1);
+    let fp32 = EmbeddingPool::open(&common::model(1), &cpu, 0).unwrap();
+    assert_eq!(fp32.layout(), PoolLayout::resolve(1, 0, cores, false));
+    let asked = EmbeddingPool::open(&common::model(1), &cpu, 2).unwrap();
+    assert_eq!(asked.layout().workers, 2);
 }

@@ -106,10 +106,10 @@ pub struct Args {
     #[command(flatten)]
     pub protection: ProtectionArgs,
 
-    /// Embedding sessions that run batches side by side (0: one per core on a CPU, at most
-    /// 4, each on its share of --intra-threads; one on CUDA). With more than one, a batch
-    /// that finds nothing else running takes one more session, over all the threads. Each
-    /// session holds its own copy of the weights: 1 is the leanest.
+    /// Embedding sessions that run batches side by side, each on its share of
+    /// --intra-threads (0: for an int8 artefact on a CPU one per core, at most 4; else
+    /// one). With more than one, a batch that finds nothing else running takes one more
+    /// session, over all the threads. Each session holds its own copy of the weights.
     #[arg(long, env = "HANDMATCH_EMBED_WORKERS", default_value_t = 0)]
     pub embed_workers: usize,
 

@@ -12,12 +12,16 @@
 //! Each session holds its own copy of the weights (ONNX Runtime's shared prepacked-weights
 //! container was tried and saved nothing measurable: server RSS 1.53 GB against 1.52 GB
 //! for a 2-worker fp32 DINOv2-B/14 pool, 385 MB against 387 MB for int8, with one session
-//! at 584 MB and 176 MB), so a pool costs memory: `--embed-workers 1` is the lean layout.
+//! at 584 MB and 176 MB). For fp32 the pool's throughput was within the machine's noise of
+//! one session's (Identify/s at concurrency 8, rounds of one run: 3.75 and 4.00 against
+//! 4.05 and 4.10), for int8 it was ahead (11.25 and 12.35 against 8.95 and 10.15); so the
+//! automatic layout pools int8 artefacts on a CPU only, and `--embed-workers` overrides it.
 
 use std::path::Path;
 
 use super::metadata::ArtefactMetadata;
-use super::runtime::{cuda_possible, ExecutionProviderKind, RuntimeOptions, SessionSharing};
+use super::metadata::Precision;
+use super::runtime::{ExecutionProviderKind, RuntimeOptions, SessionSharing};
 use super::session::{EmbedError, EmbeddingSession};
 
 /// Most workers an automatic layout chooses: each holds a session, and past a few the
@@ -37,17 +41,18 @@ pub struct PoolLayout {
 
 impl PoolLayout {
     /// `workers` and `intra_threads` as asked for (0: automatic) on a machine of `cores`.
-    /// Automatic: one worker per thread (up to `MAX_AUTO_WORKERS`) on a CPU; one worker on
-    /// CUDA, where a run does not synchronise the host's cores.
-    pub fn resolve(workers: usize, intra_threads: usize, cores: usize, cuda: bool) -> Self {
-        let threads = if intra_threads > 0 {
-            intra_threads
-        } else {
-            cores.max(1)
-        };
+    /// Automatic workers: one per thread (up to `MAX_AUTO_WORKERS`) when `pool_by_default`
+    /// (an int8 artefact on a CPU), else one.
+    pub fn resolve(
+        workers: usize,
+        intra_threads: usize,
+        cores: usize,
+        pool_by_default: bool,
+    ) -> Self {
+        let threads = Self::all_threads(intra_threads, cores);
         let workers = match workers {
-            0 if cuda => 1,
-            0 => threads.min(MAX_AUTO_WORKERS),
+            0 if pool_by_default => threads.min(MAX_AUTO_WORKERS),
+            0 => 1,
             n => n,
         };
         if workers == 1 {
@@ -61,6 +66,15 @@ impl PoolLayout {
             workers,
             worker_threads: (threads / workers).max(1),
             solo_threads: Some(threads),
+        }
+    }
+
+    /// The threads of a run that has the machine to itself.
+    fn all_threads(intra_threads: usize, cores: usize) -> usize {
+        if intra_threads > 0 {
+            intra_threads
+        } else {
+            cores.max(1)
         }
     }
 
@@ -104,32 +118,35 @@ impl EmbeddingPool {
     }
 
     /// Opens `model` once per worker, plus the solo session, as `workers` and
-    /// `opts.intra_threads` resolve on this machine (see `PoolLayout::resolve`).
+    /// `opts.intra_threads` resolve on this machine for this artefact (see
+    /// `PoolLayout::resolve`).
     pub fn open(model: &Path, opts: &RuntimeOptions, workers: usize) -> Result<Self, EmbedError> {
-        let cuda = cuda_possible(opts)?;
-        let layout = PoolLayout::resolve(workers, opts.intra_threads, PoolLayout::cores(), cuda);
-        let Some(solo_threads) = layout.solo_threads else {
-            let session = EmbeddingSession::open_shared(model, opts, &sharing(&layout))?;
-            return Ok(Self {
-                layout,
-                ..Self::single(session)
-            });
-        };
-        let solo = EmbeddingSession::open_shared(
+        let cores = PoolLayout::cores();
+        // The first session runs on every thread: the single session of a one-worker pool,
+        // else the solo session. Spinning keeps its threads ready between operators; it
+        // runs while no other session does.
+        let first = EmbeddingSession::open_shared(
             model,
             opts,
-            // Spinning keeps its threads ready between operators; it runs while the other
-            // sessions are idle.
             &SessionSharing {
-                intra_threads: solo_threads,
+                intra_threads: PoolLayout::all_threads(opts.intra_threads, cores),
                 yield_when_idle: false,
             },
         )?;
+        let pool_by_default = first.provider() == ExecutionProviderKind::Cpu
+            && first.metadata().precision == Precision::Int8;
+        let layout = PoolLayout::resolve(workers, opts.intra_threads, cores, pool_by_default);
+        if layout.solo_threads.is_none() {
+            return Ok(Self {
+                layout,
+                ..Self::single(first)
+            });
+        }
         let workers = (0..layout.workers)
-            .map(|_| EmbeddingSession::open_shared(model, opts, &sharing(&layout)))
+            .map(|_| EmbeddingSession::open_shared(model, opts, &worker_sharing(&layout)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            solo: Some(solo),
+            solo: Some(first),
             workers,
             layout,
         })
@@ -158,10 +175,11 @@ impl EmbeddingPool {
     }
 }
 
-fn sharing(layout: &PoolLayout) -> SessionSharing {
+/// A worker's session runs beside others: its idle threads must not spin on their cores.
+fn worker_sharing(layout: &PoolLayout) -> SessionSharing {
     SessionSharing {
         intra_threads: layout.worker_threads,
-        yield_when_idle: layout.workers > 1,
+        yield_when_idle: true,
     }
 }
 
@@ -170,8 +188,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn automatic_layout_is_one_single_thread_worker_per_core_plus_a_solo_session() {
-        let l = PoolLayout::resolve(0, 0, 2, false);
+    fn automatic_pool_is_one_single_thread_worker_per_core_plus_a_solo_session() {
+        let l = PoolLayout::resolve(0, 0, 2, true);
         assert_eq!(
             l,
             PoolLayout {
@@ -185,27 +203,28 @@ mod tests {
             "2 workers of 1 thread, 2 threads for a batch running alone"
         );
         assert_eq!(
-            PoolLayout::resolve(0, 0, 32, false).workers,
+            PoolLayout::resolve(0, 0, 32, true).workers,
             MAX_AUTO_WORKERS
         );
-        assert_eq!(PoolLayout::resolve(0, 0, 32, false).worker_threads, 8);
+        assert_eq!(PoolLayout::resolve(0, 0, 32, true).worker_threads, 8);
     }
 
     #[test]
     fn one_worker_uses_every_thread_and_has_no_solo_session() {
-        for l in [
-            PoolLayout::resolve(1, 0, 4, false),
-            PoolLayout::resolve(0, 0, 4, true),
-            PoolLayout::resolve(0, 0, 1, false),
-        ] {
-            assert_eq!(l.workers, 1);
-            assert_eq!(l.solo_threads, None);
-        }
-        assert_eq!(PoolLayout::resolve(1, 0, 4, false).worker_threads, 4);
+        let one = |workers, threads| PoolLayout {
+            workers,
+            worker_threads: threads,
+            solo_threads: None,
+        };
+        // Asked for; not an int8 artefact on a CPU; a single core.
+        assert_eq!(PoolLayout::resolve(1, 0, 4, true), one(1, 4));
+        assert_eq!(PoolLayout::resolve(0, 0, 4, false), one(1, 4));
+        assert_eq!(PoolLayout::resolve(0, 0, 1, true), one(1, 1));
+        assert_eq!(PoolLayout::resolve(0, 3, 4, false), one(1, 3));
     }
 
     #[test]
-    fn explicit_threads_are_divided_between_explicit_workers() {
+    fn explicit_workers_pool_any_artefact_and_divide_the_threads() {
         let l = PoolLayout::resolve(3, 4, 16, false);
         assert_eq!(
             (l.workers, l.worker_threads, l.solo_threads),

@@ -142,12 +142,6 @@ pub struct SessionSharing {
     pub yield_when_idle: bool,
 }
 
-/// Whether `opts` could put a session on CUDA (asked for, and this library has the provider).
-pub fn cuda_possible(opts: &RuntimeOptions) -> Result<bool, RuntimeError> {
-    environment(opts.library.as_deref())?;
-    Ok(opts.device != Device::Cpu && ort::ep::CUDA::is_available().unwrap_or(false))
-}
-
 /// Opens `model` with the options' device and threads; returns the provider really in use.
 pub fn open_session(
     model: &Path,
