@@ -16,21 +16,6 @@ use tokio::task::JoinSet;
 const SCORE_TOLERANCE: f32 = 1e-5;
 const CONCURRENT: usize = 32;
 
-fn identify_request() -> pb::IdentifyRequest {
-    pb::IdentifyRequest {
-        images: vec![pb_image(hand_image(Aspect::Dorsal, 0), pb::Aspect::Dorsal)],
-        ..Default::default()
-    }
-}
-
-fn scores(response: pb::IdentifyResponse) -> Vec<(String, f32)> {
-    response
-        .candidates
-        .into_iter()
-        .map(|c| (c.subject_id, c.score))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pooled_sessions_run_side_by_side_and_score_alike() {
     let url = common::database(Backend::Sqlite).await;
@@ -66,16 +51,21 @@ async fn pooled_sessions_run_side_by_side_and_score_alike() {
         (3.0, 0.0),
         "one enrolment at a time: each runs alone, in the solo session"
     );
-    let alone = scores(c.identify(identify_request()).await.unwrap().into_inner());
+    let alone = common::ranking(
+        c.identify(common::dorsal_query())
+            .await
+            .unwrap()
+            .into_inner(),
+    );
     assert_eq!(alone.len(), 3);
 
     let mut calls = JoinSet::new();
     for _ in 0..CONCURRENT {
         let mut c = c.clone();
-        calls.spawn(async move { c.identify(identify_request()).await });
+        calls.spawn(async move { c.identify(common::dorsal_query()).await });
     }
     while let Some(answer) = calls.join_next().await {
-        let under_load = scores(answer.unwrap().unwrap().into_inner());
+        let under_load = common::ranking(answer.unwrap().unwrap().into_inner());
         assert_eq!(under_load.len(), alone.len());
         for ((who, score), (alone_who, alone_score)) in under_load.iter().zip(&alone) {
             assert_eq!(

@@ -16,19 +16,12 @@ async fn ranking(url: &str, precision: IndexPrecision, threads: u16) -> Vec<(Str
     let server = common::start_with(args).await.unwrap();
     let mut c = common::client(&server).await;
     let found = c
-        .identify(pb::IdentifyRequest {
-            images: vec![pb_image(hand_image(Aspect::Dorsal, 0), pb::Aspect::Dorsal)],
-            ..Default::default()
-        })
+        .identify(common::dorsal_query())
         .await
         .unwrap()
         .into_inner();
     server.shutdown().await.unwrap();
-    found
-        .candidates
-        .into_iter()
-        .map(|c| (c.subject_id, c.score))
-        .collect()
+    common::ranking(found)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

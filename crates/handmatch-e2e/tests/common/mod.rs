@@ -231,6 +231,27 @@ pub fn pb_image(data: Vec<u8>, aspect: handmatch_proto::v1::Aspect) -> handmatch
     }
 }
 
+/// Identify with the first synthetic back-of-hand image.
+pub fn dorsal_query() -> handmatch_proto::v1::IdentifyRequest {
+    use handmatch_proto::v1 as pb;
+    pb::IdentifyRequest {
+        images: vec![pb_image(
+            hand_image(handmatch_core::hand_image::Aspect::Dorsal, 0),
+            pb::Aspect::Dorsal,
+        )],
+        ..Default::default()
+    }
+}
+
+/// (subject, score) of each candidate, best first.
+pub fn ranking(response: handmatch_proto::v1::IdentifyResponse) -> Vec<(String, f32)> {
+    response
+        .candidates
+        .into_iter()
+        .map(|c| (c.subject_id, c.score))
+        .collect()
+}
+
 /// The call failed with `code` and a message naming every one of `words`.
 pub fn assert_refused(
     result: Result<impl std::fmt::Debug, tonic::Status>,

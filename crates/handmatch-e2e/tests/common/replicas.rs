@@ -72,12 +72,7 @@ pub async fn view(client: &mut HandMatchClient<Channel>) -> BTreeMap<String, f32
         ..Default::default()
     };
     match client.identify(request).await {
-        Ok(answer) => answer
-            .into_inner()
-            .candidates
-            .into_iter()
-            .map(|c| (c.subject_id, c.score))
-            .collect(),
+        Ok(answer) => super::ranking(answer.into_inner()).into_iter().collect(),
         Err(s) if s.code() == Code::FailedPrecondition => BTreeMap::new(),
         Err(s) => panic!("identify: {s:?}"),
     }
