@@ -19,8 +19,7 @@
 
 use std::path::Path;
 
-use super::metadata::ArtefactMetadata;
-use super::metadata::Precision;
+use super::metadata::{ArtefactMetadata, Precision};
 use super::runtime::{ExecutionProviderKind, RuntimeOptions, SessionSharing};
 use super::session::{EmbedError, EmbeddingSession};
 
@@ -35,7 +34,9 @@ pub struct PoolLayout {
     pub workers: usize,
     /// Threads of a worker session's runs.
     pub worker_threads: usize,
-    /// Threads of the solo session, when there is one (more than one worker).
+    /// Threads of the solo session, when there is one (more than one worker). Without
+    /// --intra-threads the session takes ONNX Runtime's own count (one per physical core),
+    /// which `cores` (logical) overstates on machines with SMT.
     pub solo_threads: Option<usize>,
 }
 
@@ -49,7 +50,11 @@ impl PoolLayout {
         cores: usize,
         pool_by_default: bool,
     ) -> Self {
-        let threads = Self::all_threads(intra_threads, cores);
+        let threads = if intra_threads > 0 {
+            intra_threads
+        } else {
+            cores.max(1)
+        };
         let workers = match workers {
             0 if pool_by_default => threads.min(MAX_AUTO_WORKERS),
             0 => 1,
@@ -66,15 +71,6 @@ impl PoolLayout {
             workers,
             worker_threads: (threads / workers).max(1),
             solo_threads: Some(threads),
-        }
-    }
-
-    /// The threads of a run that has the machine to itself.
-    fn all_threads(intra_threads: usize, cores: usize) -> usize {
-        if intra_threads > 0 {
-            intra_threads
-        } else {
-            cores.max(1)
         }
     }
 
@@ -104,42 +100,27 @@ pub struct EmbeddingPool {
 }
 
 impl EmbeddingPool {
-    /// One session, one worker.
-    pub fn single(session: EmbeddingSession) -> Self {
-        Self {
-            solo: None,
-            workers: vec![session],
-            layout: PoolLayout {
-                workers: 1,
-                worker_threads: 0,
-                solo_threads: None,
-            },
-        }
-    }
-
     /// Opens `model` once per worker, plus the solo session, as `workers` and
     /// `opts.intra_threads` resolve on this machine for this artefact (see
     /// `PoolLayout::resolve`).
     pub fn open(model: &Path, opts: &RuntimeOptions, workers: usize) -> Result<Self, EmbedError> {
-        let cores = PoolLayout::cores();
-        // The first session runs on every thread: the single session of a one-worker pool,
-        // else the solo session. Spinning keeps its threads ready between operators; it
-        // runs while no other session does.
-        let first = EmbeddingSession::open_shared(
-            model,
-            opts,
-            &SessionSharing {
-                intra_threads: PoolLayout::all_threads(opts.intra_threads, cores),
-                yield_when_idle: false,
-            },
-        )?;
+        // The first session is opened as a lone session always was (ONNX Runtime's own
+        // thread count unless --intra-threads, spinning on): the single session of a
+        // one-worker pool, else the solo session, which runs while no other session does.
+        let first = EmbeddingSession::open(model, opts)?;
         let pool_by_default = first.provider() == ExecutionProviderKind::Cpu
             && first.metadata().precision == Precision::Int8;
-        let layout = PoolLayout::resolve(workers, opts.intra_threads, cores, pool_by_default);
+        let layout = PoolLayout::resolve(
+            workers,
+            opts.intra_threads,
+            PoolLayout::cores(),
+            pool_by_default,
+        );
         if layout.solo_threads.is_none() {
             return Ok(Self {
+                solo: None,
+                workers: vec![first],
                 layout,
-                ..Self::single(first)
             });
         }
         let workers = (0..layout.workers)

@@ -16,7 +16,7 @@ use ndarray::Array2;
 use tokio::sync::{mpsc, oneshot};
 
 use super::metadata::ArtefactMetadata;
-use super::pool::{EmbeddingPool, PoolLayout};
+use super::pool::EmbeddingPool;
 use super::runtime::ExecutionProviderKind;
 use super::session::{EmbedError, EmbeddingSession};
 use crate::hand::AlignError;
@@ -56,7 +56,6 @@ pub struct EmbedQueue {
     capacity: usize,
     metadata: Arc<ArtefactMetadata>,
     provider: ExecutionProviderKind,
-    layout: PoolLayout,
 }
 
 impl EmbedQueue {
@@ -66,7 +65,6 @@ impl EmbedQueue {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let metadata = Arc::new(pool.metadata().clone());
         let provider = pool.provider();
-        let layout = pool.layout();
         let shared = Arc::new(Shared {
             inbox: Mutex::new(Inbox { rx, pending: None }),
             running: AtomicUsize::new(0),
@@ -85,13 +83,7 @@ impl EmbedQueue {
             capacity,
             metadata,
             provider,
-            layout,
         }
-    }
-
-    /// The sessions behind this queue and their threads.
-    pub fn layout(&self) -> PoolLayout {
-        self.layout
     }
 
     /// The same metadata, for tasks that outlive a borrow (image preparation).
@@ -107,12 +99,12 @@ impl EmbedQueue {
         self.provider
     }
 
-    /// Requests waiting for the worker (not those in the batch it is running).
+    /// Requests waiting for a worker (not those in the batches running).
     pub fn depth(&self) -> usize {
         self.capacity.max(1) - self.tx.capacity()
     }
 
-    /// Whether the worker thread is still taking jobs.
+    /// Whether the worker threads are still taking jobs.
     pub fn is_running(&self) -> bool {
         !self.tx.is_closed()
     }
@@ -199,7 +191,8 @@ fn worker(mut session: EmbeddingSession, shared: &Shared) {
         };
         // A request whose caller has gone (deadline, cancellation) is not embedded.
         jobs.retain(|job| !job.reply.is_closed());
-        let batch = match shared.solo.as_ref().filter(|_| alone) {
+        let solo = shared.solo.as_ref().filter(|_| alone);
+        let batch = match solo {
             // Only a batch that started with nothing else running takes the solo session,
             // so no one else holds it; a poisoned lock only means an earlier batch panicked,
             // and the session holds no state between calls.
@@ -212,7 +205,7 @@ fn worker(mut session: EmbeddingSession, shared: &Shared) {
         // Done before answering: an answer wakes the caller, whose next request must find
         // this batch finished, or it would not count as alone.
         shared.running.fetch_sub(1, Ordering::SeqCst);
-        answer(jobs, batch, dim, alone && shared.solo.is_some());
+        answer(jobs, batch, dim, solo.is_some());
     }
 }
 
