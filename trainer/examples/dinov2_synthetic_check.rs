@@ -2,10 +2,11 @@
 //! `dinov2-tiny` on synthetic hands, (a) a head trained on its frozen features and (b) the
 //! whole network fine-tuned, with the same crops, seed, epochs and schedule; scored on
 //! held-out subjects at the last epoch (no epoch chosen on them). LOSS is `triplet` or
-//! `cosface`; MARGIN is that loss's margin.
+//! `cosface`; MARGIN is that loss's margin; FEATURES `centred` subtracts the running mean
+//! feature before the head (`fit --centre-features`), `raw` (the default) does not.
 //!
 //! cargo run --release -p handmatch-trainer --example dinov2_synthetic_check -- \
-//!     [SUBJECTS HELD_OUT SIDE EPOCHS LR BACKBONE_LR_FACTOR LOSS MARGIN]
+//!     [SUBJECTS HELD_OUT SIDE EPOCHS LR BACKBONE_LR_FACTOR LOSS MARGIN FEATURES]
 
 use std::collections::BTreeSet;
 
@@ -29,6 +30,7 @@ fn main() -> anyhow::Result<()> {
     let loss = <FineTuneLoss as clap::ValueEnum>::from_str(&arg(7, "triplet".to_string()), true)
         .map_err(anyhow::Error::msg)?;
     let margin = arg(8, 0.3f64);
+    let centre = arg(9, "raw".to_string()) == "centred";
     let dir = tempfile::tempdir()?;
     random_init::write(Arch::Dinov2Tiny, 7, &dir.path().join("dinov2-tiny"))?;
     let synth = SynthOptions {
@@ -68,6 +70,7 @@ fn main() -> anyhow::Result<()> {
                 embedding_dim: 32,
                 train_layers: layers,
                 seed: 1,
+                centre_features: centre,
                 ..FineTuneConfig::default()
             },
             out: dir.path().join(name.replace(' ', "-")),

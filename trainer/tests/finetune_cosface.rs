@@ -1,7 +1,7 @@
 //! Fine-tuning a DINOv2 with the cosine-margin softmax: the subjects' proxies live in the
 //! checkpoint with the AdamW moments, so a run stopped after its first epoch and resumed
 //! ends at the same weights (proxies included) as an uninterrupted one, and the loss falls
-//! from the first epoch to the last.
+//! from the first epoch to the last; with centred features the running mean resumes too.
 
 mod common;
 
@@ -33,20 +33,36 @@ fn checkpoint_tensors(dir: &Path) -> std::collections::HashMap<String, Vec<f32>>
         .collect()
 }
 
+/// Centre-cropped synthetic hands of `subjects` people, a random `dinov2-tiny` at 28
+/// pixels, and the training / validation subjects (`held_out` of them).
+fn tiny_dinov2_on_synthetic_hands(
+    dir: &Path,
+    subjects: usize,
+    held_out: usize,
+) -> (
+    AlignedCrops,
+    BackboneSource,
+    BTreeSet<String>,
+    BTreeSet<String>,
+) {
+    let data = common::synthetic_hands(dir, subjects, 9, 2);
+    let images: Vec<_> = data.images.iter().collect();
+    let crops = AlignedCrops::centre_cropped(&images, 28).unwrap();
+    random_init::write(Arch::Dinov2Tiny, 4, &dir.join("dinov2")).unwrap();
+    let source = BackboneSource::Dinov2 {
+        dir: dir.join("dinov2"),
+        image_size: 28,
+    };
+    let names: BTreeSet<String> = images.iter().map(|i| i.subject.clone()).collect();
+    let val: BTreeSet<String> = names.iter().take(held_out).cloned().collect();
+    let train: BTreeSet<String> = names.difference(&val).cloned().collect();
+    (crops, source, train, val)
+}
+
 #[test]
 fn cosface_proxies_resume_exactly_and_the_loss_falls() {
     let dir = tempfile::tempdir().unwrap();
-    let data = common::synthetic_hands(dir.path(), SUBJECTS, 9, 2);
-    let images: Vec<_> = data.images.iter().collect();
-    let crops = AlignedCrops::centre_cropped(&images, 28).unwrap();
-    random_init::write(Arch::Dinov2Tiny, 4, &dir.path().join("dinov2")).unwrap();
-    let source = BackboneSource::Dinov2 {
-        dir: dir.path().join("dinov2"),
-        image_size: 28,
-    };
-    let subjects: BTreeSet<String> = images.iter().map(|i| i.subject.clone()).collect();
-    let val: BTreeSet<String> = subjects.iter().take(2).cloned().collect();
-    let train: BTreeSet<String> = subjects.difference(&val).cloned().collect();
+    let (crops, source, train, val) = tiny_dinov2_on_synthetic_hands(dir.path(), SUBJECTS, 2);
     let config = FineTuneConfig {
         epochs: 3,
         p: 4,
@@ -103,4 +119,44 @@ fn cosface_proxies_resume_exactly_and_the_loss_falls() {
         losses.last().unwrap() < losses.first().unwrap(),
         "the loss did not fall from epoch 1: {losses:?}"
     );
+}
+
+/// With centred features the running mean is part of the checkpoint: a resumed run ends at
+/// the uninterrupted run's weights and running mean.
+#[test]
+fn centred_fine_tuning_resumes_to_the_same_running_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    let (crops, source, train, val) = tiny_dinov2_on_synthetic_hands(dir.path(), 4, 1);
+    let job = |out: &str, resume: bool, stop_after: Option<usize>| FineTuneJob {
+        crops: &crops,
+        train: &train,
+        val: &val,
+        source: &source,
+        config: FineTuneConfig {
+            epochs: 2,
+            p: 3,
+            k: 1,
+            lr: 1e-2,
+            embedding_dim: 16,
+            centre_features: true,
+            train_layers: TrainLayers::All,
+            seed: 5,
+            ..FineTuneConfig::default()
+        },
+        out: dir.path().join(out),
+        resume,
+        stop_after,
+        progress: false,
+    };
+    fine_tune(&job("whole", false, None)).unwrap();
+    fine_tune(&job("resumed", false, Some(1))).unwrap();
+    fine_tune(&job("resumed", true, None)).unwrap();
+    let a = checkpoint_tensors(&dir.path().join("whole"));
+    let b = checkpoint_tensors(&dir.path().join("resumed"));
+    assert!(a.contains_key("neck/feature_mean"), "{:?}", a.keys());
+    assert_eq!(a.len(), b.len());
+    for (name, x) in &a {
+        let d = largest_difference(x, &b[name]);
+        assert!(d <= 1e-6, "`{name}`: resumed ends {d} away");
+    }
 }

@@ -51,6 +51,11 @@ pub struct FineTuneArgs {
     /// network's are folded into its convolutions).
     #[arg(long)]
     pub train_batchnorm: bool,
+    /// Subtract the running mean feature before the fine-tuning head (keeps the triplet
+    /// loss off the collapsed minimum on near-identical random features; see
+    /// docs/fine-tuning.md).
+    #[arg(long)]
+    pub centre_features: bool,
     /// Continue from OUT/finetune/checkpoint.safetensors (same settings).
     #[arg(long)]
     pub resume: bool,
@@ -75,6 +80,7 @@ impl FineTuneArgs {
                 accumulate: self.accumulate,
                 patience: self.patience,
                 freeze_batchnorm: !self.train_batchnorm,
+                centre_features: self.centre_features,
                 seed,
                 device: ComputeDevice::for_runtime(device),
                 ..FineTuneConfig::default()

@@ -25,6 +25,10 @@ pub struct FineTuneConfig {
     #[serde(default = "default_cosface_scale")]
     pub cosface_scale: f64,
     pub embedding_dim: usize,
+    /// Subtract the mean feature before the head (see `finetune::model`); off unless asked
+    /// for, because on real hands it is unmeasured (docs/fine-tuning.md).
+    #[serde(default)]
+    pub centre_features: bool,
     #[serde(with = "train_layers_text")]
     pub train_layers: TrainLayers,
     /// Batches whose gradients are summed before one optimiser step.
@@ -141,6 +145,7 @@ impl Default for FineTuneConfig {
             margin: 0.3,
             cosface_scale: default_cosface_scale(),
             embedding_dim: 128,
+            centre_features: false,
             train_layers: TrainLayers::Last(6),
             accumulate: 1,
             patience: 0,

@@ -1,7 +1,18 @@
-//! What fine-tuning trains: a backbone's features, then a linear head and L2
+//! What fine-tuning trains: a backbone's features, centred, then a linear head and L2
 //! normalisation; with the cosine-margin loss also one proxy per training subject.
+//!
+//! Why centre: a random (or keypoint-trained) backbone maps every image close to one
+//! common direction (random DINOv2: cosine about 0.999 between different hands), so after
+//! the head and L2 normalisation all embeddings nearly coincide, the loss sees almost no
+//! difference between subjects and its gradients carry almost none: a random `dinov2-tiny`
+//! trained whole stayed at the uninformative loss (`ln(subjects)` plus the margin term).
+//! Subtracting the mean feature removes that common part, as re-identification's
+//! "BNNeck" does: training subtracts the batch's mean (gradients pass through it) and
+//! keeps a running mean, which evaluation subtracts, so an embedding never depends on the
+//! other images of its batch.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use candle_core::{Device, Result, Tensor, Var};
 use rand::SeedableRng;
@@ -14,6 +25,9 @@ use super::trained_net::TrainedNet;
 const HEAD_WEIGHT: &str = "head/weight";
 const HEAD_BIAS: &str = "head/bias";
 const PROXIES: &str = "loss/proxies";
+const FEATURE_MEAN: &str = "neck/feature_mean";
+/// Weight of each training batch's mean in the running mean (batch norm's default).
+const MEAN_MOMENTUM: f64 = 0.1;
 
 pub struct FineTuneModel {
     pub net: TrainedNet,
@@ -21,15 +35,20 @@ pub struct FineTuneModel {
     head_bias: Var,
     /// `[subjects, embedding_dim]` when the loss has proxies.
     proxies: Option<Var>,
+    /// `Some` when features are centred: the running mean `[1, width]`, `None` until the
+    /// first training batch.
+    centring: Option<Mutex<Option<Tensor>>>,
 }
 
 impl FineTuneModel {
     /// `net` with a seeded random head `[embedding_dim, feature width]`, and seeded random
-    /// proxies for `proxy_subjects` subjects when that is given.
+    /// proxies for `proxy_subjects` subjects when that is given; `centre` subtracts the
+    /// mean feature before the head.
     pub fn new(
         net: TrainedNet,
         embedding_dim: usize,
         proxy_subjects: Option<usize>,
+        centre: bool,
         seed: u64,
         device: &Device,
     ) -> Result<Self> {
@@ -52,6 +71,7 @@ impl FineTuneModel {
             proxies: proxy_subjects
                 .map(|n| CosFaceLoss::proxies(n, embedding_dim, seed, device))
                 .transpose()?,
+            centring: centre.then(|| Mutex::new(None)),
         })
     }
 
@@ -63,11 +83,41 @@ impl FineTuneModel {
         self.head_weight.as_tensor().device()
     }
 
-    /// Unit-length embeddings `[N, E]` of `x [N, 3, S, S]` in [0, 1].
+    /// Unit-length embeddings `[N, E]` of `x [N, 3, S, S]` in [0, 1], centred by the
+    /// running mean: each image's embedding is independent of the rest of the batch.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let e = self
-            .net
-            .features(x)?
+        let f = self.net.features(x)?;
+        let f = match self.running_mean() {
+            Some(mean) => f.broadcast_sub(&mean)?,
+            None => f,
+        };
+        self.embed(&f)
+    }
+
+    /// Embeddings for a training step: centred by the batch's own mean, which then moves
+    /// the running mean.
+    pub fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
+        let f = self.net.features(x)?;
+        let Some(centring) = &self.centring else {
+            return self.embed(&f);
+        };
+        let batch_mean = f.mean_keepdim(0)?;
+        let seen = batch_mean.detach();
+        let mut running = centring.lock().expect("the running mean's lock");
+        *running = Some(match running.take() {
+            Some(r) => ((r * (1.0 - MEAN_MOMENTUM))? + (seen * MEAN_MOMENTUM)?)?,
+            None => seen,
+        });
+        self.embed(&f.broadcast_sub(&batch_mean)?)
+    }
+
+    fn running_mean(&self) -> Option<Tensor> {
+        let centring = self.centring.as_ref()?;
+        centring.lock().expect("the running mean's lock").clone()
+    }
+
+    fn embed(&self, features: &Tensor) -> Result<Tensor> {
+        let e = features
             .matmul(&self.head_weight.as_tensor().t()?)?
             .broadcast_add(self.head_bias.as_tensor())?;
         let norm = e
@@ -95,12 +145,17 @@ impl FineTuneModel {
         out
     }
 
-    /// Every trained value by parameter name.
+    /// Every trained value by parameter name, and the running mean once there is one.
     pub fn state(&self) -> HashMap<String, Tensor> {
-        self.params(1.0)
+        let mut state: HashMap<String, Tensor> = self
+            .params(1.0)
             .into_iter()
             .map(|(n, v, _)| (n, v.as_tensor().clone()))
-            .collect()
+            .collect();
+        if let Some(mean) = self.running_mean() {
+            state.insert(FEATURE_MEAN.into(), mean);
+        }
+        state
     }
 
     pub fn load_state(&self, state: &HashMap<String, Tensor>) -> Result<()> {
@@ -110,6 +165,72 @@ impl FineTuneModel {
                 .ok_or_else(|| candle_core::Error::Msg(format!("checkpoint lacks `{name}`")))?;
             var.set(v)?;
         }
+        if let Some(centring) = &self.centring {
+            *centring.lock().expect("the running mean's lock") = state.get(FEATURE_MEAN).cloned();
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finetune::graph_net::TrainLayers;
+    use crate::finetune::trained_net::BackboneSource;
+    use handmatch_export::random_init::{self, Arch};
+
+    fn model(dir: &std::path::Path, centre: bool) -> FineTuneModel {
+        random_init::write(Arch::Dinov2Tiny, 5, &dir.join("dinov2")).unwrap();
+        let source = BackboneSource::Dinov2 {
+            dir: dir.join("dinov2"),
+            image_size: 28,
+        };
+        let net = TrainedNet::open(&source, TrainLayers::All, &Device::Cpu).unwrap();
+        FineTuneModel::new(net, 8, None, centre, 1, &Device::Cpu).unwrap()
+    }
+
+    fn images(n: usize, seed: u64) -> Tensor {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let data: Vec<f32> = (0..n * 3 * 28 * 28)
+            .map(|_| rand::Rng::random::<f32>(&mut rng))
+            .collect();
+        Tensor::from_vec(data, (n, 3, 28, 28), &Device::Cpu).unwrap()
+    }
+
+    fn largest_difference(a: &Tensor, b: &Tensor) -> f32 {
+        let d = (a - b).and_then(|d| d.abs()).and_then(|d| d.max_all());
+        d.and_then(|d| d.to_scalar()).unwrap()
+    }
+
+    #[test]
+    fn centred_embeddings_use_the_running_mean_and_not_the_rest_of_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = model(dir.path(), true);
+        let batch = images(6, 1);
+        let trained = m.forward_train(&batch).unwrap();
+        // After one batch the running mean is that batch's mean feature.
+        let mean = m.state()[FEATURE_MEAN].clone();
+        let expected = m.net.features(&batch).unwrap().mean_keepdim(0).unwrap();
+        assert!(largest_difference(&mean, &expected) <= 1e-6);
+        let evaluated = m.forward(&batch).unwrap();
+        assert!(largest_difference(&trained, &evaluated) <= 1e-5);
+        // A second batch moves the running mean by the momentum.
+        let other = images(4, 2);
+        m.forward_train(&other).unwrap();
+        let moved = m.state()[FEATURE_MEAN].clone();
+        let other_mean = m.net.features(&other).unwrap().mean_keepdim(0).unwrap();
+        let blended = ((expected * 0.9).unwrap() + (other_mean * 0.1).unwrap()).unwrap();
+        assert!(largest_difference(&moved, &blended) <= 1e-6);
+        // Evaluation: an image's embedding alone equals its row in any batch.
+        let all = m.forward(&batch).unwrap();
+        for i in 0..6 {
+            let alone = m.forward(&batch.narrow(0, i, 1).unwrap()).unwrap();
+            let row = all.narrow(0, i, 1).unwrap();
+            assert!(largest_difference(&alone, &row) <= 1e-5, "image {i}");
+        }
+        // Centring matters: the raw model embeds the same images elsewhere.
+        let raw = model(dir.path(), false);
+        assert!(!raw.state().contains_key(FEATURE_MEAN));
+        assert!(largest_difference(&raw.forward(&batch).unwrap(), &all) > 1e-2);
     }
 }

@@ -56,7 +56,14 @@ pub fn fine_tune(job: &FineTuneJob) -> anyhow::Result<FineTuneOutcome> {
     let device = cfg.device.open()?;
     let net = TrainedNet::open(job.source, cfg.train_layers, &device)?;
     let proxies = (cfg.loss == FineTuneLoss::CosFace).then_some(job.train.len());
-    let model = FineTuneModel::new(net, cfg.embedding_dim, proxies, cfg.seed, &device)?;
+    let model = FineTuneModel::new(
+        net,
+        cfg.embedding_dim,
+        proxies,
+        cfg.centre_features,
+        cfg.seed,
+        &device,
+    )?;
     let mut opt = AdamW::new(model.params(cfg.backbone_lr_factor), cfg.weight_decay)?;
     let rows = Rows::new(job.crops, job.train);
     let val_rows: Vec<usize> = (0..job.crops.len())
@@ -242,7 +249,7 @@ fn run_epoch(
             .iter()
             .map(|&r| augment.apply(&job.crops.crop(rows.crop[r]), &mut rng))
             .collect();
-        let emb = model.forward(&to_input(&crops, model.device())?)?;
+        let emb = model.forward_train(&to_input(&crops, model.device())?)?;
         let subjects: Vec<u32> = batch.iter().map(|&r| rows.subjects[r]).collect();
         let views: Vec<View> = batch.iter().map(|&r| rows.views[r]).collect();
         let loss = objective.forward(model, &emb, &subjects, &views)?;
