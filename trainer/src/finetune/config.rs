@@ -26,7 +26,7 @@ pub struct FineTuneConfig {
     pub cosface_scale: f64,
     pub embedding_dim: usize,
     /// Subtract the mean feature before the head (see `finetune::model`); off unless asked
-    /// for, because on real hands it is unmeasured (docs/fine-tuning.md).
+    /// for: it gained nothing on hands-dev (docs/fine-tuning.md).
     #[serde(default)]
     pub centre_features: bool,
     #[serde(with = "train_layers_text")]

@@ -1,4 +1,4 @@
-//! What fine-tuning trains: a backbone's features, centred, then a linear head and L2
+//! What fine-tuning trains: a backbone's features, optionally centred, then a linear head and L2
 //! normalisation; with the cosine-margin loss also one proxy per training subject.
 //!
 //! Why centre: a random (or keypoint-trained) backbone maps every image close to one
@@ -35,9 +35,38 @@ pub struct FineTuneModel {
     head_bias: Var,
     /// `[subjects, embedding_dim]` when the loss has proxies.
     proxies: Option<Var>,
-    /// `Some` when features are centred: the running mean `[1, width]`, `None` until the
-    /// first training batch.
-    centring: Option<Mutex<Option<Tensor>>>,
+    /// `Some` when features are centred.
+    centring: Option<RunningMean>,
+}
+
+/// The mean feature `[1, width]` of the training batches so far (exponentially weighted);
+/// `None` until the first batch.
+#[derive(Default)]
+struct RunningMean(Mutex<Option<Tensor>>);
+
+impl RunningMean {
+    fn get(&self) -> Option<Tensor> {
+        self.lock().clone()
+    }
+
+    fn set(&self, mean: Option<Tensor>) {
+        *self.lock() = mean;
+    }
+
+    /// Moves the mean toward a batch's (detached) mean feature.
+    fn update(&self, batch_mean: Tensor) -> Result<()> {
+        let mut mean = self.lock();
+        *mean = Some(match mean.take() {
+            Some(m) => ((m * (1.0 - MEAN_MOMENTUM))? + (batch_mean * MEAN_MOMENTUM)?)?,
+            None => batch_mean,
+        });
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Tensor>> {
+        // A poisoned lock only means a panic elsewhere mid-update; the value is whole.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl FineTuneModel {
@@ -71,7 +100,7 @@ impl FineTuneModel {
             proxies: proxy_subjects
                 .map(|n| CosFaceLoss::proxies(n, embedding_dim, seed, device))
                 .transpose()?,
-            centring: centre.then(|| Mutex::new(None)),
+            centring: centre.then(RunningMean::default),
         })
     }
 
@@ -102,18 +131,12 @@ impl FineTuneModel {
             return self.embed(&f);
         };
         let batch_mean = f.mean_keepdim(0)?;
-        let seen = batch_mean.detach();
-        let mut running = centring.lock().expect("the running mean's lock");
-        *running = Some(match running.take() {
-            Some(r) => ((r * (1.0 - MEAN_MOMENTUM))? + (seen * MEAN_MOMENTUM)?)?,
-            None => seen,
-        });
+        centring.update(batch_mean.detach())?;
         self.embed(&f.broadcast_sub(&batch_mean)?)
     }
 
     fn running_mean(&self) -> Option<Tensor> {
-        let centring = self.centring.as_ref()?;
-        centring.lock().expect("the running mean's lock").clone()
+        self.centring.as_ref()?.get()
     }
 
     fn embed(&self, features: &Tensor) -> Result<Tensor> {
@@ -166,7 +189,7 @@ impl FineTuneModel {
             var.set(v)?;
         }
         if let Some(centring) = &self.centring {
-            *centring.lock().expect("the running mean's lock") = state.get(FEATURE_MEAN).cloned();
+            centring.set(state.get(FEATURE_MEAN).cloned());
         }
         Ok(())
     }
