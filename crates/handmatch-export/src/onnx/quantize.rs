@@ -10,7 +10,10 @@
 //! the pattern ONNX Runtime's CPU provider fuses into one `DynamicQuantizeMatMul` (checked
 //! by the tests through the optimised graph). LayerNorm, softmax, GELU and the attention
 //! products of two activations stay fp32; so do the convolutions and the spliced hand
-//! landmark network, whose keypoints alignment relies on.
+//! landmark network, whose keypoints alignment relies on. ONNX Runtime's own convolution
+//! quantisers (dynamic `ConvInteger`, static QDQ) were measured on that network with real
+//! photos and lose the hand (worst pooled cosine 0.47–0.82, landmarks off by 6.6–41 px;
+//! `scripts/hand-int8-ptq.py`, docs/performance.md), so there is no convolution path.
 //!
 //! The head's products stay fp32 too. A head reads raw features: the standardisation it
 //! was fitted with is folded into its first product, so that product's input mixes

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Can the hand landmark network's convolutions be quantised to int8 without losing the
+hand? ONNX Runtime's own post-training quantisers on the imported network, against fp32, on
+real photos (docs/performance.md, "int8 and the hand landmark network").
+
+Variants: dynamic (ConvInteger, u8 or s8 weights, per channel) and static QDQ (u8
+activations calibrated on CAL images, s8 weights per channel, MinMax or 99.99th
+percentile), on every operator, on the convolutions only, or on all but the stem
+convolution and the output Gemms. For each: the pooled trunk
+output's cosine to fp32 (mean and worst), the landmarks' error in pixels of the 224 input
+(mean and worst), and batch-8 throughput on two threads, fp32 measured in the same run.
+
+The photos are resized to 224 x 224 as they are (no alignment): the network's input
+scale, not the artefact's exact crops. The evaluation and calibration images are disjoint
+(the first N and the last CAL of the sorted directory).
+
+Usage: .venv-hand/bin/python scripts/hand-int8-ptq.py IMAGES_DIR [N=64] [CAL=128]
+"""
+
+import glob
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import version_converter
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+from PIL import Image
+
+MODEL = "models/hand-landmarks/hand_landmark_full.onnx"
+SIDE = 224
+POOLED, LANDMARKS = 4, 0
+
+
+def load(files):
+    def one(f):
+        im = Image.open(f).convert("RGB").resize((SIDE, SIDE), Image.BILINEAR)
+        return np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 255.0
+
+    return np.stack([one(f) for f in files])
+
+
+class Batches(CalibrationDataReader):
+    def __init__(self, images):
+        self.it = iter({"image": images[i : i + 8]} for i in range(0, len(images), 8))
+
+    def get_next(self):
+        return next(self.it, None)
+
+
+def session(path):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def throughput(s, images, seconds=4.0):
+    batch = images[:8]
+    s.run(None, {"image": batch})
+    start, n = time.time(), 0
+    while time.time() - start < seconds:
+        s.run(None, {"image": batch})
+        n += len(batch)
+    return n / (time.time() - start)
+
+
+def compare(name, s, x, ref, fp32_speed):
+    out = s.run(None, {"image": x})
+    a, b = ref[POOLED], out[POOLED]
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    err = np.abs(ref[LANDMARKS] - out[LANDMARKS]).reshape(len(x), 21, 3)[:, :, :2]
+    speed = throughput(s, x)
+    print(
+        f"| {name} | {cos.mean():.4f} | {cos.min():.4f} | {err.mean():.2f} | "
+        f"{err.max():.1f} | {speed:.1f} | {speed / fp32_speed:.2f}x |",
+        flush=True,
+    )
+
+
+def main():
+    images_dir = sys.argv[1]
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 64
+    cal_n = int(sys.argv[3]) if len(sys.argv) > 3 else 128
+    files = sorted(glob.glob(f"{images_dir}/*.jpg"))
+    assert len(files) >= n + cal_n, f"need {n + cal_n} photos in {images_dir}"
+    x, cal = load(files[:n]), load(files[-cal_n:])
+    fp32 = session(MODEL)
+    ref = fp32.run(None, {"image": x})
+    fp32_speed = throughput(fp32, x)
+    print("| variant | pooled cosine mean | worst | landmark error px mean | worst | img/s | vs fp32 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(f"| fp32 | 1 | 1 | 0 | 0 | {fp32_speed:.1f} | 1.00x |", flush=True)
+    tmp = Path(tempfile.mkdtemp())
+    for weights, label in [(QuantType.QUInt8, "u8"), (QuantType.QInt8, "s8")]:
+        out = tmp / f"dynamic-{label}.onnx"
+        quantize_dynamic(MODEL, out, op_types_to_quantize=["Conv"], per_channel=True,
+                         weight_type=weights, reduce_range=label == "s8")
+        compare(f"dynamic, Conv, {label} weights", session(str(out)), x, ref, fp32_speed)
+    # Per-channel DequantizeLinear needs opset 13; the imported network is opset 11.
+    onnx.save(version_converter.convert_version(onnx.load(MODEL), 13), tmp / "op13.onnx")
+    quant_pre_process(tmp / "op13.onnx", tmp / "pre.onnx", skip_symbolic_shape=True)
+    graph = onnx.load(tmp / "pre.onnx").graph
+    stem_and_heads = [graph.node[0].name] + [n.name for n in graph.node if n.op_type == "Gemm"]
+    variants = [
+        ("all operators, MinMax", None, [], CalibrationMethod.MinMax),
+        ("all operators, Percentile", None, [], CalibrationMethod.Percentile),
+        ("Conv only, MinMax", ["Conv"], [], CalibrationMethod.MinMax),
+        ("all but the stem and the Gemm heads, MinMax", None, stem_and_heads,
+         CalibrationMethod.MinMax),
+    ]
+    for i, (label, ops, excluded, method) in enumerate(variants):
+        out = tmp / f"static-{i}.onnx"
+        extra = {"CalibPercentile": 99.99} if method == CalibrationMethod.Percentile else {}
+        quantize_static(tmp / "pre.onnx", out, Batches(cal), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, op_types_to_quantize=ops,
+                        nodes_to_exclude=excluded, calibrate_method=method,
+                        extra_options=extra)
+        compare(f"static QDQ, {label}", session(str(out)), x, ref, fp32_speed)
+
+if __name__ == "__main__":
+    main()
