@@ -3,10 +3,12 @@
 //! whole network fine-tuned, with the same crops, seed, epochs and schedule; scored on
 //! held-out subjects at the last epoch (no epoch chosen on them). LOSS is `triplet` or
 //! `cosface`; MARGIN is that loss's margin; FEATURES `centred` subtracts the running mean
-//! feature before the head (`fit --centre-features`), `raw` (the default) does not.
+//! feature before the head (`fit --centre-features`), `standardised` also divides each
+//! feature by its spread (`fit --standardise-features`), `raw` (the default) does neither.
+//! PER_VIEW is how many photos of each side of each hand the synthetic data set holds.
 //!
 //! cargo run --release -p handmatch-trainer --example dinov2_synthetic_check -- \
-//!     [SUBJECTS HELD_OUT SIDE EPOCHS LR BACKBONE_LR_FACTOR LOSS MARGIN FEATURES]
+//!     [SUBJECTS HELD_OUT SIDE EPOCHS LR BACKBONE_LR_FACTOR LOSS MARGIN FEATURES PER_VIEW]
 
 use std::collections::BTreeSet;
 
@@ -30,7 +32,8 @@ fn main() -> anyhow::Result<()> {
     let loss = <FineTuneLoss as clap::ValueEnum>::from_str(&arg(7, "triplet".to_string()), true)
         .map_err(anyhow::Error::msg)?;
     let margin = arg(8, 0.3f64);
-    let centre = arg(9, "raw".to_string()) == "centred";
+    let neck = arg(9, "raw".to_string());
+    let per_view = arg(10, 3usize);
     let dir = tempfile::tempdir()?;
     random_init::write(Arch::Dinov2Tiny, 7, &dir.path().join("dinov2-tiny"))?;
     let synth = SynthOptions {
@@ -38,8 +41,8 @@ fn main() -> anyhow::Result<()> {
         seed: 11,
         width: 240,
         height: 180,
-        per_view_min: 3,
-        per_view_max: 3,
+        per_view_min: per_view,
+        per_view_max: per_view,
     };
     generate(&synth, &dir.path().join("hands"))?;
     let data = Dataset::load(&dir.path().join("hands"), &LoadOptions::default())?.0;
@@ -70,7 +73,8 @@ fn main() -> anyhow::Result<()> {
                 embedding_dim: 32,
                 train_layers: layers,
                 seed: 1,
-                centre_features: centre,
+                centre_features: neck == "centred",
+                standardise_features: neck == "standardised",
                 ..FineTuneConfig::default()
             },
             out: dir.path().join(name.replace(' ', "-")),

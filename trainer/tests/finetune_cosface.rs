@@ -122,9 +122,9 @@ fn cosface_proxies_resume_exactly_and_the_loss_falls() {
 }
 
 /// With centred features the running mean is part of the checkpoint: a resumed run ends at
-/// the uninterrupted run's weights and running mean.
+/// the uninterrupted run's weights and running statistics (mean and variance).
 #[test]
-fn centred_fine_tuning_resumes_to_the_same_running_mean() {
+fn standardised_fine_tuning_resumes_to_the_same_running_statistics() {
     let dir = tempfile::tempdir().unwrap();
     let (crops, source, train, val) = tiny_dinov2_on_synthetic_hands(dir.path(), 4, 1);
     let job = |out: &str, resume: bool, stop_after: Option<usize>| FineTuneJob {
@@ -138,7 +138,7 @@ fn centred_fine_tuning_resumes_to_the_same_running_mean() {
             k: 1,
             lr: 1e-2,
             embedding_dim: 16,
-            centre_features: true,
+            standardise_features: true,
             train_layers: TrainLayers::All,
             seed: 5,
             ..FineTuneConfig::default()
@@ -153,7 +153,9 @@ fn centred_fine_tuning_resumes_to_the_same_running_mean() {
     fine_tune(&job("resumed", true, None)).unwrap();
     let a = checkpoint_tensors(&dir.path().join("whole"));
     let b = checkpoint_tensors(&dir.path().join("resumed"));
-    assert!(a.contains_key("neck/feature_mean"), "{:?}", a.keys());
+    for stat in ["neck/feature_mean", "neck/feature_var"] {
+        assert!(a.contains_key(stat), "{stat} missing: {:?}", a.keys());
+    }
     assert_eq!(a.len(), b.len());
     for (name, x) in &a {
         let d = largest_difference(x, &b[name]);

@@ -56,6 +56,10 @@ pub struct FineTuneArgs {
     /// docs/fine-tuning.md).
     #[arg(long)]
     pub centre_features: bool,
+    /// Centre and also divide each feature by its running spread before the head (a batch
+    /// norm without its affine part; see docs/fine-tuning.md).
+    #[arg(long)]
+    pub standardise_features: bool,
     /// Continue from OUT/finetune/checkpoint.safetensors (same settings).
     #[arg(long)]
     pub resume: bool,
@@ -81,6 +85,7 @@ impl FineTuneArgs {
                 patience: self.patience,
                 freeze_batchnorm: !self.train_batchnorm,
                 centre_features: self.centre_features,
+                standardise_features: self.standardise_features,
                 seed,
                 device: ComputeDevice::for_runtime(device),
                 ..FineTuneConfig::default()

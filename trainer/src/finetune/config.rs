@@ -1,6 +1,7 @@
 //! The settings of one fine-tuning run (`fit --fine-tune`, recipe keys of the same names).
 
 use super::graph_net::TrainLayers;
+use super::model::FeatureNeck;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FineTuneConfig {
@@ -29,6 +30,10 @@ pub struct FineTuneConfig {
     /// for: it gained nothing on hands-dev (docs/fine-tuning.md).
     #[serde(default)]
     pub centre_features: bool,
+    /// Centre and divide each feature by its spread before the head (implies centring;
+    /// see `finetune::model`).
+    #[serde(default)]
+    pub standardise_features: bool,
     #[serde(with = "train_layers_text")]
     pub train_layers: TrainLayers,
     /// Batches whose gradients are summed before one optimiser step.
@@ -130,6 +135,19 @@ impl std::str::FromStr for ComputeDevice {
     }
 }
 
+impl FineTuneConfig {
+    /// How features are normalised before the head.
+    pub fn feature_neck(&self) -> FeatureNeck {
+        if self.standardise_features {
+            FeatureNeck::Standardised
+        } else if self.centre_features {
+            FeatureNeck::Centred
+        } else {
+            FeatureNeck::Raw
+        }
+    }
+}
+
 impl Default for FineTuneConfig {
     fn default() -> Self {
         Self {
@@ -146,6 +164,7 @@ impl Default for FineTuneConfig {
             cosface_scale: default_cosface_scale(),
             embedding_dim: 128,
             centre_features: false,
+            standardise_features: false,
             train_layers: TrainLayers::Last(6),
             accumulate: 1,
             patience: 0,

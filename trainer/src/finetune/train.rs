@@ -60,7 +60,7 @@ pub fn fine_tune(job: &FineTuneJob) -> anyhow::Result<FineTuneOutcome> {
         net,
         cfg.embedding_dim,
         proxies,
-        cfg.centre_features,
+        cfg.feature_neck(),
         cfg.seed,
         &device,
     )?;
