@@ -141,10 +141,10 @@ impl FineTuneModel {
     /// running statistics: each image's embedding is independent of the rest of the batch.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut f = self.net.features(x)?;
-        if let Some(mean) = self.running(&self.centring) {
+        if let Some(mean) = self.centring.as_ref().and_then(RunningMean::get) {
             f = f.broadcast_sub(&mean)?;
         }
-        if let Some(var) = self.running(&self.scaling) {
+        if let Some(var) = self.scaling.as_ref().and_then(RunningMean::get) {
             f = f.broadcast_div(&(var + VAR_EPSILON)?.sqrt()?)?;
         }
         self.embed(&f)
@@ -168,8 +168,11 @@ impl FineTuneModel {
         self.embed(&centred.broadcast_div(&(batch_var + VAR_EPSILON)?.sqrt()?)?)
     }
 
-    fn running(&self, stat: &Option<RunningMean>) -> Option<Tensor> {
-        stat.as_ref()?.get()
+    /// The running statistics this model keeps, by checkpoint name.
+    fn statistics(&self) -> impl Iterator<Item = (&'static str, &RunningMean)> {
+        [(FEATURE_MEAN, &self.centring), (FEATURE_VAR, &self.scaling)]
+            .into_iter()
+            .filter_map(|(name, stat)| Some((name, stat.as_ref()?)))
     }
 
     fn embed(&self, features: &Tensor) -> Result<Tensor> {
@@ -209,8 +212,8 @@ impl FineTuneModel {
             .into_iter()
             .map(|(n, v, _)| (n, v.as_tensor().clone()))
             .collect();
-        for (name, stat) in [(FEATURE_MEAN, &self.centring), (FEATURE_VAR, &self.scaling)] {
-            if let Some(value) = self.running(stat) {
+        for (name, stat) in self.statistics() {
+            if let Some(value) = stat.get() {
                 state.insert(name.into(), value);
             }
         }
@@ -224,10 +227,8 @@ impl FineTuneModel {
                 .ok_or_else(|| candle_core::Error::Msg(format!("checkpoint lacks `{name}`")))?;
             var.set(v)?;
         }
-        for (name, stat) in [(FEATURE_MEAN, &self.centring), (FEATURE_VAR, &self.scaling)] {
-            if let Some(stat) = stat {
-                stat.set(state.get(name).cloned());
-            }
+        for (name, stat) in self.statistics() {
+            stat.set(state.get(name).cloned());
         }
         Ok(())
     }
@@ -258,6 +259,29 @@ mod tests {
         Tensor::from_vec(data, (n, 3, 28, 28), &Device::Cpu).unwrap()
     }
 
+    /// Per-feature biased variance over the batch, as training computes it.
+    fn batch_variance(features: &Tensor) -> Tensor {
+        let mean = features.mean_keepdim(0).unwrap();
+        let centred = features.broadcast_sub(&mean).unwrap();
+        centred.sqr().unwrap().mean_keepdim(0).unwrap()
+    }
+
+    /// The running statistic after `first` then `second`, with the momentum.
+    fn blended(first: Tensor, second: Tensor) -> Tensor {
+        ((first * 0.9).unwrap() + (second * 0.1).unwrap()).unwrap()
+    }
+
+    /// Evaluation: each image's embedding alone equals its row of `batch`'s.
+    fn assert_each_image_alone_equals_its_row(m: &FineTuneModel, batch: &Tensor) -> Tensor {
+        let all = m.forward(batch).unwrap();
+        for i in 0..batch.dim(0).unwrap() {
+            let alone = m.forward(&batch.narrow(0, i, 1).unwrap()).unwrap();
+            let row = all.narrow(0, i, 1).unwrap();
+            assert!(largest_difference(&alone, &row) <= 1e-5, "image {i}");
+        }
+        all
+    }
+
     fn largest_difference(a: &Tensor, b: &Tensor) -> f32 {
         let d = (a - b).and_then(|d| d.abs()).and_then(|d| d.max_all());
         d.and_then(|d| d.to_scalar()).unwrap()
@@ -280,15 +304,8 @@ mod tests {
         m.forward_train(&other).unwrap();
         let moved = m.state()[FEATURE_MEAN].clone();
         let other_mean = m.net.features(&other).unwrap().mean_keepdim(0).unwrap();
-        let blended = ((expected * 0.9).unwrap() + (other_mean * 0.1).unwrap()).unwrap();
-        assert!(largest_difference(&moved, &blended) <= 1e-6);
-        // Evaluation: an image's embedding alone equals its row in any batch.
-        let all = m.forward(&batch).unwrap();
-        for i in 0..6 {
-            let alone = m.forward(&batch.narrow(0, i, 1).unwrap()).unwrap();
-            let row = all.narrow(0, i, 1).unwrap();
-            assert!(largest_difference(&alone, &row) <= 1e-5, "image {i}");
-        }
+        assert!(largest_difference(&moved, &blended(expected, other_mean)) <= 1e-6);
+        let all = assert_each_image_alone_equals_its_row(&m, &batch);
         // Centring matters: the raw model embeds the same images elsewhere.
         let raw = model(dir.path(), FeatureNeck::Raw);
         assert!(!raw.state().contains_key(FEATURE_MEAN));
@@ -302,11 +319,7 @@ mod tests {
         let batch = images(6, 1);
         let trained = m.forward_train(&batch).unwrap();
         // After one batch the running variance is that batch's (biased) variance.
-        let features = m.net.features(&batch).unwrap();
-        let centred = features
-            .broadcast_sub(&features.mean_keepdim(0).unwrap())
-            .unwrap();
-        let expected = centred.sqr().unwrap().mean_keepdim(0).unwrap();
+        let expected = batch_variance(&m.net.features(&batch).unwrap());
         let var = m.state()[FEATURE_VAR].clone();
         assert!(largest_difference(&var, &expected) <= 1e-6);
         // With the running statistics equal to the batch's, training and evaluation agree.
@@ -316,17 +329,9 @@ mod tests {
         let other = images(4, 2);
         m.forward_train(&other).unwrap();
         let moved = m.state()[FEATURE_VAR].clone();
-        let f = m.net.features(&other).unwrap();
-        let d = f.broadcast_sub(&f.mean_keepdim(0).unwrap()).unwrap();
-        let other_var = d.sqr().unwrap().mean_keepdim(0).unwrap();
-        let blended = ((expected * 0.9).unwrap() + (other_var * 0.1).unwrap()).unwrap();
-        assert!(largest_difference(&moved, &blended) <= 1e-6);
-        let all = m.forward(&batch).unwrap();
-        for i in 0..6 {
-            let alone = m.forward(&batch.narrow(0, i, 1).unwrap()).unwrap();
-            let row = all.narrow(0, i, 1).unwrap();
-            assert!(largest_difference(&alone, &row) <= 1e-5, "image {i}");
-        }
+        let other_var = batch_variance(&m.net.features(&other).unwrap());
+        assert!(largest_difference(&moved, &blended(expected, other_var)) <= 1e-6);
+        let all = assert_each_image_alone_equals_its_row(&m, &batch);
         // Dividing by the spread matters: centring alone embeds the images elsewhere.
         let centred_only = model(dir.path(), FeatureNeck::Centred);
         centred_only.forward_train(&batch).unwrap();
