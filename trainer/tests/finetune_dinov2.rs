@@ -1,9 +1,11 @@
 //! DINOv2 as a trainable candle network: its forward equals ONNX Runtime on the exported
 //! graph and transformers' recorded output for the exporter's parity fixtures; gradients
-//! reach every tensor; the checkpoint it writes exports to an artefact that computes what
-//! the tuned network computes. (Fine-tuning against a head on frozen features is
+//! reach every tensor and equal central differences; the checkpoint it writes exports to
+//! an artefact that computes what the tuned network computes. (Fine-tuning against a head on frozen features is
 //! `cargo run --release -p handmatch-trainer --example dinov2_synthetic_check`: it does
 //! not win on synthetic hands with either loss, see docs/fine-tuning.md.)
+
+mod common;
 
 use std::path::{Path, PathBuf};
 
@@ -12,10 +14,13 @@ use handmatch_core::embed::backbone_session::BackboneSession;
 use handmatch_core::embed::RuntimeOptions;
 use handmatch_export::artefact::backbone_model;
 use handmatch_export::checkpoint::Checkpoint;
+use handmatch_export::random_init::{self, Arch};
 use handmatch_trainer::finetune::dinov2_net::Dinov2Net;
 use handmatch_trainer::finetune::TrainLayers;
 use ndarray::Array4;
 use safetensors::SafeTensors;
+
+use common::directional::{seeded_normal, seeded_rng, ReadOut};
 
 /// Max |difference| allowed, relative to the largest |value| of the reference output.
 const RELATIVE_TOLERANCE: f32 = 1e-4;
@@ -171,6 +176,31 @@ fn gradients_reach_every_tensor_and_the_written_checkpoint_exports_what_the_net_
     assert!(
         diff <= RELATIVE_TOLERANCE * scale,
         "tuned export differs by {diff}"
+    );
+}
+
+/// The backward pass is the forward's derivative: for every trained tensor of a random
+/// `dinov2-tiny` (the synthetic check's network, at its 56-pixel input), the gradient's
+/// product with a random direction equals the loss's central difference along it.
+#[test]
+fn gradients_equal_central_differences_along_random_directions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("dinov2-tiny");
+    random_init::write(Arch::Dinov2Tiny, 7, &dir).unwrap();
+    let net = Dinov2Net::open(&dir, 56, TrainLayers::All, &Device::Cpu).unwrap();
+    let mut rng = seeded_rng(3);
+    let x = seeded_normal(&[2, 3, 56, 56], &mut rng)
+        .affine(0.2, 0.5)
+        .unwrap();
+    // A fixed random linear read-out: every output value counts.
+    let weights = seeded_normal(&[2, 64], &mut rng);
+    let terms = || (net.forward(&x).unwrap() * &weights).unwrap();
+    let vars = net.vars();
+    let checked = ReadOut { terms: &terms, rng }.check(&vars);
+    assert_eq!(
+        checked,
+        vars.len() - 1,
+        "every tensor but the unused mask token"
     );
 }
 

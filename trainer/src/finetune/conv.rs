@@ -164,22 +164,39 @@ impl Taps {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Tensor};
+    use candle_core::{Device, Tensor, Var};
 
     /// Every formulation against candle's own `conv2d` (symmetric padding only there, so
-    /// the asymmetric case pads first).
+    /// the asymmetric case pads first): the output on a 9 × 10 input, and on a 9 × 9 one
+    /// also the gradients that a random linear read-out of it sends to the input, the
+    /// weight and the bias. (candle's `conv2d` backward gives both axes the first one's
+    /// output padding, so with stride 2 it fails on sides of different parity.)
     fn check(c: usize, o: usize, group: usize, k: usize, stride: usize, pads: [usize; 4]) {
+        check_on(c, o, group, k, stride, pads, (9, 10));
+        check_on(c, o, group, k, stride, pads, (9, 9));
+    }
+
+    fn check_on(
+        c: usize,
+        o: usize,
+        group: usize,
+        k: usize,
+        stride: usize,
+        pads: [usize; 4],
+        (h, w): (usize, usize),
+    ) {
         let dev = Device::Cpu;
-        let x = Tensor::randn(0f32, 1., (2, c, 9, 10), &dev).unwrap();
-        let w = Tensor::randn(0f32, 1., (o, c / group, k, k), &dev).unwrap();
-        let b = Tensor::randn(0f32, 1., o, &dev).unwrap();
+        let var = |t: Tensor| Var::from_tensor(&t).unwrap();
+        let x = var(Tensor::randn(0f32, 1., (2, c, h, w), &dev).unwrap());
+        let weight = var(Tensor::randn(0f32, 1., (o, c / group, k, k), &dev).unwrap());
+        let b = var(Tensor::randn(0f32, 1., o, &dev).unwrap());
         let spec = ConvSpec {
             group,
             kernel: (k, k),
             stride: (stride, stride),
             pads,
         };
-        let got = conv2d(&x, &w, Some(&b), &spec).unwrap();
+        let got = conv2d(&x, &weight, Some(&b), &spec).unwrap();
         let [t, l, bo, r] = pads;
         let xp = x
             .pad_with_zeros(2, t, bo)
@@ -187,12 +204,37 @@ mod tests {
             .pad_with_zeros(3, l, r)
             .unwrap();
         let want = xp
-            .conv2d(&w, 0, stride, 1, group)
+            .conv2d(&weight, 0, stride, 1, group)
             .unwrap()
             .broadcast_add(&b.reshape((1, o, 1, 1)).unwrap())
             .unwrap();
         assert_eq!(got.dims(), want.dims(), "{spec:?}");
-        let diff = (got - want)
+        assert!(largest_difference(&got, &want) < 1e-4, "{spec:?}: outputs");
+        if h != w {
+            return;
+        }
+        let read_out = Tensor::randn(0f32, 1., got.dims(), &dev).unwrap();
+        let grads = |y: &Tensor| {
+            (y * &read_out)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
+        };
+        let (ours, candles) = (grads(&got), grads(&want));
+        for (name, v) in [("input", &x), ("weight", &weight), ("bias", &b)] {
+            let (a, e) = (ours.get(v).unwrap(), candles.get(v).unwrap());
+            let diff = largest_difference(a, e);
+            assert!(
+                diff < 1e-4,
+                "{spec:?}: gradient of the {name} differs by {diff}"
+            );
+        }
+    }
+
+    fn largest_difference(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
             .unwrap()
             .abs()
             .unwrap()
@@ -201,12 +243,11 @@ mod tests {
             .max(0)
             .unwrap()
             .to_scalar::<f32>()
-            .unwrap();
-        assert!(diff < 1e-4, "{spec:?}: max difference {diff}");
+            .unwrap()
     }
 
     #[test]
-    fn pointwise_depthwise_and_dense_equal_candles_conv2d() {
+    fn pointwise_depthwise_and_dense_equal_candles_conv2d_forward_and_backward() {
         check(6, 5, 1, 1, 1, [0; 4]);
         check(6, 6, 6, 3, 1, [1; 4]);
         check(6, 6, 6, 5, 1, [2; 4]);

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part of it
 
+pub mod directional;
+
 use std::path::{Path, PathBuf};
 
 use handmatch_core::dataset::hand_info::{Dataset, LoadOptions};
