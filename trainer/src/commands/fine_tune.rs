@@ -38,7 +38,10 @@ pub struct FineTuneArgs {
     #[arg(long, default_value_t = 16.0)]
     pub cosface_scale: f64,
     /// Which layers train: `all` or `last-N` (the hand network's last N convolutions;
-    /// DINOv2's last N blocks and its final norm).
+    /// DINOv2's last N blocks and its final norm). `all` on the hand network keeps its
+    /// large early maps for the backward pass: a run at `--fine-tune-p 2` peaked at 12 GB
+    /// resident, and the default `--fine-tune-p 8` was killed for memory at 24 GB; pair a
+    /// small `--fine-tune-p` with `--accumulate`.
     #[arg(long, default_value = "last-6")]
     pub train_layers: TrainLayers,
     /// Batches whose gradients are summed into one step (a larger effective batch).
