@@ -1,15 +1,50 @@
 //! Depthwise convolution, forward and backward, on two layers of the hand landmark network
 //! (batch 8): candle's grouped `conv2d` against the shifted multiply-adds the fine-tuning
-//! translator uses (`finetune::conv::depthwise`).
+//! translator uses (`finetune::conv::depthwise`). And dense 3×3 convolutions of ResNet-50's
+//! bottlenecks: candle's `conv2d` against the im2col product (`finetune::conv::dense`), which
+//! `finetune::conv::conv2d` keeps for the strides where candle's backward pass fails.
 //!
 //!   cargo bench -p handmatch-trainer --bench depthwise
 
 use candle_core::{Device, Tensor, Var};
 use criterion::{criterion_group, criterion_main, Criterion};
-use handmatch_trainer::finetune::conv::{depthwise, ConvSpec};
+use handmatch_trainer::finetune::conv::{dense, depthwise, ConvSpec};
 
 /// (channels, size, kernel): an early 3×3 layer at 56 px and a late 5×5 layer at 14 px.
 const LAYERS: [(usize, usize, usize); 2] = [(144, 56, 3), (672, 14, 5)];
+
+/// (channels, size): ResNet-50's first-stage and third-stage 3×3 bottleneck convolutions.
+const DENSE: [(usize, usize); 2] = [(64, 56), (256, 14)];
+
+fn bench_dense(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    for (ch, size) in DENSE {
+        let x =
+            Var::from_tensor(&Tensor::randn(0f32, 1., (8, ch, size, size), &dev).unwrap()).unwrap();
+        let w = Var::from_tensor(&Tensor::randn(0f32, 1., (ch, ch, 3, 3), &dev).unwrap()).unwrap();
+        let spec = ConvSpec {
+            group: 1,
+            kernel: (3, 3),
+            stride: (1, 1),
+            pads: [1; 4],
+        };
+        let mut group = c.benchmark_group(format!("dense {ch}ch {size}px 3x3, batch 8"));
+        group.sample_size(10);
+        group.bench_function("candle conv2d, forward + backward", |b| {
+            b.iter(|| {
+                let y = x.as_tensor().conv2d(w.as_tensor(), 1, 1, 1, 1).unwrap();
+                y.sum_all().unwrap().backward().unwrap()
+            })
+        });
+        group.bench_function("im2col product, forward + backward", |b| {
+            b.iter(|| {
+                let y = dense(x.as_tensor(), w.as_tensor(), &spec).unwrap();
+                y.sum_all().unwrap().backward().unwrap()
+            })
+        });
+        group.finish();
+    }
+}
 
 fn bench(c: &mut Criterion) {
     let dev = Device::Cpu;
@@ -45,5 +80,5 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench, bench_dense);
 criterion_main!(benches);

@@ -51,7 +51,7 @@ fn main() -> anyhow::Result<()> {
     let all: BTreeSet<String> = images.iter().map(|i| i.subject.clone()).collect();
     let held_out: BTreeSet<String> = all.iter().take(held).cloned().collect();
     let train: BTreeSet<String> = all.difference(&held_out).cloned().collect();
-    let source = BackboneSource::Dinov2 {
+    let source = BackboneSource::Checkpoint {
         dir: dir.path().join("dinov2-tiny"),
         image_size: side as usize,
     };

@@ -190,7 +190,7 @@ pub fn tune_backbone(t: &BackboneTuning) -> anyhow::Result<(BackboneSpec, serde_
             hand_trunk: Some(outcome.tuned_model),
             ..t.backbone.clone()
         },
-        BackboneSource::Dinov2 { .. } => BackboneSpec {
+        BackboneSource::Checkpoint { .. } => BackboneSpec {
             hf_dir: Some(outcome.tuned_model),
             ..t.backbone.clone()
         },
@@ -208,17 +208,17 @@ fn tuning_source(t: &BackboneTuning) -> anyhow::Result<(BackboneSource, AlignedC
                 AlignedCrops::build(t.images, &aligner, &t.crops_cache, t.runtime, t.progress)?;
             Ok((BackboneSource::HandGraph(hand_model.clone()), crops))
         }
-        // Dinov2Net::open refuses a checkpoint of another architecture.
+        // TrainedNet::open refuses a checkpoint of another architecture.
         (None, Some(dir)) => {
             let crops = AlignedCrops::centre_cropped(t.images, t.image_size as u32)?;
-            let source = BackboneSource::Dinov2 {
+            let source = BackboneSource::Checkpoint {
                 dir: dir.clone(),
                 image_size: t.image_size,
             };
             Ok((source, crops))
         }
         _ => {
-            anyhow::bail!("--fine-tune trains one network: a DINOv2 checkpoint or the hand network")
+            anyhow::bail!("--fine-tune trains one network: a DINOv2 or ResNet checkpoint, or the hand network")
         }
     }
 }

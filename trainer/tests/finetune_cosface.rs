@@ -49,7 +49,7 @@ fn tiny_dinov2_on_synthetic_hands(
     let images: Vec<_> = data.images.iter().collect();
     let crops = AlignedCrops::centre_cropped(&images, 28).unwrap();
     random_init::write(Arch::Dinov2Tiny, 4, &dir.join("dinov2")).unwrap();
-    let source = BackboneSource::Dinov2 {
+    let source = BackboneSource::Checkpoint {
         dir: dir.join("dinov2"),
         image_size: 28,
     };
@@ -75,20 +75,17 @@ fn cosface_proxies_resume_exactly_and_the_loss_falls() {
         seed: 2,
         ..FineTuneConfig::default()
     };
-    let job = |out: &str, resume: bool, stop_after: Option<usize>| FineTuneJob {
+    let (whole, resumed) = common::run_whole_and_resumed(&FineTuneJob {
         crops: &crops,
         train: &train,
         val: &val,
         source: &source,
-        config: config.clone(),
-        out: dir.path().join(out),
-        resume,
-        stop_after,
+        config,
+        out: dir.path().to_path_buf(),
+        resume: false,
+        stop_after: None,
         progress: false,
-    };
-    let whole = fine_tune(&job("whole", false, None)).unwrap();
-    fine_tune(&job("resumed", false, Some(1))).unwrap();
-    let resumed = fine_tune(&job("resumed", true, None)).unwrap();
+    });
 
     let a = checkpoint_tensors(&dir.path().join("whole"));
     let b = checkpoint_tensors(&dir.path().join("resumed"));

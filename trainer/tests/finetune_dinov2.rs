@@ -7,94 +7,24 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use candle_core::{Device, Tensor};
-use handmatch_core::embed::backbone_session::BackboneSession;
-use handmatch_core::embed::RuntimeOptions;
-use handmatch_export::artefact::backbone_model;
 use handmatch_export::checkpoint::Checkpoint;
 use handmatch_export::random_init::{self, Arch};
 use handmatch_trainer::finetune::dinov2_net::Dinov2Net;
 use handmatch_trainer::finetune::TrainLayers;
-use ndarray::Array4;
-use safetensors::SafeTensors;
 
 use common::directional::{seeded_normal, seeded_rng, ReadOut};
-
-/// Max |difference| allowed, relative to the largest |value| of the reference output.
-const RELATIVE_TOLERANCE: f32 = 1e-4;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../crates/handmatch-export/tests/fixtures/parity")
-        .join(name)
-}
-
-fn read_f32(st: &SafeTensors, name: &str) -> (Vec<usize>, Vec<f32>) {
-    let v = st.tensor(name).unwrap();
-    let data = v
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    (v.shape().to_vec(), data)
-}
-
-fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
-/// The exported graph of the checkpoint in `dir` run by ONNX Runtime on `pixels`.
-fn onnx_runtime_output(dir: &Path, image_size: usize, pixels: &Array4<f32>) -> Vec<f32> {
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("backbone.onnx");
-    backbone_model(&Checkpoint::open(dir).unwrap(), image_size)
-        .unwrap()
-        .save(&path)
-        .unwrap();
-    let mut session = BackboneSession::open(&path, &RuntimeOptions::default()).unwrap();
-    session
-        .run(pixels.view())
-        .unwrap()
-        .iter()
-        .copied()
-        .collect()
-}
+use common::parity::{
+    fixture, largest_difference, max_abs, normalised, onnx_runtime_output, values, Recorded,
+    RELATIVE_TOLERANCE,
+};
 
 fn check_parity(name: &str, image_size: usize) {
     let dir = fixture(name);
-    let bytes = std::fs::read(dir.join("io.safetensors")).unwrap();
-    let io = SafeTensors::deserialize(&bytes).unwrap();
-    let (shape, pixels) = read_f32(&io, "pixel_values");
-    let (_, reference) = read_f32(&io, "pooler_output");
+    let recorded = Recorded::read(&dir);
     let net = Dinov2Net::open(&dir, image_size, TrainLayers::All, &Device::Cpu).unwrap();
-    let input = Tensor::from_vec(pixels.clone(), shape.clone(), &Device::Cpu).unwrap();
-    let candle: Vec<f32> = net
-        .forward_normalised(&input)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let pixels = Array4::from_shape_vec((shape[0], shape[1], shape[2], shape[3]), pixels).unwrap();
-    let ort = onnx_runtime_output(&dir, image_size, &pixels);
-    let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
-    for (what, other) in [("ONNX Runtime", &ort), ("transformers", &reference)] {
-        let diff = largest_difference(&candle, other);
-        eprintln!(
-            "{name}: candle vs {what}: max |diff| {diff:.3e}, relative {:.3e}",
-            diff / scale
-        );
-        assert!(
-            diff <= RELATIVE_TOLERANCE * scale,
-            "{name}: candle vs {what} differ by {diff} (scale {scale})"
-        );
-    }
+    let candle = net.forward_normalised(&recorded.pixel_values).unwrap();
+    recorded.assert_matches(name, &dir, image_size, &candle);
 }
 
 #[test]
@@ -171,7 +101,7 @@ fn gradients_reach_every_tensor_and_the_written_checkpoint_exports_what_the_net_
     );
     let pixels = normalised(&x);
     let exported = onnx_runtime_output(&tmp.path().join("tuned"), 56, &pixels);
-    let scale = moved.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let scale = max_abs(&moved);
     let diff = largest_difference(&moved, &exported);
     assert!(
         diff <= RELATIVE_TOLERANCE * scale,
@@ -205,22 +135,5 @@ fn gradients_equal_central_differences_along_random_directions() {
 }
 
 fn output(net: &Dinov2Net, x: &Tensor) -> Vec<f32> {
-    net.forward(x)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
-
-/// `x` in [0, 1] as ImageNet-normalised `pixel_values`.
-fn normalised(x: &Tensor) -> Array4<f32> {
-    use handmatch_core::embed::metadata::{IMAGENET_MEAN, IMAGENET_STD};
-    let dims = x.dims4().unwrap();
-    let mut v = Array4::from_shape_vec(dims, x.flatten_all().unwrap().to_vec1().unwrap()).unwrap();
-    for c in 0..3 {
-        v.slice_mut(ndarray::s![.., c, .., ..])
-            .mapv_inplace(|p| (p - IMAGENET_MEAN[c]) / IMAGENET_STD[c]);
-    }
-    v
+    values(&net.forward(x).unwrap())
 }

@@ -15,7 +15,7 @@ use handmatch_export::backbone::BackboneSpec;
 use handmatch_export::onnx::proto::ModelProto;
 use handmatch_trainer::extract::{extract, ExtractOptions};
 use handmatch_trainer::finetune::{
-    fine_tune, initializers, AlignedCrops, BackboneSource, FineTuneConfig, FineTuneJob, TrainLayers,
+    initializers, AlignedCrops, BackboneSource, FineTuneConfig, FineTuneJob, TrainLayers,
 };
 use handmatch_trainer::pipeline::export_backbone;
 use prost::Message;
@@ -71,21 +71,18 @@ fn resumed_fine_tuning_reaches_the_uninterrupted_weights_and_alignment_survives(
         ..FineTuneConfig::default()
     };
     let hand = BackboneSource::HandGraph(hand_model());
-    let job = |out: &str, resume: bool, stop_after: Option<usize>| FineTuneJob {
+    let (whole, resumed) = common::run_whole_and_resumed(&FineTuneJob {
         crops: &crops,
         train: &train,
         val: &val,
         source: &hand,
-        config: config.clone(),
-        out: dir.path().join(out),
-        resume,
-        stop_after,
+        config,
+        out: dir.path().to_path_buf(),
+        resume: false,
+        stop_after: None,
         progress: false,
-    };
-    let whole = fine_tune(&job("whole", false, None)).unwrap();
+    });
     assert_eq!(whole.progress.history.len(), 2);
-    fine_tune(&job("resumed", false, Some(1))).unwrap();
-    let resumed = fine_tune(&job("resumed", true, None)).unwrap();
     assert_eq!(
         resumed.progress.history.len(),
         2,

@@ -50,8 +50,9 @@ pub struct FineTuneArgs {
     /// Stop after this many epochs without a better validation mAP (0: never).
     #[arg(long, default_value_t = 0)]
     pub patience: usize,
-    /// Let normalisation statistics change (networks with live batch norms only; the hand
-    /// network's are folded into its convolutions).
+    /// Let normalisation statistics change: a ResNet's batch norms in the layers that train
+    /// normalise each training batch by its own statistics and update their running ones
+    /// (the hand network's are folded into its convolutions; DINOv2 has none).
     #[arg(long)]
     pub train_batchnorm: bool,
     /// Subtract the running mean feature before the fine-tuning head (keeps the triplet

@@ -40,9 +40,10 @@ pub struct FineTuneConfig {
     pub accumulate: usize,
     /// Stop after this many epochs without a better validation mAP (0: never).
     pub patience: usize,
-    /// Keep normalisation statistics fixed. The hand landmark network has its batch norms
-    /// folded into the convolutions, so for it this is always the case; recorded so that
-    /// a run states it.
+    /// Keep normalisation statistics fixed. Off, a ResNet's batch norms in the layers that
+    /// train normalise each training batch by its own statistics and update their running
+    /// ones (see `finetune::resnet_net`). The hand landmark network has its batch norms
+    /// folded into the convolutions and DINOv2 has none, so for them it changes nothing.
     pub freeze_batchnorm: bool,
     pub seed: u64,
     /// Where the network trains (`fit --device`; CUDA needs a build with the `cuda` feature).

@@ -1,5 +1,6 @@
-//! Convolutions as matrix products and shifted multiply-adds, so that candle's CPU backend
-//! runs them (and their gradients) as a few large operations. candle's own `conv2d` runs a
+//! Convolutions as matrix products and shifted multiply-adds (and max pooling as shifted
+//! maxima), so that candle's CPU backend runs them (and their gradients) as a few large
+//! operations. candle's own `conv2d` runs a
 //! depthwise convolution as one tiny convolution per channel and its backward pass through
 //! `conv_transpose2d`; `benches/depthwise.rs` measures the difference.
 
@@ -43,6 +44,10 @@ pub fn conv2d(
         pointwise(x, weight)?
     } else if spec.group == c && out_channels == c {
         depthwise(x, weight, spec)?
+    } else if spec.group == 1 && candles_backward_holds(x, spec)? {
+        let [t, l, b, r] = spec.pads;
+        let padded = x.pad_with_zeros(2, t, b)?.pad_with_zeros(3, l, r)?;
+        padded.conv2d(weight, 0, spec.stride.0, 1, 1)?
     } else if spec.group == 1 {
         dense(x, weight, spec)?
     } else {
@@ -55,6 +60,18 @@ pub fn conv2d(
         Some(b) => y.broadcast_add(&b.reshape((1, out_channels, 1, 1))?),
         None => Ok(y),
     }
+}
+
+/// Whether candle's own `conv2d` computes this dense convolution's gradients right: one
+/// stride for both axes, and a stride that leaves the same remainder on both (its backward
+/// pass gives both axes the first one's output padding). Where it does, it runs forward and
+/// backward about twice as fast as the im2col product (`benches/depthwise.rs`, dense).
+fn candles_backward_holds(x: &Tensor, spec: &ConvSpec) -> Result<bool> {
+    let (_, _, h, w) = x.dims4()?;
+    let [t, l, b, r] = spec.pads;
+    let (sy, sx) = spec.stride;
+    let (kh, kw) = spec.kernel;
+    Ok(sy == sx && (h + t + b - kh) % sy == (w + l + r - kw) % sx)
 }
 
 /// A 1×1 convolution: `[O, C] × [N, C, H·W]`.
@@ -71,7 +88,7 @@ fn pointwise(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
 pub fn depthwise(x: &Tensor, weight: &Tensor, spec: &ConvSpec) -> Result<Tensor> {
     let (_, c, h, w) = x.dims4()?;
     let (kh, kw) = spec.kernel;
-    let taps = Taps::new(x, spec)?;
+    let taps = Taps::new(x, spec, Padding::Zeros)?;
     let (ho, wo) = spec.output_size(h, w);
     let filters = weight.reshape((c, kh * kw))?;
     let mut acc: Option<Tensor> = None;
@@ -91,11 +108,11 @@ pub fn depthwise(x: &Tensor, weight: &Tensor, spec: &ConvSpec) -> Result<Tensor>
 
 /// A full k×k convolution: the k·k shifted views stacked along channels (im2col), then one
 /// matrix product.
-fn dense(x: &Tensor, weight: &Tensor, spec: &ConvSpec) -> Result<Tensor> {
+pub fn dense(x: &Tensor, weight: &Tensor, spec: &ConvSpec) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     let (kh, kw) = spec.kernel;
     let o = weight.dim(0)?;
-    let taps = Taps::new(x, spec)?;
+    let taps = Taps::new(x, spec, Padding::Zeros)?;
     let (ho, wo) = spec.output_size(h, w);
     let mut views = Vec::with_capacity(kh * kw);
     for ky in 0..kh {
@@ -114,6 +131,41 @@ fn dense(x: &Tensor, weight: &Tensor, spec: &ConvSpec) -> Result<Tensor> {
     w2.matmul(&cols)?.reshape((n, o, ho, wo))
 }
 
+/// Max over each window of `spec`'s geometry (its `group` is ignored). ONNX pads a max pool
+/// with −∞; repeating the edge instead gives the same maxima, because a window that reads
+/// padding also reads the edge value it repeats (pads are smaller than the kernel). candle's
+/// `max_pool2d` has no padding, nor a backward pass when stride ≠ kernel.
+pub fn max_pool2d(x: &Tensor, spec: &ConvSpec) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let (kh, kw) = spec.kernel;
+    let [t, l, b, r] = spec.pads;
+    if t >= kh || b >= kh || l >= kw || r >= kw {
+        candle_core::bail!(
+            "max pool pads {:?} reach past its {kh}×{kw} window",
+            spec.pads
+        );
+    }
+    let taps = Taps::new(x, spec, Padding::Edge)?;
+    let (ho, wo) = spec.output_size(h, w);
+    let mut acc = taps.at(0, 0, ho, wo)?;
+    for ky in 0..kh {
+        for kx in 0..kw {
+            if (ky, kx) != (0, 0) {
+                acc = acc.maximum(&taps.at(ky, kx, ho, wo)?)?;
+            }
+        }
+    }
+    Ok(acc)
+}
+
+/// What the border of a window reads outside the input.
+#[derive(Clone, Copy)]
+enum Padding {
+    Zeros,
+    /// The nearest edge value.
+    Edge,
+}
+
 /// The padded input split by stride phase, so that every tap is a plain window of one
 /// phase (no strided views, which candle lacks).
 struct Taps {
@@ -123,16 +175,22 @@ struct Taps {
 }
 
 impl Taps {
-    fn new(x: &Tensor, spec: &ConvSpec) -> Result<Self> {
+    fn new(x: &Tensor, spec: &ConvSpec, padding: Padding) -> Result<Self> {
         let (n, c, h, w) = x.dims4()?;
         let [t, l, b, r] = spec.pads;
         let (sy, sx) = spec.stride;
-        // Extra zeros at the end make both sides multiples of the stride; no window reads them.
+        // Extra padding at the end makes both sides multiples of the stride; no window reads it.
         let hp = (h + t + b).div_ceil(sy) * sy;
         let wp = (w + l + r).div_ceil(sx) * sx;
-        let padded = x
-            .pad_with_zeros(2, t, hp - h - t)?
-            .pad_with_zeros(3, l, wp - w - l)?;
+        let padded = match padding {
+            Padding::Zeros => {
+                x.pad_with_zeros(2, t, hp - h - t)?
+                    .pad_with_zeros(3, l, wp - w - l)?
+            }
+            Padding::Edge => x
+                .pad_with_same(2, t, hp - h - t)?
+                .pad_with_same(3, l, wp - w - l)?,
+        };
         if (sy, sx) == (1, 1) {
             return Ok(Self {
                 phases: vec![padded],
@@ -166,11 +224,12 @@ mod tests {
     use super::*;
     use candle_core::{Device, Tensor, Var};
 
-    /// Every formulation against candle's own `conv2d` (symmetric padding only there, so
-    /// the asymmetric case pads first): the output on a 9 × 10 input, and on a 9 × 9 one
-    /// also the gradients that a random linear read-out of it sends to the input, the
-    /// weight and the bias. (candle's `conv2d` backward gives both axes the first one's
-    /// output padding, so with stride 2 it fails on sides of different parity.)
+    /// What `conv2d` chooses, and for dense kernels the im2col product as well, against
+    /// candle's own `conv2d` (symmetric padding only there, so the asymmetric case pads
+    /// first): the output on a 9 × 10 input, and on a 9 × 9 one also the gradients that a
+    /// random linear read-out of it sends to the input, the weight and the bias. (candle's
+    /// `conv2d` backward gives both axes the first one's output padding, so with stride 2 it
+    /// fails on sides of different parity: there `conv2d` takes the im2col product.)
     fn check(c: usize, o: usize, group: usize, k: usize, stride: usize, pads: [usize; 4]) {
         check_on(c, o, group, k, stride, pads, (9, 10));
         check_on(c, o, group, k, stride, pads, (9, 9));
@@ -196,7 +255,13 @@ mod tests {
             stride: (stride, stride),
             pads,
         };
-        let got = conv2d(&x, &weight, Some(&b), &spec).unwrap();
+        let dispatched = conv2d(&x, &weight, Some(&b), &spec).unwrap();
+        let im2col = (group == 1 && !spec.is_pointwise()).then(|| {
+            dense(&x, &weight, &spec)
+                .unwrap()
+                .broadcast_add(&b.reshape((1, o, 1, 1)).unwrap())
+                .unwrap()
+        });
         let [t, l, bo, r] = pads;
         let xp = x
             .pad_with_zeros(2, t, bo)
@@ -208,12 +273,21 @@ mod tests {
             .unwrap()
             .broadcast_add(&b.reshape((1, o, 1, 1)).unwrap())
             .unwrap();
+        for got in std::iter::once(dispatched).chain(im2col) {
+            compare(&got, &want, &spec, [&x, &weight, &b]);
+        }
+    }
+
+    /// Outputs of two formulations, and on square inputs the gradients that a random linear
+    /// read-out sends to the input, the weight and the bias.
+    fn compare(got: &Tensor, want: &Tensor, spec: &ConvSpec, vars: [&Var; 3]) {
         assert_eq!(got.dims(), want.dims(), "{spec:?}");
-        assert!(largest_difference(&got, &want) < 1e-4, "{spec:?}: outputs");
+        assert!(largest_difference(got, want) < 1e-4, "{spec:?}: outputs");
+        let (_, _, h, w) = vars[0].dims4().unwrap();
         if h != w {
             return;
         }
-        let read_out = Tensor::randn(0f32, 1., got.dims(), &dev).unwrap();
+        let read_out = Tensor::randn(0f32, 1., got.dims(), got.device()).unwrap();
         let grads = |y: &Tensor| {
             (y * &read_out)
                 .unwrap()
@@ -222,8 +296,8 @@ mod tests {
                 .backward()
                 .unwrap()
         };
-        let (ours, candles) = (grads(&got), grads(&want));
-        for (name, v) in [("input", &x), ("weight", &weight), ("bias", &b)] {
+        let (ours, candles) = (grads(got), grads(want));
+        for (name, v) in ["input", "weight", "bias"].into_iter().zip(vars) {
             let (a, e) = (ours.get(v).unwrap(), candles.get(v).unwrap());
             let diff = largest_difference(a, e);
             assert!(
@@ -255,5 +329,69 @@ mod tests {
         check(6, 6, 6, 5, 2, [1, 1, 2, 2]);
         check(3, 4, 1, 3, 2, [0, 0, 1, 1]);
         check(3, 4, 1, 3, 1, [1; 4]);
+        // ResNet's stem and its strided shortcut.
+        check(3, 4, 1, 7, 2, [3; 4]);
+        check(3, 4, 1, 1, 2, [0; 4]);
+    }
+
+    /// ResNet's 3×3, stride-2, pad-1 max pool against a direct loop over windows that skips
+    /// the padding (ONNX's −∞), on inputs of both parities: the maxima, and the gradient of
+    /// a random read-out, which is each window's read-out weight at its maximum's position
+    /// (summed where windows overlap). candle's `max_pool2d` cannot serve as the reference:
+    /// it has no padding, and for 2 × 2 windows its backward pass gives a quarter of this.
+    #[test]
+    fn max_pool_equals_the_window_maxima_and_routes_gradients_to_them() {
+        let dev = Device::Cpu;
+        let spec = ConvSpec {
+            group: 1,
+            kernel: (3, 3),
+            stride: (2, 2),
+            pads: [1; 4],
+        };
+        for (h, w) in [(9, 10), (8, 8), (7, 9)] {
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1., (2, 3, h, w), &dev).unwrap());
+            let x = x.unwrap();
+            let got = max_pool2d(&x, &spec).unwrap();
+            let (want, argmax) = window_maxima(&x, 3, 2, 1);
+            assert_eq!(got.dims(), want.dims());
+            assert_eq!(largest_difference(&got, &want), 0.0, "{h}×{w}");
+            let read_out = Tensor::randn(0f32, 1., got.dims(), &dev).unwrap();
+            let grads = (&got * &read_out).unwrap().sum_all().unwrap().backward();
+            let grad = grads.unwrap().get(&x).unwrap().clone();
+            let weights: Vec<f32> = read_out.flatten_all().unwrap().to_vec1().unwrap();
+            let mut expected = vec![0f32; x.elem_count()];
+            for (window, &at) in argmax.iter().enumerate() {
+                expected[at] += weights[window];
+            }
+            let expected = Tensor::from_vec(expected, x.dims(), &dev).unwrap();
+            assert!(largest_difference(&grad, &expected) < 1e-6, "{h}×{w}");
+        }
+    }
+
+    /// `[N, C, ho, wo]` maxima of the k×k windows at stride s over the input padded by p
+    /// on every side, reading only real values; and each maximum's flat index in `x`.
+    fn window_maxima(x: &Tensor, k: usize, s: usize, p: usize) -> (Tensor, Vec<usize>) {
+        let (n, c, h, w) = x.dims4().unwrap();
+        let v: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+        let (ho, wo) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+        let (mut out, mut argmax) = (Vec::new(), Vec::new());
+        for (i, plane) in v.chunks(h * w).enumerate() {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let (mut m, mut at) = (f32::NEG_INFINITY, 0);
+                    for y in (oy * s).saturating_sub(p)..(oy * s + k - p).min(h) {
+                        for x in (ox * s).saturating_sub(p)..(ox * s + k - p).min(w) {
+                            if plane[y * w + x] > m {
+                                (m, at) = (plane[y * w + x], y * w + x);
+                            }
+                        }
+                    }
+                    out.push(m);
+                    argmax.push(i * h * w + at);
+                }
+            }
+        }
+        let maxima = Tensor::from_vec(out, (n, c, ho, wo), &Device::Cpu).unwrap();
+        (maxima, argmax)
     }
 }

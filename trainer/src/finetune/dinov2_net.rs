@@ -7,37 +7,20 @@
 //! The tuned weights are written back as a checkpoint of the same layout, so the exporter
 //! builds the artefact from them as from any other checkpoint.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{Device, Result, Tensor, Var, D};
 use handmatch_core::embed::metadata::{IMAGENET_MEAN, IMAGENET_STD};
 use handmatch_export::backbone::dinov2::{attention_names, AttentionNames, Dinov2Config};
 use handmatch_export::backbone::interpolate;
 use handmatch_export::checkpoint::Checkpoint;
-use handmatch_export::tensor::Tensor as ExportTensor;
 
+use super::checkpoint_weights::{err, CheckpointWeights, WeightRole};
 use super::graph_net::TrainLayers;
-
-/// One parameter: trained (a `Var`) or frozen (a plain tensor, no gradient).
-enum Param {
-    Trained(Var),
-    Frozen(Tensor),
-}
-
-impl Param {
-    fn tensor(&self) -> &Tensor {
-        match self {
-            Param::Trained(v) => v.as_tensor(),
-            Param::Frozen(t) => t,
-        }
-    }
-}
 
 pub struct Dinov2Net {
     cfg: Dinov2Config,
-    checkpoint_dir: PathBuf,
-    params: HashMap<String, Param>,
+    weights: CheckpointWeights,
     /// `[g², n²]`: the checkpoint's `n × n` position table resized to the input's `g × g`.
     resize: Option<Tensor>,
     /// Each block's attention projections, in the checkpoint's layout.
@@ -45,10 +28,6 @@ pub struct Dinov2Net {
     grid: usize,
     mean: Tensor,
     std: Tensor,
-}
-
-fn err(e: impl std::fmt::Display) -> candle_core::Error {
-    candle_core::Error::Msg(e.to_string())
 }
 
 impl Dinov2Net {
@@ -75,17 +54,13 @@ impl Dinov2Net {
                 cfg.patch_size
             )));
         }
-        let trained = |name: &str| trains(name, layers, cfg.num_hidden_layers);
-        let mut params = HashMap::new();
-        for (name, t) in ckpt.tensors() {
-            let value = Tensor::from_vec(t.data.clone(), t.shape.clone(), device)?;
-            let p = if trained(name) {
-                Param::Trained(Var::from_tensor(&value)?)
+        let weights = CheckpointWeights::load(&ckpt, dir, device, |name| {
+            if trains(name, layers, cfg.num_hidden_layers) {
+                WeightRole::Trained
             } else {
-                Param::Frozen(value)
-            };
-            params.insert(name.to_string(), p);
-        }
+                WeightRole::Frozen
+            }
+        })?;
         let native = cfg.image_size / cfg.patch_size;
         let grid = image_size / cfg.patch_size;
         let resize = (native != grid)
@@ -97,8 +72,7 @@ impl Dinov2Net {
         Ok(Self {
             attention,
             cfg,
-            checkpoint_dir: dir.to_path_buf(),
-            params,
+            weights,
             resize,
             grid,
             mean: Tensor::from_slice(&IMAGENET_MEAN, (1, 3, 1, 1), device)?,
@@ -111,24 +85,12 @@ impl Dinov2Net {
     }
 
     fn p(&self, name: &str) -> Result<&Tensor> {
-        self.params
-            .get(name)
-            .map(Param::tensor)
-            .ok_or_else(|| err(format!("the checkpoint has no tensor `{name}`")))
+        self.weights.get(name)
     }
 
     /// The trained parameters by checkpoint name.
     pub fn vars(&self) -> Vec<(String, Var)> {
-        let mut out: Vec<(String, Var)> = self
-            .params
-            .iter()
-            .filter_map(|(n, p)| match p {
-                Param::Trained(v) => Some((n.clone(), v.clone())),
-                Param::Frozen(_) => None,
-            })
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+        self.weights.vars(WeightRole::Trained)
     }
 
     /// `pooler_output [N, H]` of images `x [N, 3, S, S]` in [0, 1].
@@ -255,10 +217,7 @@ impl Dinov2Net {
     /// `down(silu(gate(x)) · up(x))`, from either layout.
     fn swiglu(&self, x: &Tensor, layer: &str) -> Result<Tensor> {
         let mlp = format!("{layer}.mlp");
-        if self
-            .params
-            .contains_key(&format!("{mlp}.weights_in.weight"))
-        {
+        if self.weights.contains(&format!("{mlp}.weights_in.weight")) {
             let y = self.linear(x, &format!("{mlp}.weights_in"), true)?;
             let f = y.dim(D::Minus1)? / 2;
             let gate = y.narrow(D::Minus1, 0, f)?.silu()?;
@@ -270,24 +229,9 @@ impl Dinov2Net {
         self.linear(&(gate * up)?, &format!("{mlp}.down_proj"), true)
     }
 
-    /// Writes the checkpoint with the trained values into `out` (`config.json` copied,
-    /// `model.safetensors` with every tensor), for the exporter to read.
+    /// Writes the checkpoint with the trained values into `out`, for the exporter to read.
     pub fn save_checkpoint(&self, out: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(out)?;
-        std::fs::copy(
-            self.checkpoint_dir.join("config.json"),
-            out.join("config.json"),
-        )?;
-        let mut tensors = Vec::with_capacity(self.params.len());
-        for (name, p) in &self.params {
-            let t = p.tensor();
-            let data: Vec<f32> = t.flatten_all()?.to_vec1()?;
-            tensors.push((name.as_str(), ExportTensor::new(t.dims().to_vec(), data)));
-        }
-        tensors.sort_by(|a, b| a.0.cmp(b.0));
-        let refs: Vec<(&str, &ExportTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
-        handmatch_export::head::file::write_safetensors(&out.join("model.safetensors"), &refs)?;
-        Ok(())
+        self.weights.save(out)
     }
 }
 

@@ -140,7 +140,7 @@ impl FineTuneModel {
     /// Unit-length embeddings `[N, E]` of `x [N, 3, S, S]` in [0, 1], normalised by the
     /// running statistics: each image's embedding is independent of the rest of the batch.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut f = self.net.features(x)?;
+        let mut f = self.net.features(x, false)?;
         if let Some(mean) = self.centring.as_ref().and_then(RunningMean::get) {
             f = f.broadcast_sub(&mean)?;
         }
@@ -153,7 +153,7 @@ impl FineTuneModel {
     /// Embeddings for a training step: normalised by the batch's own statistics, which
     /// then move the running ones.
     pub fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
-        let f = self.net.features(x)?;
+        let f = self.net.features(x, true)?;
         let Some(centring) = &self.centring else {
             return self.embed(&f);
         };
@@ -204,13 +204,22 @@ impl FineTuneModel {
         out
     }
 
-    /// Every trained value by parameter name, and the running statistics once there are
-    /// some.
-    pub fn state(&self) -> HashMap<String, Tensor> {
-        let mut state: HashMap<String, Tensor> = self
-            .params(1.0)
+    /// The variables that are state but not trained: the backbone's running statistics.
+    fn net_statistics(&self) -> Vec<(String, Var)> {
+        self.net
+            .statistics()
             .into_iter()
-            .map(|(n, v, _)| (n, v.as_tensor().clone()))
+            .map(|(n, v)| (format!("net/{n}"), v))
+            .collect()
+    }
+
+    /// Every trained value by parameter name, the backbone's running statistics, and the
+    /// neck's once there are some.
+    pub fn state(&self) -> HashMap<String, Tensor> {
+        let trained = self.params(1.0).into_iter().map(|(n, v, _)| (n, v));
+        let mut state: HashMap<String, Tensor> = trained
+            .chain(self.net_statistics())
+            .map(|(n, v)| (n, v.as_tensor().clone()))
             .collect();
         for (name, stat) in self.statistics() {
             if let Some(value) = stat.get() {
@@ -221,7 +230,8 @@ impl FineTuneModel {
     }
 
     pub fn load_state(&self, state: &HashMap<String, Tensor>) -> Result<()> {
-        for (name, var, _) in self.params(1.0) {
+        let trained = self.params(1.0).into_iter().map(|(n, v, _)| (n, v));
+        for (name, var) in trained.chain(self.net_statistics()) {
             let v = state
                 .get(&name)
                 .ok_or_else(|| candle_core::Error::Msg(format!("checkpoint lacks `{name}`")))?;
@@ -238,16 +248,20 @@ impl FineTuneModel {
 mod tests {
     use super::*;
     use crate::finetune::graph_net::TrainLayers;
-    use crate::finetune::trained_net::BackboneSource;
+    use crate::finetune::trained_net::{BackboneSource, NetOptions};
     use handmatch_export::random_init::{self, Arch};
 
     fn model(dir: &std::path::Path, neck: FeatureNeck) -> FineTuneModel {
         random_init::write(Arch::Dinov2Tiny, 5, &dir.join("dinov2")).unwrap();
-        let source = BackboneSource::Dinov2 {
+        let source = BackboneSource::Checkpoint {
             dir: dir.join("dinov2"),
             image_size: 28,
         };
-        let net = TrainedNet::open(&source, TrainLayers::All, &Device::Cpu).unwrap();
+        let options = NetOptions {
+            layers: TrainLayers::All,
+            freeze_batchnorm: true,
+        };
+        let net = TrainedNet::open(&source, options, &Device::Cpu).unwrap();
         FineTuneModel::new(net, 8, None, neck, 1, &Device::Cpu).unwrap()
     }
 
@@ -295,7 +309,12 @@ mod tests {
         let trained = m.forward_train(&batch).unwrap();
         // After one batch the running mean is that batch's mean feature.
         let mean = m.state()[FEATURE_MEAN].clone();
-        let expected = m.net.features(&batch).unwrap().mean_keepdim(0).unwrap();
+        let expected = m
+            .net
+            .features(&batch, false)
+            .unwrap()
+            .mean_keepdim(0)
+            .unwrap();
         assert!(largest_difference(&mean, &expected) <= 1e-6);
         let evaluated = m.forward(&batch).unwrap();
         assert!(largest_difference(&trained, &evaluated) <= 1e-5);
@@ -303,7 +322,12 @@ mod tests {
         let other = images(4, 2);
         m.forward_train(&other).unwrap();
         let moved = m.state()[FEATURE_MEAN].clone();
-        let other_mean = m.net.features(&other).unwrap().mean_keepdim(0).unwrap();
+        let other_mean = m
+            .net
+            .features(&other, false)
+            .unwrap()
+            .mean_keepdim(0)
+            .unwrap();
         assert!(largest_difference(&moved, &blended(expected, other_mean)) <= 1e-6);
         let all = assert_each_image_alone_equals_its_row(&m, &batch);
         // Centring matters: the raw model embeds the same images elsewhere.
@@ -319,7 +343,7 @@ mod tests {
         let batch = images(6, 1);
         let trained = m.forward_train(&batch).unwrap();
         // After one batch the running variance is that batch's (biased) variance.
-        let expected = batch_variance(&m.net.features(&batch).unwrap());
+        let expected = batch_variance(&m.net.features(&batch, false).unwrap());
         let var = m.state()[FEATURE_VAR].clone();
         assert!(largest_difference(&var, &expected) <= 1e-6);
         // With the running statistics equal to the batch's, training and evaluation agree.
@@ -329,7 +353,7 @@ mod tests {
         let other = images(4, 2);
         m.forward_train(&other).unwrap();
         let moved = m.state()[FEATURE_VAR].clone();
-        let other_var = batch_variance(&m.net.features(&other).unwrap());
+        let other_var = batch_variance(&m.net.features(&other, false).unwrap());
         assert!(largest_difference(&moved, &blended(expected, other_var)) <= 1e-6);
         let all = assert_each_image_alone_equals_its_row(&m, &batch);
         // Dividing by the spread matters: centring alone embeds the images elsewhere.

@@ -21,7 +21,7 @@ use super::config::{FineTuneConfig, FineTuneLoss};
 use super::cosface::CosFaceLoss;
 use super::crops::AlignedCrops;
 use super::model::FineTuneModel;
-use super::trained_net::{BackboneSource, TrainedNet};
+use super::trained_net::{BackboneSource, NetOptions, TrainedNet};
 use crate::fit::{CosineSchedule, PkSampler, TripletLoss, View};
 
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
@@ -54,7 +54,11 @@ pub fn fine_tune(job: &FineTuneJob) -> anyhow::Result<FineTuneOutcome> {
     std::fs::create_dir_all(&job.out)?;
     let cfg = &job.config;
     let device = cfg.device.open()?;
-    let net = TrainedNet::open(job.source, cfg.train_layers, &device)?;
+    let options = NetOptions {
+        layers: cfg.train_layers,
+        freeze_batchnorm: cfg.freeze_batchnorm,
+    };
+    let net = TrainedNet::open(job.source, options, &device)?;
     let proxies = (cfg.loss == FineTuneLoss::CosFace).then_some(job.train.len());
     let model = FineTuneModel::new(
         net,

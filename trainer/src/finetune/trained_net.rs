@@ -1,6 +1,7 @@
 //! The backbones fine-tuning can train, behind one interface: where each comes from, its
-//! features for the head, its trainable variables, and how its tuned weights are written
-//! back (an ONNX graph for the hand network, a checkpoint for DINOv2).
+//! features for the head, its trainable variables (and the running statistics training
+//! moves), and how its tuned weights are written back (an ONNX graph for the hand network,
+//! a checkpoint for DINOv2 and ResNet).
 
 use std::path::{Path, PathBuf};
 
@@ -8,15 +9,18 @@ use candle_core::{Device, Tensor, Var};
 use handmatch_export::onnx::proto::ModelProto;
 use prost::Message;
 
+use handmatch_export::checkpoint::Checkpoint;
+
 use super::dinov2_net::Dinov2Net;
 use super::graph_net::{GraphNet, TrainLayers};
+use super::resnet_net::ResnetNet;
 
 /// The hand network's input and the output whose gradient trains it.
 pub const HAND_INPUT: &str = "image";
 pub const HAND_TRUNK_OUTPUT: &str = "pooled";
 /// The fine-tuned hand network: the original graph with the trained weights.
 pub const TUNED_HAND_MODEL: &str = "hand_finetuned.onnx";
-/// The fine-tuned DINOv2 checkpoint folder.
+/// The fine-tuned checkpoint folder (DINOv2 or ResNet).
 pub const TUNED_CHECKPOINT: &str = "checkpoint";
 
 /// Where the network starts from.
@@ -24,15 +28,15 @@ pub const TUNED_CHECKPOINT: &str = "checkpoint";
 pub enum BackboneSource {
     /// The hand landmark model file; its trunk's pooled feature trains.
     HandGraph(PathBuf),
-    /// A Hugging Face DINOv2 checkpoint folder, at `image_size` inputs.
-    Dinov2 { dir: PathBuf, image_size: usize },
+    /// A Hugging Face DINOv2 or ResNet checkpoint folder, at `image_size` inputs.
+    Checkpoint { dir: PathBuf, image_size: usize },
 }
 
 impl BackboneSource {
     pub fn describe(&self) -> String {
         match self {
             BackboneSource::HandGraph(p) => p.display().to_string(),
-            BackboneSource::Dinov2 { dir, .. } => dir.display().to_string(),
+            BackboneSource::Checkpoint { dir, .. } => dir.display().to_string(),
         }
     }
 }
@@ -43,14 +47,24 @@ pub enum TrainedNet {
         onnx: Box<ModelProto>,
     },
     Dinov2(Dinov2Net),
+    Resnet(ResnetNet),
+}
+
+/// How the network's batch norms behave in training (see `resnet_net`); networks without
+/// batch norms to train ignore it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetOptions {
+    pub layers: TrainLayers,
+    pub freeze_batchnorm: bool,
 }
 
 impl TrainedNet {
     pub fn open(
         source: &BackboneSource,
-        layers: TrainLayers,
+        options: NetOptions,
         device: &Device,
     ) -> anyhow::Result<Self> {
+        let layers = options.layers;
         Ok(match source {
             BackboneSource::HandGraph(path) => {
                 let onnx = ModelProto::decode(std::fs::read(path)?.as_slice())?;
@@ -65,20 +79,31 @@ impl TrainedNet {
                     onnx: Box::new(onnx),
                 }
             }
-            BackboneSource::Dinov2 { dir, image_size } => {
-                TrainedNet::Dinov2(Dinov2Net::open(dir, *image_size, layers, device)?)
+            BackboneSource::Checkpoint { dir, image_size } => {
+                match Checkpoint::open(dir)?.model_type()? {
+                    "resnet" => TrainedNet::Resnet(ResnetNet::open(
+                        dir,
+                        layers,
+                        options.freeze_batchnorm,
+                        device,
+                    )?),
+                    // Dinov2Net::open refuses any other architecture, naming it.
+                    _ => TrainedNet::Dinov2(Dinov2Net::open(dir, *image_size, layers, device)?),
+                }
             }
         })
     }
 
-    /// Features `[N, D]` of images `[N, 3, S, S]` in [0, 1].
-    pub fn features(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    /// Features `[N, D]` of images `[N, 3, S, S]` in [0, 1]; `training` lets training batch
+    /// norms normalise by the batch and move their running statistics.
+    pub fn features(&self, x: &Tensor, training: bool) -> candle_core::Result<Tensor> {
         match self {
             TrainedNet::Hand { net, .. } => Ok(net
                 .forward(x, &[HAND_TRUNK_OUTPUT])?
                 .remove(HAND_TRUNK_OUTPUT)
                 .expect("asked for")),
             TrainedNet::Dinov2(net) => net.forward(x),
+            TrainedNet::Resnet(net) => net.forward(x, training),
         }
     }
 
@@ -86,6 +111,7 @@ impl TrainedNet {
         match self {
             TrainedNet::Hand { .. } => handmatch_export::backbone::hand::POOLED_DIM,
             TrainedNet::Dinov2(net) => net.hidden_size(),
+            TrainedNet::Resnet(net) => net.feature_dim(),
         }
     }
 
@@ -93,6 +119,15 @@ impl TrainedNet {
         match self {
             TrainedNet::Hand { net, .. } => net.vars(),
             TrainedNet::Dinov2(net) => net.vars(),
+            TrainedNet::Resnet(net) => net.vars(),
+        }
+    }
+
+    /// The running statistics that training moves (not the optimiser), by name.
+    pub fn statistics(&self) -> Vec<(String, Var)> {
+        match self {
+            TrainedNet::Resnet(net) => net.statistics(),
+            TrainedNet::Hand { .. } | TrainedNet::Dinov2(_) => Vec::new(),
         }
     }
 
@@ -109,6 +144,11 @@ impl TrainedNet {
                 Ok(path)
             }
             TrainedNet::Dinov2(net) => {
+                let path = dir.join(TUNED_CHECKPOINT);
+                net.save_checkpoint(&path)?;
+                Ok(path)
+            }
+            TrainedNet::Resnet(net) => {
                 let path = dir.join(TUNED_CHECKPOINT);
                 net.save_checkpoint(&path)?;
                 Ok(path)

@@ -3,11 +3,13 @@
 #![allow(dead_code)] // each test binary uses its own part of it
 
 pub mod directional;
+pub mod parity;
 
 use std::path::{Path, PathBuf};
 
 use handmatch_core::dataset::hand_info::{Dataset, LoadOptions};
 use handmatch_core::dataset::synth::{generate, SynthOptions};
+use handmatch_trainer::finetune::{fine_tune, FineTuneJob, FineTuneOutcome};
 
 /// The real MediaPipe hand landmark model that scripts/setup.sh imports.
 pub fn hand_model() -> PathBuf {
@@ -39,4 +41,20 @@ pub fn synthetic_hands(dir: &Path, subjects: usize, seed: u64, per_view: usize) 
     )
     .unwrap();
     Dataset::load(&root, &LoadOptions::default()).unwrap().0
+}
+
+/// `template` run uninterrupted into `template.out/whole`, and into `template.out/resumed`
+/// stopped after its first epoch, then resumed.
+pub fn run_whole_and_resumed(template: &FineTuneJob) -> (FineTuneOutcome, FineTuneOutcome) {
+    let job = |name: &str, resume: bool, stop_after: Option<usize>| FineTuneJob {
+        out: template.out.join(name),
+        resume,
+        stop_after,
+        config: template.config.clone(),
+        ..*template
+    };
+    let whole = fine_tune(&job("whole", false, None)).unwrap();
+    fine_tune(&job("resumed", false, Some(1))).unwrap();
+    let resumed = fine_tune(&job("resumed", true, None)).unwrap();
+    (whole, resumed)
 }
