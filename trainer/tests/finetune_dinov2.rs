@@ -137,3 +137,66 @@ fn gradients_equal_central_differences_along_random_directions() {
 fn output(net: &Dinov2Net, x: &Tensor) -> Vec<f32> {
     values(&net.forward(x).unwrap())
 }
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b)).max(f64::MIN_POSITIVE)
+}
+
+/// bf16 autocast computes what f32 does to bf16's precision (each image's features at
+/// cosine ≥ 0.999, every trained tensor's gradient at cosine ≥ 0.99), and it does run in
+/// bf16: its features differ from f32's by more than f32 rounding.
+#[test]
+fn bf16_autocast_follows_f32_in_features_and_gradients() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("dinov2-tiny");
+    random_init::write(Arch::Dinov2Tiny, 7, &dir).unwrap();
+    let open = || Dinov2Net::open(&dir, 56, TrainLayers::All, &Device::Cpu).unwrap();
+    let (f32_net, bf16_net) = (open(), open().with_autocast(candle_core::DType::BF16));
+    let mut rng = seeded_rng(4);
+    let x = seeded_normal(&[3, 3, 56, 56], &mut rng)
+        .affine(0.2, 0.5)
+        .unwrap();
+    // A random linear read-out (a sum of squares would be flat through the final LayerNorm).
+    let read_out = seeded_normal(&[3, 64], &mut rng);
+    let run = |net: &Dinov2Net| {
+        let features = net.forward(&x).unwrap();
+        assert_eq!(features.dtype(), candle_core::DType::F32);
+        let loss = (&features * &read_out).unwrap().sum_all().unwrap();
+        let grads = loss.backward().unwrap();
+        let by_tensor: Vec<Vec<f32>> = net
+            .vars()
+            .iter()
+            .map(|(_, v)| grads.get(v.as_tensor()).map_or(Vec::new(), values))
+            .collect();
+        (values(&features), by_tensor)
+    };
+    let ((exact, exact_grads), (cast, cast_grads)) = (run(&f32_net), run(&bf16_net));
+    let width = exact.len() / 3;
+    for (i, (a, b)) in exact.chunks(width).zip(cast.chunks(width)).enumerate() {
+        let c = cosine(a, b);
+        eprintln!("image {i}: features' cosine bf16 vs f32 {c:.6}");
+        assert!(c >= 0.999, "image {i}: cosine {c}");
+    }
+    let diff = largest_difference(&exact, &cast);
+    assert!(
+        diff > 1e-4 * max_abs(&exact),
+        "bf16 changed nothing ({diff})"
+    );
+    let names = f32_net.vars();
+    for (((name, _), a), b) in names.iter().zip(&exact_grads).zip(&cast_grads) {
+        // The key bias's true gradient is zero (it adds the same q·b to every score of a
+        // softmax row), so both sides hold only rounding.
+        if a.is_empty() || name.ends_with("key.bias") {
+            continue;
+        }
+        let c = cosine(a, b);
+        eprintln!("{name}: gradient cosine bf16 vs f32 {c:.5}");
+        assert!(c >= 0.99, "{name}: gradient cosine {c}");
+    }
+}

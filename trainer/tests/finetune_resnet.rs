@@ -292,3 +292,25 @@ fn resumed_resnet_fine_tuning_with_training_batch_norms_reaches_the_uninterrupte
     );
     assert!(moved.iter().any(|n| n.ends_with(".convolution.weight")));
 }
+
+#[test]
+fn bf16_autocast_is_refused_for_resnet_naming_the_flag() {
+    use handmatch_trainer::finetune::{Autocast, NetOptions, TrainedNet};
+    let source = BackboneSource::Checkpoint {
+        dir: fixture("resnet_basic_96"),
+        image_size: 96,
+    };
+    let options = NetOptions {
+        layers: TrainLayers::All,
+        freeze_batchnorm: true,
+        autocast: Autocast::Bf16,
+    };
+    let refused = TrainedNet::open(&source, options, &Device::Cpu);
+    let message = refused.err().expect("refused").to_string();
+    assert!(message.contains("--autocast"), "{message}");
+    let f32_options = NetOptions {
+        autocast: Autocast::Off,
+        ..options
+    };
+    assert!(TrainedNet::open(&source, f32_options, &Device::Cpu).is_ok());
+}

@@ -2,7 +2,9 @@
 
 use clap::Args;
 use handmatch_core::embed::runtime::Device;
-use handmatch_trainer::finetune::{ComputeDevice, FineTuneConfig, FineTuneLoss, TrainLayers};
+use handmatch_trainer::finetune::{
+    Autocast, ComputeDevice, FineTuneConfig, FineTuneLoss, TrainLayers,
+};
 use handmatch_trainer::pipeline::FineTuneSettings;
 
 #[derive(Args, Clone)]
@@ -64,6 +66,11 @@ pub struct FineTuneArgs {
     /// norm without its affine part; see docs/fine-tuning.md).
     #[arg(long)]
     pub standardise_features: bool,
+    /// The forward pass's arithmetic: `off` (f32) or `bf16` (DINOv2 only: products in bf16,
+    /// LayerNorm, softmax and features in f32, weights and updates f32; for GPUs, untested
+    /// on one here; on CPU it is no faster than f32).
+    #[arg(long, value_enum, default_value_t = Autocast::Off)]
+    pub autocast: Autocast,
     /// Continue from OUT/finetune/checkpoint.safetensors (same settings).
     #[arg(long)]
     pub resume: bool,
@@ -92,6 +99,7 @@ impl FineTuneArgs {
                 standardise_features: self.standardise_features,
                 seed,
                 device: ComputeDevice::for_runtime(device),
+                autocast: self.autocast,
                 ..FineTuneConfig::default()
             },
             resume: self.resume,

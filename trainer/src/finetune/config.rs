@@ -1,5 +1,6 @@
 //! The settings of one fine-tuning run (`fit --fine-tune`, recipe keys of the same names).
 
+use super::autocast::Autocast;
 use super::graph_net::TrainLayers;
 use super::model::FeatureNeck;
 
@@ -49,6 +50,9 @@ pub struct FineTuneConfig {
     /// Where the network trains (`fit --device`; CUDA needs a build with the `cuda` feature).
     #[serde(with = "device_text")]
     pub device: ComputeDevice,
+    /// The forward pass's arithmetic (DINOv2 only; see `finetune::dinov2_net`).
+    #[serde(default)]
+    pub autocast: Autocast,
 }
 
 /// The fine-tuning objective.
@@ -172,6 +176,7 @@ impl Default for FineTuneConfig {
             freeze_batchnorm: true,
             seed: 0,
             device: ComputeDevice::Cpu,
+            autocast: Autocast::Off,
         }
     }
 }

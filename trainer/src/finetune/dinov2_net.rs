@@ -6,10 +6,16 @@
 //!
 //! The tuned weights are written back as a checkpoint of the same layout, so the exporter
 //! builds the artefact from them as from any other checkpoint.
+//!
+//! Autocast (`with_autocast(DType::BF16)`, for GPUs): the weights, their gradients and
+//! updates stay f32; the forward pass casts them to bf16 for the matrix products, GELU and
+//! element-wise work, and computes the LayerNorms, the softmax and the output features in
+//! f32, where bf16's 8-bit mantissa would lose the statistics. bf16 keeps f32's exponent
+//! range, so gradients need no loss scaling; f16 would, and is not offered.
 
 use std::path::Path;
 
-use candle_core::{Device, Result, Tensor, Var, D};
+use candle_core::{DType, Device, Result, Tensor, Var, D};
 use handmatch_core::embed::metadata::{IMAGENET_MEAN, IMAGENET_STD};
 use handmatch_export::backbone::dinov2::{attention_names, AttentionNames, Dinov2Config};
 use handmatch_export::backbone::interpolate;
@@ -28,6 +34,8 @@ pub struct Dinov2Net {
     grid: usize,
     mean: Tensor,
     std: Tensor,
+    /// The dtype of the forward pass's products (f32 unless autocast).
+    compute: DType,
 }
 
 impl Dinov2Net {
@@ -77,15 +85,23 @@ impl Dinov2Net {
             grid,
             mean: Tensor::from_slice(&IMAGENET_MEAN, (1, 3, 1, 1), device)?,
             std: Tensor::from_slice(&IMAGENET_STD, (1, 3, 1, 1), device)?,
+            compute: DType::F32,
         })
+    }
+
+    /// The same network computing its products in `compute` (see the module's autocast).
+    pub fn with_autocast(mut self, compute: DType) -> Self {
+        self.compute = compute;
+        self
     }
 
     pub fn hidden_size(&self) -> usize {
         self.cfg.hidden_size
     }
 
-    fn p(&self, name: &str) -> Result<&Tensor> {
-        self.weights.get(name)
+    /// The weight `name` in the forward pass's dtype (the f32 tensor itself without autocast).
+    fn p(&self, name: &str) -> Result<Tensor> {
+        self.weights.get(name)?.to_dtype(self.compute)
     }
 
     /// The trained parameters by checkpoint name.
@@ -96,12 +112,12 @@ impl Dinov2Net {
     /// `pooler_output [N, H]` of images `x [N, 3, S, S]` in [0, 1].
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?;
-        let mut h = self.embeddings(&x)?;
+        let mut h = self.embeddings(&x.to_dtype(self.compute)?)?;
         for i in 0..self.cfg.num_hidden_layers {
             h = self.block(&h, i)?;
         }
         let h = self.layer_norm(&h, "layernorm")?;
-        h.narrow(1, 0, 1)?.squeeze(1)
+        h.narrow(1, 0, 1)?.squeeze(1)?.to_dtype(DType::F32)
     }
 
     /// `pooler_output` of `pixel_values` already normalised, as transformers takes them.
@@ -127,13 +143,13 @@ impl Dinov2Net {
         let b = self.p("embeddings.patch_embeddings.projection.bias")?;
         let patches = patches
             .matmul(&w.t()?)?
-            .broadcast_add(b)?
+            .broadcast_add(&b)?
             .reshape((n, g * g, h))?;
         let pos = self.p("embeddings.position_embeddings")?.squeeze(0)?;
         let cls_pos = pos.narrow(0, 0, 1)?;
         let patch_pos = pos.narrow(0, 1, pos.dim(0)? - 1)?;
         let patch_pos = match &self.resize {
-            Some(m) => m.matmul(&patch_pos)?,
+            Some(m) => m.to_dtype(self.compute)?.matmul(&patch_pos)?,
             None => patch_pos,
         };
         let cls = self
@@ -147,24 +163,25 @@ impl Dinov2Net {
     fn block(&self, x: &Tensor, i: usize) -> Result<Tensor> {
         let layer = format!("encoder.layer.{i}");
         let a = self.attention(&self.layer_norm(x, &format!("{layer}.norm1"))?, i)?;
-        let x = (x + a.broadcast_mul(self.p(&format!("{layer}.layer_scale1.lambda1"))?)?)?;
+        let x = (x + a.broadcast_mul(&self.p(&format!("{layer}.layer_scale1.lambda1"))?)?)?;
         let n2 = self.layer_norm(&x, &format!("{layer}.norm2"))?;
         let f = if self.cfg.use_swiglu_ffn {
             self.swiglu(&n2, &layer)?
         } else {
             self.mlp(&n2, &layer)?
         };
-        x + f.broadcast_mul(self.p(&format!("{layer}.layer_scale2.lambda1"))?)?
+        x + f.broadcast_mul(&self.p(&format!("{layer}.layer_scale2.lambda1"))?)?
     }
 
-    /// candle-nn's tensor-op LayerNorm: its fused `layer_norm` has no backward.
+    /// candle-nn's tensor-op LayerNorm (its fused `layer_norm` has no backward), in f32.
     fn layer_norm(&self, x: &Tensor, name: &str) -> Result<Tensor> {
         candle_nn::ops::layer_norm_slow(
-            x,
-            self.p(&format!("{name}.weight"))?,
-            self.p(&format!("{name}.bias"))?,
+            &x.to_dtype(DType::F32)?,
+            self.weights.get(&format!("{name}.weight"))?,
+            self.weights.get(&format!("{name}.bias"))?,
             self.cfg.layer_norm_eps as f32,
-        )
+        )?
+        .to_dtype(self.compute)
     }
 
     /// `x [N, T, in] · Wᵀ + b` for the checkpoint's `{name}.weight` / `{name}.bias`.
@@ -173,7 +190,7 @@ impl Dinov2Net {
         let w = self.p(&format!("{name}.weight"))?;
         let y = x.reshape((n * t, d))?.matmul(&w.t()?)?;
         let y = if bias {
-            y.broadcast_add(self.p(&format!("{name}.bias"))?)?
+            y.broadcast_add(&self.p(&format!("{name}.bias"))?)?
         } else {
             y
         };
@@ -193,7 +210,8 @@ impl Dinov2Net {
         let k = split(self.linear(x, k, bias)?)?;
         let v = split(self.linear(x, v, bias)?)?;
         let scores = q.matmul(&k.t()?.contiguous()?)?;
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let probs = candle_nn::ops::softmax(&scores.to_dtype(DType::F32)?, D::Minus1)?
+            .to_dtype(self.compute)?;
         let ctx = probs
             .matmul(&v)?
             .transpose(1, 2)?

@@ -4,6 +4,7 @@
 //! of the graph (or of the checkpoint).
 
 pub mod adamw;
+pub mod autocast;
 pub mod checkpoint;
 pub mod checkpoint_weights;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod resnet_net;
 pub mod train;
 pub mod trained_net;
 
+pub use autocast::Autocast;
 pub use config::{ComputeDevice, FineTuneConfig, FineTuneLoss};
 pub use crops::AlignedCrops;
 pub use graph_net::{GraphNet, TrainLayers};

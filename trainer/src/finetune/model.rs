@@ -260,6 +260,7 @@ mod tests {
         let options = NetOptions {
             layers: TrainLayers::All,
             freeze_batchnorm: true,
+            autocast: Default::default(),
         };
         let net = TrainedNet::open(&source, options, &Device::Cpu).unwrap();
         FineTuneModel::new(net, 8, None, neck, 1, &Device::Cpu).unwrap()

@@ -57,6 +57,7 @@ pub fn fine_tune(job: &FineTuneJob) -> anyhow::Result<FineTuneOutcome> {
     let options = NetOptions {
         layers: cfg.train_layers,
         freeze_batchnorm: cfg.freeze_batchnorm,
+        autocast: cfg.autocast,
     };
     let net = TrainedNet::open(job.source, options, &device)?;
     let proxies = (cfg.loss == FineTuneLoss::CosFace).then_some(job.train.len());

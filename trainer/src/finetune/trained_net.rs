@@ -11,6 +11,7 @@ use prost::Message;
 
 use handmatch_export::checkpoint::Checkpoint;
 
+use super::autocast::Autocast;
 use super::dinov2_net::Dinov2Net;
 use super::graph_net::{GraphNet, TrainLayers};
 use super::resnet_net::ResnetNet;
@@ -50,12 +51,21 @@ pub enum TrainedNet {
     Resnet(ResnetNet),
 }
 
-/// How the network's batch norms behave in training (see `resnet_net`); networks without
-/// batch norms to train ignore it.
+/// Which layers train; how the network's batch norms behave in training (see
+/// `resnet_net`; networks without batch norms to train ignore it); the forward pass's
+/// arithmetic (autocast: DINOv2 only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NetOptions {
     pub layers: TrainLayers,
     pub freeze_batchnorm: bool,
+    pub autocast: Autocast,
+}
+
+fn is_dinov2(source: &BackboneSource) -> anyhow::Result<bool> {
+    Ok(match source {
+        BackboneSource::HandGraph(_) => false,
+        BackboneSource::Checkpoint { dir, .. } => Checkpoint::open(dir)?.model_type()? == "dinov2",
+    })
 }
 
 impl TrainedNet {
@@ -65,6 +75,18 @@ impl TrainedNet {
         device: &Device,
     ) -> anyhow::Result<Self> {
         let layers = options.layers;
+        let dinov2 = |dir: &Path, image_size: usize| -> anyhow::Result<Self> {
+            let net = Dinov2Net::open(dir, image_size, layers, device)?;
+            Ok(TrainedNet::Dinov2(
+                net.with_autocast(options.autocast.dtype()),
+            ))
+        };
+        if options.autocast != Autocast::Off && !is_dinov2(source)? {
+            anyhow::bail!(
+                "--autocast: written for DINOv2 only; train {} with --autocast off",
+                source.describe()
+            );
+        }
         Ok(match source {
             BackboneSource::HandGraph(path) => {
                 let onnx = ModelProto::decode(std::fs::read(path)?.as_slice())?;
@@ -88,7 +110,7 @@ impl TrainedNet {
                         device,
                     )?),
                     // Dinov2Net::open refuses any other architecture, naming it.
-                    _ => TrainedNet::Dinov2(Dinov2Net::open(dir, *image_size, layers, device)?),
+                    _ => dinov2(dir, *image_size)?,
                 }
             }
         })
