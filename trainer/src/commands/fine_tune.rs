@@ -11,7 +11,7 @@ use handmatch_trainer::pipeline::FineTuneSettings;
 pub struct FineTuneArgs {
     /// Fine-tune the backbone end to end (triplet loss) before fitting the head on its
     /// features: the hand landmark network's trunk on aligned crops (alignment keeps the
-    /// original weights), or a DINOv2 checkpoint on the artefact's centre crops.
+    /// original weights), or a DINOv2 or ResNet checkpoint on the artefact's centre crops.
     #[arg(long, env = "HANDMATCH_FINE_TUNE")]
     pub fine_tune: bool,
     #[arg(long, default_value_t = 10)]
@@ -40,10 +40,10 @@ pub struct FineTuneArgs {
     #[arg(long, default_value_t = 16.0)]
     pub cosface_scale: f64,
     /// Which layers train: `all` or `last-N` (the hand network's last N convolutions;
-    /// DINOv2's last N blocks and its final norm). `all` on the hand network keeps its
-    /// large early maps for the backward pass: a run at `--fine-tune-p 2` peaked at 12 GB
-    /// resident, and the default `--fine-tune-p 8` was killed for memory at 24 GB; pair a
-    /// small `--fine-tune-p` with `--accumulate`.
+    /// DINOv2's last N blocks and its final norm; ResNet's last N residual blocks). `all`
+    /// on the hand network keeps its large early maps for the backward pass: a run at
+    /// `--fine-tune-p 2` peaked at 12 GB resident, and the default `--fine-tune-p 8` was
+    /// killed for memory at 24 GB; pair a small `--fine-tune-p` with `--accumulate`.
     #[arg(long, default_value = "last-6")]
     pub train_layers: TrainLayers,
     /// Batches whose gradients are summed into one step (a larger effective batch).
