@@ -33,7 +33,7 @@ impl Weight {
 }
 
 pub struct CheckpointWeights {
-    dir: PathBuf,
+    config_path: PathBuf,
     weights: HashMap<String, Weight>,
 }
 
@@ -42,11 +42,9 @@ pub fn err(e: impl std::fmt::Display) -> candle_core::Error {
 }
 
 impl CheckpointWeights {
-    /// The checkpoint `ckpt` (read from `dir`) on `device`, each tensor in the role `role`
-    /// gives its name.
+    /// The checkpoint `ckpt` on `device`, each tensor in the role `role` gives its name.
     pub fn load(
         ckpt: &Checkpoint,
-        dir: &Path,
         device: &Device,
         role: impl Fn(&str) -> WeightRole,
     ) -> Result<Self> {
@@ -60,7 +58,7 @@ impl CheckpointWeights {
             weights.insert(name.to_string(), w);
         }
         Ok(Self {
-            dir: dir.to_path_buf(),
+            config_path: ckpt.config_path().to_path_buf(),
             weights,
         })
     }
@@ -102,7 +100,7 @@ impl CheckpointWeights {
     /// `model.safetensors` with every tensor).
     pub fn save(&self, out: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(out)?;
-        std::fs::copy(self.dir.join("config.json"), out.join("config.json"))?;
+        std::fs::copy(&self.config_path, out.join("config.json"))?;
         let mut tensors = Vec::with_capacity(self.weights.len());
         for (name, w) in &self.weights {
             let t = w.tensor();

@@ -48,11 +48,21 @@ impl Dinov2Net {
         device: &Device,
     ) -> Result<Self> {
         let ckpt = Checkpoint::open(dir).map_err(err)?;
+        Self::from_checkpoint(&ckpt, image_size, layers, device)
+    }
+
+    /// As `open`, from a checkpoint already read.
+    pub fn from_checkpoint(
+        ckpt: &Checkpoint,
+        image_size: usize,
+        layers: TrainLayers,
+        device: &Device,
+    ) -> Result<Self> {
         let model_type = ckpt.model_type().map_err(err)?;
         if model_type != "dinov2" {
             return Err(err(format!(
                 "{}: a `{model_type}` checkpoint, not DINOv2",
-                dir.display()
+                ckpt.dir().display()
             )));
         }
         let cfg: Dinov2Config = ckpt.config().map_err(err)?;
@@ -62,7 +72,7 @@ impl Dinov2Net {
                 cfg.patch_size
             )));
         }
-        let weights = CheckpointWeights::load(&ckpt, dir, device, |name| {
+        let weights = CheckpointWeights::load(ckpt, device, |name| {
             if trains(name, layers, cfg.num_hidden_layers) {
                 WeightRole::Trained
             } else {
@@ -75,7 +85,7 @@ impl Dinov2Net {
             .then(|| bicubic_matrix(native, grid, device))
             .transpose()?;
         let attention = (0..cfg.num_hidden_layers)
-            .map(|i| attention_names(&ckpt, &format!("encoder.layer.{i}")))
+            .map(|i| attention_names(ckpt, &format!("encoder.layer.{i}")))
             .collect();
         Ok(Self {
             attention,

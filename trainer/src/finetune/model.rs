@@ -204,21 +204,19 @@ impl FineTuneModel {
         out
     }
 
-    /// The variables that are state but not trained: the backbone's running statistics.
-    fn net_statistics(&self) -> Vec<(String, Var)> {
-        self.net
-            .statistics()
-            .into_iter()
-            .map(|(n, v)| (format!("net/{n}"), v))
-            .collect()
+    /// The variables a checkpoint keeps: every trained one, and the backbone's running
+    /// statistics (state, but not trained).
+    fn state_vars(&self) -> impl Iterator<Item = (String, Var)> {
+        let trained = self.params(1.0).into_iter().map(|(n, v, _)| (n, v));
+        let statistics = self.net.statistics().into_iter();
+        trained.chain(statistics.map(|(n, v)| (format!("net/{n}"), v)))
     }
 
     /// Every trained value by parameter name, the backbone's running statistics, and the
     /// neck's once there are some.
     pub fn state(&self) -> HashMap<String, Tensor> {
-        let trained = self.params(1.0).into_iter().map(|(n, v, _)| (n, v));
-        let mut state: HashMap<String, Tensor> = trained
-            .chain(self.net_statistics())
+        let mut state: HashMap<String, Tensor> = self
+            .state_vars()
             .map(|(n, v)| (n, v.as_tensor().clone()))
             .collect();
         for (name, stat) in self.statistics() {
@@ -230,8 +228,7 @@ impl FineTuneModel {
     }
 
     pub fn load_state(&self, state: &HashMap<String, Tensor>) -> Result<()> {
-        let trained = self.params(1.0).into_iter().map(|(n, v, _)| (n, v));
-        for (name, var) in trained.chain(self.net_statistics()) {
+        for (name, var) in self.state_vars() {
             let v = state
                 .get(&name)
                 .ok_or_else(|| candle_core::Error::Msg(format!("checkpoint lacks `{name}`")))?;

@@ -53,18 +53,28 @@ impl ResnetNet {
         device: &Device,
     ) -> Result<Self> {
         let ckpt = Checkpoint::open(dir).map_err(err)?;
+        Self::from_checkpoint(&ckpt, layers, freeze_batchnorm, device)
+    }
+
+    /// As `open`, from a checkpoint already read.
+    pub fn from_checkpoint(
+        ckpt: &Checkpoint,
+        layers: TrainLayers,
+        freeze_batchnorm: bool,
+        device: &Device,
+    ) -> Result<Self> {
         let model_type = ckpt.model_type().map_err(err)?;
         if model_type != "resnet" {
             return Err(err(format!(
                 "{}: a `{model_type}` checkpoint, not ResNet",
-                dir.display()
+                ckpt.dir().display()
             )));
         }
         let cfg: ResNetConfig = ckpt.config().map_err(err)?;
-        let bottleneck = check_config(&cfg, &ckpt)?;
+        let bottleneck = check_config(&cfg, ckpt)?;
         let blocks = plan(&cfg);
         let trained = trained_prefixes(&blocks, layers);
-        let weights = CheckpointWeights::load(&ckpt, dir, device, |name| {
+        let weights = CheckpointWeights::load(ckpt, device, |name| {
             if !trained.iter().any(|p| name.starts_with(p)) {
                 WeightRole::Frozen
             } else if is_running_statistic(name) {

@@ -61,11 +61,15 @@ pub struct NetOptions {
     pub autocast: Autocast,
 }
 
-fn is_dinov2(source: &BackboneSource) -> anyhow::Result<bool> {
-    Ok(match source {
-        BackboneSource::HandGraph(_) => false,
-        BackboneSource::Checkpoint { dir, .. } => Checkpoint::open(dir)?.model_type()? == "dinov2",
-    })
+/// Autocast is written for DINOv2 only.
+fn refuse_autocast(options: NetOptions, source: &BackboneSource) -> anyhow::Result<()> {
+    if options.autocast != Autocast::Off {
+        anyhow::bail!(
+            "--autocast: written for DINOv2 only; train {} with --autocast off",
+            source.describe()
+        );
+    }
+    Ok(())
 }
 
 impl TrainedNet {
@@ -75,20 +79,9 @@ impl TrainedNet {
         device: &Device,
     ) -> anyhow::Result<Self> {
         let layers = options.layers;
-        let dinov2 = |dir: &Path, image_size: usize| -> anyhow::Result<Self> {
-            let net = Dinov2Net::open(dir, image_size, layers, device)?;
-            Ok(TrainedNet::Dinov2(
-                net.with_autocast(options.autocast.dtype()),
-            ))
-        };
-        if options.autocast != Autocast::Off && !is_dinov2(source)? {
-            anyhow::bail!(
-                "--autocast: written for DINOv2 only; train {} with --autocast off",
-                source.describe()
-            );
-        }
         Ok(match source {
             BackboneSource::HandGraph(path) => {
+                refuse_autocast(options, source)?;
                 let onnx = ModelProto::decode(std::fs::read(path)?.as_slice())?;
                 let graph = onnx
                     .graph
@@ -102,15 +95,15 @@ impl TrainedNet {
                 }
             }
             BackboneSource::Checkpoint { dir, image_size } => {
-                match Checkpoint::open(dir)?.model_type()? {
-                    "resnet" => TrainedNet::Resnet(ResnetNet::open(
-                        dir,
-                        layers,
-                        options.freeze_batchnorm,
-                        device,
-                    )?),
-                    // Dinov2Net::open refuses any other architecture, naming it.
-                    _ => dinov2(dir, *image_size)?,
+                let ckpt = Checkpoint::open(dir)?;
+                if ckpt.model_type()? == "resnet" {
+                    refuse_autocast(options, source)?;
+                    let freeze = options.freeze_batchnorm;
+                    TrainedNet::Resnet(ResnetNet::from_checkpoint(&ckpt, layers, freeze, device)?)
+                } else {
+                    // Dinov2Net refuses any other architecture, naming it.
+                    let net = Dinov2Net::from_checkpoint(&ckpt, *image_size, layers, device)?;
+                    TrainedNet::Dinov2(net.with_autocast(options.autocast.dtype()))
                 }
             }
         })
