@@ -80,6 +80,19 @@ impl AlignedCrops {
 }
 
 impl AlignedCrops {
+    /// The same crops at `side` pixels (antialiased), for a network whose input is smaller
+    /// than the alignment's.
+    pub fn resized(&self, side: u32) -> Self {
+        let pixels = (0..self.len())
+            .flat_map(|i| handmatch_core::resize::resize(&self.crop(i), side, side).into_raw())
+            .collect();
+        AlignedCrops {
+            images: self.images.clone(),
+            side,
+            pixels,
+        }
+    }
+
     /// For backbones without alignment (DINOv2): every image decoded and centre-cropped to
     /// `side` as the artefact's evaluation transform does, so training sees the served
     /// pixels. Not cached: cheap next to a training step of such a network.
@@ -162,4 +175,44 @@ fn load(path: &Path, key: &str) -> Option<AlignedCrops> {
         side: t.shape()[1] as u32,
         pixels: t.data().to_vec(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use handmatch_core::hand_image::Aspect;
+
+    fn image(subject: &str) -> CachedImage {
+        CachedImage {
+            subject: subject.into(),
+            aspect: Aspect::Dorsal,
+            accessories: false,
+            image_name: format!("{subject}.jpg"),
+        }
+    }
+
+    #[test]
+    fn resized_crops_keep_each_image_and_its_colours() {
+        let (side, colours) = (8u32, [[200u8, 40, 10], [5, 90, 250]]);
+        let pixels = colours
+            .iter()
+            .flat_map(|c| c.repeat((side * side) as usize))
+            .collect();
+        let crops = AlignedCrops {
+            images: vec![image("a"), image("b")],
+            side,
+            pixels,
+        };
+        let small = crops.resized(3);
+        assert_eq!((small.len(), small.side), (2, 3));
+        assert_eq!(small.images, crops.images);
+        for (i, colour) in colours.iter().enumerate() {
+            let crop = small.crop(i);
+            assert_eq!(crop.dimensions(), (3, 3));
+            for p in crop.pixels() {
+                let off = p.0.iter().zip(colour).map(|(a, b)| a.abs_diff(*b)).max();
+                assert!(off <= Some(1), "crop {i}: {p:?} against {colour:?}");
+            }
+        }
+    }
 }
