@@ -16,12 +16,15 @@ const LAYERS: [(usize, usize, usize); 2] = [(144, 56, 3), (672, 14, 5)];
 /// (channels, size): ResNet-50's first-stage and third-stage 3×3 bottleneck convolutions.
 const DENSE: [(usize, usize); 2] = [(64, 56), (256, 14)];
 
+/// A standard-normal variable of `shape` on the CPU.
+fn random_var(shape: (usize, usize, usize, usize)) -> Var {
+    Var::from_tensor(&Tensor::randn(0f32, 1., shape, &Device::Cpu).unwrap()).unwrap()
+}
+
 fn bench_dense(c: &mut Criterion) {
-    let dev = Device::Cpu;
     for (ch, size) in DENSE {
-        let x =
-            Var::from_tensor(&Tensor::randn(0f32, 1., (8, ch, size, size), &dev).unwrap()).unwrap();
-        let w = Var::from_tensor(&Tensor::randn(0f32, 1., (ch, ch, 3, 3), &dev).unwrap()).unwrap();
+        let x = random_var((8, ch, size, size));
+        let w = random_var((ch, ch, 3, 3));
         let spec = ConvSpec {
             group: 1,
             kernel: (3, 3),
@@ -47,11 +50,9 @@ fn bench_dense(c: &mut Criterion) {
 }
 
 fn bench(c: &mut Criterion) {
-    let dev = Device::Cpu;
     for (ch, size, k) in LAYERS {
-        let x =
-            Var::from_tensor(&Tensor::randn(0f32, 1., (8, ch, size, size), &dev).unwrap()).unwrap();
-        let w = Var::from_tensor(&Tensor::randn(0f32, 1., (ch, 1, k, k), &dev).unwrap()).unwrap();
+        let x = random_var((8, ch, size, size));
+        let w = random_var((ch, 1, k, k));
         let pad = k / 2;
         let spec = ConvSpec {
             group: ch,

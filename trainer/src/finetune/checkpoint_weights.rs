@@ -41,6 +41,18 @@ pub fn err(e: impl std::fmt::Display) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())
 }
 
+/// Refuses a checkpoint whose `model_type` is not `model_type`, naming both.
+pub fn require_model_type(ckpt: &Checkpoint, model_type: &str, network: &str) -> Result<()> {
+    let found = ckpt.model_type().map_err(err)?;
+    if found != model_type {
+        return Err(err(format!(
+            "{}: a `{found}` checkpoint, not {network}",
+            ckpt.dir().display()
+        )));
+    }
+    Ok(())
+}
+
 impl CheckpointWeights {
     /// The checkpoint `ckpt` on `device`, each tensor in the role `role` gives its name.
     pub fn load(

@@ -21,7 +21,7 @@ use handmatch_export::backbone::dinov2::{attention_names, AttentionNames, Dinov2
 use handmatch_export::backbone::interpolate;
 use handmatch_export::checkpoint::Checkpoint;
 
-use super::checkpoint_weights::{err, CheckpointWeights, WeightRole};
+use super::checkpoint_weights::{err, require_model_type, CheckpointWeights, WeightRole};
 use super::graph_net::TrainLayers;
 
 pub struct Dinov2Net {
@@ -58,13 +58,7 @@ impl Dinov2Net {
         layers: TrainLayers,
         device: &Device,
     ) -> Result<Self> {
-        let model_type = ckpt.model_type().map_err(err)?;
-        if model_type != "dinov2" {
-            return Err(err(format!(
-                "{}: a `{model_type}` checkpoint, not DINOv2",
-                ckpt.dir().display()
-            )));
-        }
+        require_model_type(ckpt, "dinov2", "DINOv2")?;
         let cfg: Dinov2Config = ckpt.config().map_err(err)?;
         if image_size % cfg.patch_size != 0 {
             return Err(err(format!(

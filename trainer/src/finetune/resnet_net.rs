@@ -17,7 +17,7 @@ use handmatch_core::embed::metadata::{IMAGENET_MEAN, IMAGENET_STD};
 use handmatch_export::backbone::resnet::ResNetConfig;
 use handmatch_export::checkpoint::Checkpoint;
 
-use super::checkpoint_weights::{err, CheckpointWeights, WeightRole};
+use super::checkpoint_weights::{err, require_model_type, CheckpointWeights, WeightRole};
 use super::conv::{conv2d, max_pool2d, ConvSpec};
 use super::graph_net::TrainLayers;
 
@@ -63,13 +63,7 @@ impl ResnetNet {
         freeze_batchnorm: bool,
         device: &Device,
     ) -> Result<Self> {
-        let model_type = ckpt.model_type().map_err(err)?;
-        if model_type != "resnet" {
-            return Err(err(format!(
-                "{}: a `{model_type}` checkpoint, not ResNet",
-                ckpt.dir().display()
-            )));
-        }
+        require_model_type(ckpt, "resnet", "ResNet")?;
         let cfg: ResNetConfig = ckpt.config().map_err(err)?;
         let bottleneck = check_config(&cfg, ckpt)?;
         let blocks = plan(&cfg);
