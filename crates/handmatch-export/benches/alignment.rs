@@ -2,14 +2,17 @@
 //! the similarity warp to the 224-pixel crop; the whole of what a hand model does before
 //! its embedding branch. Needs the imported hand landmark model (`scripts/setup.sh`).
 //! `HANDMATCH_BENCH_JPEG=FILE` aligns your own photo; the default is a synthetic hand at
-//! 640 x 480.
+//! 640 x 480. `HANDMATCH_BENCH_ARTEFACTS=A.onnx,B.onnx` also times the whole embedding of
+//! that photo through each of those artefacts, in the same run (say, one built on the
+//! fp32 hand network and one on an int8 network from `scripts/hand-int8-ptq.py`).
 //!
 //! cargo bench -p handmatch-export --bench alignment
 
 use std::hint::black_box;
 use std::path::Path;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use handmatch_core::dataset::synth::first_photo;
 use handmatch_core::embed::decode::{decode_rgb, DecodeLimits};
 use handmatch_core::embed::preprocess::model_input;
@@ -56,7 +59,28 @@ fn alignment(c: &mut Criterion) {
     group.bench_function("alignment + embedding, one photo", |b| {
         b.iter(|| black_box(session.embed_inputs(&[black_box(&image)]).unwrap()))
     });
+    for path in std::env::var("HANDMATCH_BENCH_ARTEFACTS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|p| !p.is_empty())
+    {
+        bench_artefact(&mut group, Path::new(path));
+    }
     group.finish();
+}
+
+fn bench_artefact(group: &mut BenchmarkGroup<'_, WallTime>, path: &Path) {
+    let mut session = EmbeddingSession::open(path, &RuntimeOptions::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let meta = session.metadata().clone();
+    let image = model_input(
+        &meta,
+        decode_rgb(&photo(), &DecodeLimits::default()).unwrap(),
+    );
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    group.bench_function(format!("embedding, one photo: {name}"), |b| {
+        b.iter(|| black_box(session.embed_inputs(&[black_box(&image)]).unwrap()))
+    });
 }
 
 criterion_group!(benches, alignment);
