@@ -7,7 +7,8 @@ Variants: dynamic (ConvInteger, u8 or s8 weights, per channel) and static QDQ (u
 activations calibrated on CAL images, s8 weights per channel, MinMax or 99.99th
 percentile), on every operator, on the convolutions only, or on all but the stem
 convolution and the output Gemms; last, static QDQ after activation equalisation (see
-`equalise`). For each: the pooled trunk
+`equalise`), bounded equalisation that keeps the fused Clip, and that with bias
+correction (`bias_correct`). For each: the pooled trunk
 output's cosine to fp32 (mean and worst), the landmarks' error in pixels of the 224 input
 (mean and worst), and batch-8 throughput on two threads, fp32 measured in the same run.
 
@@ -15,10 +16,14 @@ The photos are resized to 224 x 224 as they are (no alignment): the network's in
 scale, not the artefact's exact crops. The evaluation and calibration images are disjoint
 (the first N and the last CAL of the sorted directory).
 
-Usage: .venv-hand/bin/python scripts/hand-int8-ptq.py IMAGES_DIR [N=64] [CAL=128]
+Usage: .venv-hand/bin/python scripts/hand-int8-ptq.py IMAGES_DIR [N=64] [CAL=128] [OUT]
+
+With OUT, the last variant's model is written there, for `handmatch-train cv --hand-model
+OUT` to measure what it does to recognition.
 """
 
 import glob
+import shutil
 import sys
 import tempfile
 import time
@@ -89,14 +94,19 @@ def compare(name, s, x, ref, fp32_speed):
     )
 
 
-def equalise(model, cal, alpha=0.5):
+def equalise(model, cal, alpha=0.5, bounded=False, margin=1.5):
     """Per-tensor u8 activations lose channels whose range is far below the tensor's
     largest. Across each Conv -> ReLU6 -> Conv pair, channel c of the activation is divided
     by s_c = range_c^alpha / w_c^(1 - alpha) (range_c its calibrated range, w_c the largest
     weight that reads it) and the reader's weights multiplied by s_c: the same function,
     with ranges brought together (SmoothQuant's balance; Nagel et al. 2019 equalise
     weights only, which per-channel weights do not need). ReLU6's bound becomes 6 / s_c per
-    channel, which Clip cannot hold, so it is Relu then Min against a per-channel bound."""
+    channel, which Clip cannot hold, so it is Relu then Min against a per-channel bound.
+
+    `bounded` keeps every Clip(0, 6) as it is, so ONNX Runtime still fuses it: a channel
+    that reached 6 in calibration keeps s_c = 1, and any other is enlarged no further than
+    its calibrated maximum times `margin` reaching 6 (s_c >= margin * max_c / 6), where the
+    bound, unchanged, still does not bind."""
     g = model.graph
     init = {i.name: i for i in g.initializer}
     producer = {o: n for n in g.node for o in n.output}
@@ -117,16 +127,21 @@ def equalise(model, cal, alpha=0.5):
     pre = dict(zip(names, session(probe.SerializeToString()).run(names, {"image": cal})))
     replaced = {}
     for a, clip, b in pairs:
-        act = np.maximum(np.clip(pre[a.output[0]], 0, 6).max(axis=(0, 2, 3)), 1e-6)
+        peak = pre[a.output[0]].max(axis=(0, 2, 3))
+        act = np.maximum(np.clip(peak, 0, 6), 1e-6)
         wa, ba, wb = (numpy_helper.to_array(init[n]).copy() for n in (a.input[1], a.input[2], b.input[1]))
         depthwise = any(at.name == "group" and at.i > 1 for at in b.attribute)
         wmax = np.abs(wb).max(axis=(1, 2, 3) if depthwise else (0, 2, 3))
         s = (act ** alpha / np.maximum(wmax, 1e-8) ** (1 - alpha)).astype(np.float32)
+        if bounded:
+            s = np.where(peak >= 6, 1.0, np.maximum(s, margin * act / 6)).astype(np.float32)
         wa /= s[:, None, None, None]
         ba /= s
         wb *= s[:, None, None, None] if depthwise else s[None, :, None, None]
         for name, value in ((a.input[1], wa), (a.input[2], ba), (b.input[1], wb)):
             init[name].CopyFrom(numpy_helper.from_array(value, name))
+        if bounded:
+            continue
         bound = clip.name + "_bound"
         g.initializer.append(numpy_helper.from_array((6.0 / s).reshape(1, -1, 1, 1), bound))
         relu = clip.name + "_relu"
@@ -136,6 +151,32 @@ def equalise(model, cal, alpha=0.5):
     del g.node[:]
     g.node.extend(nodes)
     return model, len(pairs)
+
+
+def bias_correct(model, cal):
+    """Rounding the weights shifts each convolution's output by (W_q - W) E[x] on average
+    (Nagel et al. 2019): subtract that from the bias, E[x] the calibrated mean of each
+    input channel, W_q the symmetric per-channel s8 rounding quantize_static will apply.
+    Padding is ignored, so the stem (whose input is the zero-padded image) is left alone."""
+    g = model.graph
+    init = {i.name: i for i in g.initializer}
+    convs = [n for n in g.node if n.op_type == "Conv" and len(n.input) == 3 and n.input[0] != "image"]
+    probe = onnx.ModelProto.FromString(model.SerializeToString())
+    names = sorted({n.input[0] for n in convs})
+    for name in names:
+        probe.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    means = {k: v.mean(axis=(0, 2, 3)) for k, v in
+             zip(names, session(probe.SerializeToString()).run(names, {"image": cal}))}
+    for n in convs:
+        w = numpy_helper.to_array(init[n.input[1]])
+        b = numpy_helper.to_array(init[n.input[2]]).copy()
+        scale = np.maximum(np.abs(w).max(axis=(1, 2, 3), keepdims=True), 1e-12) / 127.0
+        dw = np.round(w / scale) * scale - w
+        depthwise = any(at.name == "group" and at.i > 1 for at in n.attribute)
+        mean = means[n.input[0]]
+        b -= (dw.sum(axis=(1, 2, 3)) * mean if depthwise else dw.sum(axis=(2, 3)) @ mean).astype(np.float32)
+        init[n.input[2]].CopyFrom(numpy_helper.from_array(b, n.input[2]))
+    return model
 
 
 def static_qdq(src, out, cal, excluded=(), ops=None, method=CalibrationMethod.MinMax):
@@ -151,6 +192,7 @@ def main():
     images_dir = sys.argv[1]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 64
     cal_n = int(sys.argv[3]) if len(sys.argv) > 3 else 128
+    out_path = sys.argv[4] if len(sys.argv) > 4 else None
     files = sorted(glob.glob(f"{images_dir}/*.jpg"))
     assert len(files) >= n + cal_n, f"need {n + cal_n} photos in {images_dir}"
     x, cal = load(files[:n]), load(files[-cal_n:])
@@ -191,6 +233,27 @@ def main():
         static_qdq(tmp / "equalised.onnx", tmp / "equalised-qdq.onnx", cal, excluded)
         compare(f"static QDQ, {label}, MinMax, after equalisation",
                 session(str(tmp / "equalised-qdq.onnx")), x, ref, fp32_speed)
+    bounded, _ = equalise(onnx.load(tmp / "pre.onnx"), cal, bounded=True)
+    onnx.save(bounded, tmp / "bounded.onnx")
+    compare("bounded equalisation, fp32, not quantised", session(str(tmp / "bounded.onnx")),
+            x, ref, fp32_speed)
+    corrected = bias_correct(onnx.load(tmp / "bounded.onnx"), cal)
+    onnx.save(corrected, tmp / "corrected.onnx")
+    minmax, percentile = CalibrationMethod.MinMax, CalibrationMethod.Percentile
+    for label, src, excluded, method in [
+            ("all operators, MinMax, after bounded equalisation", "bounded", [], minmax),
+            ("all but the stem and the Gemm heads, MinMax, after bounded equalisation",
+             "bounded", stem_and_heads, minmax),
+            ("all but the stem and the Gemm heads, MinMax, after bounded equalisation and "
+             "bias correction", "corrected", stem_and_heads, minmax),
+            ("all operators, 99.99th percentile, after bounded equalisation and bias "
+             "correction", "corrected", [], percentile)]:
+        static_qdq(tmp / f"{src}.onnx", tmp / "bounded-qdq.onnx", cal, excluded, None, method)
+        compare(f"static QDQ, {label}", session(str(tmp / "bounded-qdq.onnx")), x, ref,
+                fp32_speed)
+    if out_path:
+        shutil.copy(tmp / "bounded-qdq.onnx", out_path)
+
 
 if __name__ == "__main__":
     main()
