@@ -10,6 +10,7 @@ pub mod embed;
 pub mod hand;
 pub mod hand_image;
 pub mod metrics;
+pub mod onnx_proto;
 pub mod progress;
 pub mod report;
 pub mod resize;
