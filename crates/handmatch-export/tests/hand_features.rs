@@ -453,3 +453,84 @@ fn every_group_with_test_time_views_is_the_same_in_extraction_and_in_the_artefac
         assert!((g - w).abs() <= 1e-5, "{g} vs {w}");
     }
 }
+
+#[test]
+fn alignment_runs_the_detection_graph_alone_and_finds_what_the_whole_graph_finds() {
+    use handmatch_core::embed::detection_graph::detection_graph;
+    use handmatch_core::embed::runtime::open_session;
+    use handmatch_core::embed::session::{run_detection, LANDMARKS_NAME, PRESENCE_NAME};
+    use handmatch_core::embed::EmbeddingSession;
+    use handmatch_core::hand::HandDetector;
+    use handmatch_core::onnx_proto::ModelProto;
+    use handmatch_export::artefact::{artefact_model, HeadSource};
+    use handmatch_export::backbone::{Backbone, BackboneRef, HandModel, Tta};
+    use ort::value::TensorRef;
+    use prost::Message;
+
+    let hand = HandModel::open(&repo_file(handmatch_export::backbone::hand::DEFAULT_MODEL))
+        .expect("run scripts/setup.sh")
+        .with_features("geometry,trunk,local".parse().unwrap());
+    let tta: Tta = "flip,shift".parse().unwrap();
+    let backbone = Backbone {
+        source: BackboneRef::Hand(&hand),
+        tta: &tta,
+    };
+    let head = HeadSource::Random {
+        hidden: 64,
+        embedding_dim: 16,
+        seed: 5,
+    };
+    let (artefact, _) = artefact_model(backbone, S, head, None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.onnx");
+    artefact.save(&path).unwrap();
+
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = detection_graph(&bytes, &[PRESENCE_NAME, LANDMARKS_NAME])
+        .unwrap()
+        .expect("a hand artefact can be cut");
+    let whole = ModelProto::decode(bytes.as_slice()).unwrap().graph.unwrap();
+    let cut = ModelProto::decode(cut.as_slice()).unwrap().graph.unwrap();
+    assert!(
+        cut.node.len() * 2 < whole.node.len(),
+        "{} of {} nodes kept",
+        cut.node.len(),
+        whole.node.len()
+    );
+    assert!(cut.output.iter().all(|o| o.name() != "embedding"));
+
+    let photo = image::open(repo_file("scripts/hand-landmarks/fixture-hand.png"))
+        .unwrap()
+        .to_rgb8();
+    let crop = image::imageops::resize(&photo, S as u32, S as u32, image::imageops::Triangle);
+    let turned = image::imageops::rotate90(&crop);
+    let mut served = EmbeddingSession::open(&path, &RuntimeOptions::default()).unwrap();
+    let aligner = served.hand_aligner().expect("a hand artefact aligns");
+    let aligned = aligner.align(&mut served, &[&photo]).unwrap().remove(0);
+    assert!(aligned.is_ok(), "the fixture's hand is found: {aligned:?}");
+    let found = served.detect(&[&crop, &turned]).unwrap();
+
+    let (mut full, _) = open_session(&path, &RuntimeOptions::default()).unwrap();
+    let mut batch = Array4::<u8>::zeros((2, S, S, 3));
+    for (i, im) in [&crop, &turned].into_iter().enumerate() {
+        for (x, y, p) in im.enumerate_pixels() {
+            for c in 0..3 {
+                batch[[i, y as usize, x as usize, c]] = p[c];
+            }
+        }
+    }
+    let want = run_detection(
+        &mut full,
+        ort::inputs![handmatch_core::embed::session::INPUT_NAME => TensorRef::from_array_view(batch.view()).unwrap()],
+    )
+    .unwrap();
+    assert_eq!(found.len(), 2);
+    for (f, w) in found.iter().zip(&want) {
+        assert!((f.presence - w.presence).abs() <= 1e-5, "{f:?} vs {w:?}");
+        for (a, b) in f.points.iter().zip(&w.points) {
+            for k in 0..a.len() {
+                assert!((a[k] - b[k]).abs() <= 1e-3, "{f:?} vs {w:?}");
+            }
+        }
+    }
+}

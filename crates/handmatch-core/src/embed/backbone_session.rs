@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-use super::runtime::{open_session, RuntimeError, RuntimeOptions};
-use super::session::run_detection;
+use super::runtime::{open_session, RuntimeError, RuntimeOptions, SessionSharing};
+use super::session::{open_detector, run_detection};
+use super::session::{LANDMARKS_NAME, PRESENCE_NAME};
 use crate::hand::{HandDetection, HandDetector};
 use image::RgbImage;
 use ndarray::{Array2, Array4, ArrayView4};
@@ -20,12 +21,20 @@ pub const FEATURES_NAME: &str = "features";
 
 pub struct BackboneSession {
     session: Session,
+    /// Hand backbones: the landmark outputs' graph alone (see `detection_graph`).
+    detector: Option<Session>,
 }
 
 impl BackboneSession {
     pub fn open(path: &Path, opts: &RuntimeOptions) -> Result<Self, RuntimeError> {
         let (session, _) = open_session(path, opts)?;
-        Ok(Self { session })
+        let has = |name: &str| session.outputs().iter().any(|o| o.name() == name);
+        let detector = if has(PRESENCE_NAME) && has(LANDMARKS_NAME) {
+            open_detector(path, opts, &SessionSharing::default())?
+        } else {
+            None
+        };
+        Ok(Self { session, detector })
     }
 
     /// A value of the graph's `metadata_props` (e.g. the backbone's model id).
@@ -60,7 +69,7 @@ impl HandDetector for BackboneSession {
     fn detect(&mut self, crops: &[&RgbImage]) -> Result<Vec<HandDetection>, ort::Error> {
         let px = pixels(crops);
         run_detection(
-            &mut self.session,
+            self.detector.as_mut().unwrap_or(&mut self.session),
             ort::inputs![PIXELS_NAME => TensorRef::from_array_view(px.view())?],
         )
     }

@@ -3,6 +3,7 @@
 
 pub mod backbone_session;
 pub mod decode;
+pub mod detection_graph;
 pub mod jpeg_scaled;
 pub mod metadata;
 pub mod pool;

@@ -24,6 +24,8 @@ pub enum RuntimeError {
     Load { path: PathBuf, reason: String },
     #[error("ONNX Runtime: {0}")]
     Ort(#[from] ort::Error),
+    #[error("{path}: cannot read its hand detection graph: {reason}")]
+    DetectionGraph { path: PathBuf, reason: String },
     #[error("ONNX Runtime was already loaded from {loaded}; cannot switch to {requested} in the same process")]
     AlreadyLoaded { loaded: PathBuf, requested: PathBuf },
 }
@@ -150,9 +152,36 @@ pub fn open_session(
     open_shared_session(model, opts, &SessionSharing::default())
 }
 
+/// Where a session's graph comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum ModelSource<'a> {
+    File(&'a Path),
+    /// An encoded ONNX model (a graph derived from a file, e.g. its detection graph).
+    Bytes(&'a [u8]),
+}
+
 /// `open_session` for one session of several over the same artefact.
 pub fn open_shared_session(
     model: &Path,
+    opts: &RuntimeOptions,
+    sharing: &SessionSharing,
+) -> Result<(Session, ExecutionProviderKind), RuntimeError> {
+    open_model(ModelSource::File(model), opts, sharing)
+}
+
+fn commit(
+    builder: &mut ort::session::builder::SessionBuilder,
+    model: ModelSource<'_>,
+) -> ort::Result<Session> {
+    match model {
+        ModelSource::File(path) => builder.commit_from_file(path),
+        ModelSource::Bytes(bytes) => builder.commit_from_memory(bytes),
+    }
+}
+
+/// `open_shared_session` for a file or an encoded model.
+pub fn open_model(
+    model: ModelSource<'_>,
     opts: &RuntimeOptions,
     sharing: &SessionSharing,
 ) -> Result<(Session, ExecutionProviderKind), RuntimeError> {
@@ -179,7 +208,7 @@ pub fn open_shared_session(
             builder()?
                 .with_execution_providers([cuda.build().error_on_failure()])
                 .map_err(ort::Error::from)
-                .and_then(|mut b| b.commit_from_file(model))
+                .and_then(|mut b| commit(&mut b, model))
                 .map_err(RuntimeError::from)
         } else {
             Err(RuntimeError::Ort(ort::Error::new(
@@ -192,6 +221,6 @@ pub fn open_shared_session(
             Err(e) => tracing::info!("CUDA execution provider not used ({e}); running on the CPU"),
         }
     }
-    let session = builder()?.commit_from_file(model)?;
+    let session = commit(&mut builder()?, model)?;
     Ok((session, ExecutionProviderKind::Cpu))
 }
