@@ -5,11 +5,11 @@
 //! branch four times (the recipe's artefact: 56 ms of a 76 ms photo, measured in
 //! docs/performance.md). Sessions therefore align through this smaller graph.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use prost::Message;
 
-use crate::onnx_proto::{attribute_proto::AttributeType, ModelProto};
+use crate::onnx_proto::{attribute_proto::AttributeType, ModelProto, NodeProto};
 
 /// `model` (an encoded ONNX model) with only the nodes, initialisers and inputs that
 /// `outputs` depend on, encoded again; `None` when the graph lacks one of `outputs` or
@@ -44,8 +44,8 @@ pub fn detection_graph(model: &[u8], outputs: &[&str]) -> Result<Option<Vec<u8>>
 }
 
 /// Every tensor `outputs` are computed from, walking producers back from them.
-fn needed_tensors(nodes: &[crate::onnx_proto::NodeProto], outputs: &[&str]) -> HashSet<String> {
-    let producer: std::collections::HashMap<&str, usize> = nodes
+fn needed_tensors(nodes: &[NodeProto], outputs: &[&str]) -> HashSet<String> {
+    let producer: HashMap<&str, usize> = nodes
         .iter()
         .enumerate()
         .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
@@ -77,7 +77,7 @@ pub struct DecodeError(prost::DecodeError);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::onnx_proto::{GraphProto, NodeProto, TensorProto, ValueInfoProto};
+    use crate::onnx_proto::{AttributeProto, GraphProto, TensorProto, ValueInfoProto};
 
     fn node(op: &str, inputs: &[&str], output: &str) -> NodeProto {
         NodeProto {
