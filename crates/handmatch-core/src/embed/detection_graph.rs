@@ -151,13 +151,11 @@ mod tests {
             .is_none());
         let mut model = ModelProto::decode(artefact().as_slice()).unwrap();
         let graph = model.graph.as_mut().unwrap();
-        graph.node[1]
-            .attribute
-            .push(crate::onnx_proto::AttributeProto {
-                name: Some("then_branch".into()),
-                r#type: Some(AttributeType::Graph as i32),
-                ..Default::default()
-            });
+        graph.node[1].attribute.push(AttributeProto {
+            name: Some("then_branch".into()),
+            r#type: Some(AttributeType::Graph as i32),
+            ..Default::default()
+        });
         assert!(detection_graph(&model.encode_to_vec(), &["presence"])
             .unwrap()
             .is_none());
