@@ -94,6 +94,14 @@ def compare(name, s, x, ref, fp32_speed):
     )
 
 
+def intermediates(model, names, images):
+    """The tensors `names` of `model` (inner ones too) on `images`, by name."""
+    probe = onnx.ModelProto.FromString(model.SerializeToString())
+    for name in names:
+        probe.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    return dict(zip(names, session(probe.SerializeToString()).run(names, {"image": images})))
+
+
 def equalise(model, cal, alpha=0.5, bounded=False, margin=1.5):
     """Per-tensor u8 activations lose channels whose range is far below the tensor's
     largest. Across each Conv -> ReLU6 -> Conv pair, channel c of the activation is divided
@@ -120,11 +128,7 @@ def equalise(model, cal, alpha=0.5, bounded=False, margin=1.5):
         if a is not None and a.op_type == "Conv" and len(readers[a.output[0]]) == 1 \
                 and len(bs) == 1 and bs[0].op_type == "Conv":
             pairs.append((a, clip, bs[0]))
-    probe = onnx.ModelProto.FromString(model.SerializeToString())
-    for a, _, _ in pairs:
-        probe.graph.output.append(helper.make_tensor_value_info(a.output[0], onnx.TensorProto.FLOAT, None))
-    names = [a.output[0] for a, _, _ in pairs]
-    pre = dict(zip(names, session(probe.SerializeToString()).run(names, {"image": cal})))
+    pre = intermediates(model, [a.output[0] for a, _, _ in pairs], cal)
     replaced = {}
     for a, clip, b in pairs:
         peak = pre[a.output[0]].max(axis=(0, 2, 3))
@@ -161,12 +165,8 @@ def bias_correct(model, cal):
     g = model.graph
     init = {i.name: i for i in g.initializer}
     convs = [n for n in g.node if n.op_type == "Conv" and len(n.input) == 3 and n.input[0] != "image"]
-    probe = onnx.ModelProto.FromString(model.SerializeToString())
-    names = sorted({n.input[0] for n in convs})
-    for name in names:
-        probe.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    means = {k: v.mean(axis=(0, 2, 3)) for k, v in
-             zip(names, session(probe.SerializeToString()).run(names, {"image": cal}))}
+    inputs = intermediates(model, sorted({n.input[0] for n in convs}), cal)
+    means = {k: v.mean(axis=(0, 2, 3)) for k, v in inputs.items()}
     for n in convs:
         w = numpy_helper.to_array(init[n.input[1]])
         b = numpy_helper.to_array(init[n.input[2]]).copy()

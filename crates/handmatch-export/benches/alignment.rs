@@ -20,12 +20,19 @@ use handmatch_core::embed::{EmbeddingSession, RuntimeOptions};
 use handmatch_export::artefact::{artefact_model, HeadSource};
 use handmatch_export::backbone::hand::DEFAULT_MODEL;
 use handmatch_export::backbone::HandModel;
+use image::RgbImage;
 
 fn photo() -> Vec<u8> {
     if let Some(path) = std::env::var_os("HANDMATCH_BENCH_JPEG") {
         return std::fs::read(&path).expect("HANDMATCH_BENCH_JPEG names a readable file");
     }
     first_photo(640, 480).unwrap()
+}
+
+/// The photo as the server prepares it for `session`'s artefact.
+fn prepared_photo(session: &EmbeddingSession) -> RgbImage {
+    let rgb = decode_rgb(&photo(), &DecodeLimits::default()).unwrap();
+    model_input(session.metadata(), rgb)
 }
 
 fn alignment(c: &mut Criterion) {
@@ -45,12 +52,8 @@ fn alignment(c: &mut Criterion) {
     let (model, _) = artefact_model(&hand, 224, head, None).unwrap();
     model.save(&path).unwrap();
     let mut session = EmbeddingSession::open(&path, &RuntimeOptions::default()).unwrap();
-    let meta = session.metadata().clone();
     let aligner = session.hand_aligner().expect("a hand model aligns");
-    let image = model_input(
-        &meta,
-        decode_rgb(&photo(), &DecodeLimits::default()).unwrap(),
-    );
+    let image = prepared_photo(&session);
     let mut group = c.benchmark_group("hand alignment");
     group.sample_size(20);
     group.bench_function("landmarks + warp, one photo", |b| {
@@ -72,11 +75,7 @@ fn alignment(c: &mut Criterion) {
 fn bench_artefact(group: &mut BenchmarkGroup<'_, WallTime>, path: &Path) {
     let mut session = EmbeddingSession::open(path, &RuntimeOptions::default())
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let meta = session.metadata().clone();
-    let image = model_input(
-        &meta,
-        decode_rgb(&photo(), &DecodeLimits::default()).unwrap(),
-    );
+    let image = prepared_photo(&session);
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     group.bench_function(format!("embedding, one photo: {name}"), |b| {
         b.iter(|| black_box(session.embed_inputs(&[black_box(&image)]).unwrap()))

@@ -4,8 +4,7 @@
 use std::path::Path;
 
 use super::runtime::{open_session, RuntimeError, RuntimeOptions, SessionSharing};
-use super::session::{open_detector, run_detection};
-use super::session::{LANDMARKS_NAME, PRESENCE_NAME};
+use super::session::{open_detector, run_detection, LANDMARKS_NAME, PRESENCE_NAME};
 use crate::hand::{HandDetection, HandDetector};
 use image::RgbImage;
 use ndarray::{Array2, Array4, ArrayView4};
