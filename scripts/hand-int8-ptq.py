@@ -17,9 +17,13 @@ scale, not the artefact's exact crops. The evaluation and calibration images are
 (the first N and the last CAL of the sorted directory).
 
 Usage: .venv-hand/bin/python scripts/hand-int8-ptq.py IMAGES_DIR [N=64] [CAL=128] [OUT]
+       .venv-hand/bin/python scripts/hand-int8-ptq.py IMAGES_DIR [N=256] [CAL=128] [OUT] --mixed
 
 With OUT, the last variant's model is written there, for `handmatch-train cv --hand-model
-OUT` to measure what it does to recognition.
+OUT` to measure what it does to recognition. `--mixed` prints only the mixed-precision
+table (`mixed_precision`): which operators, left fp32, would recover the most, chosen on
+64 further photos (the N+1st to the N+64th), and the network with the K most costly left
+fp32.
 """
 
 import glob
@@ -179,13 +183,60 @@ def bias_correct(model, cal):
     return model
 
 
-def static_qdq(src, out, cal, excluded=(), ops=None, method=CalibrationMethod.MinMax):
+def static_qdq(src, out, cal, excluded=(), ops=None, method=CalibrationMethod.MinMax,
+               cache=None):
     extra = {"CalibPercentile": 99.99} if method == CalibrationMethod.Percentile else {}
     quantize_static(src, out, Batches(cal), quant_format=QuantFormat.QDQ,
                     per_channel=True, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, op_types_to_quantize=ops,
                     nodes_to_exclude=list(excluded), calibrate_method=method,
-                    extra_options=extra)
+                    extra_options=extra, calibration_cache_path=cache)
+
+
+def pooled_cosines(s, x, ref):
+    out = s.run(None, {"image": x})[POOLED]
+    a = ref[POOLED]
+    return (a * out).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(out, axis=1)
+
+
+def mixed_precision(src, tmp, cal, sel, x, ref, fp32_speed, keep=(0, 1, 2, 4, 8, 12)):
+    """Which operators cost the most accuracy in int8? Each quantised operator is left fp32
+    in turn (the rest int8, the same calibrated ranges) and the gain in mean pooled cosine
+    is measured on SEL, photos neither calibrated on nor evaluated; then the K operators of
+    the largest gain stay fp32 and the rest int8, evaluated on the evaluation photos."""
+    cache = tmp / "ranges.json"
+    full = tmp / "mixed-all.onnx"
+    static_qdq(src, full, cal, method=CalibrationMethod.Percentile, cache=cache)
+    sel_ref = session(str(src)).run(None, {"image": sel})
+    base = 1 - pooled_cosines(session(str(full)), sel, sel_ref).mean()
+    quantised = {n.name for n in onnx.load(full).graph.node if n.op_type == "DequantizeLinear"}
+    nodes = onnx.load(src).graph.node
+    candidates = [n.name for n in nodes
+                  if n.op_type in ("Conv", "Gemm", "Add", "ReduceMean", "Sigmoid", "Clip")]
+    # The imported names are TensorFlow paths hundreds of characters long.
+    short = {n.name: f"{n.op_type} #{i}" for i, n in enumerate(nodes)}
+    gains = []
+    for name in candidates:
+        out = tmp / "mixed-probe.onnx"
+        static_qdq(src, out, cal, [name], method=CalibrationMethod.Percentile, cache=cache)
+        loss = 1 - pooled_cosines(session(str(out)), sel, sel_ref).mean()
+        gains.append((base - loss, name))
+    gains.sort(reverse=True)
+    print(f"\nselection: {len(sel)} photos, all int8: mean 1 - cosine {base:.5f}; "
+          f"{len(quantised)} DequantizeLinear nodes")
+    for gain, name in gains[:16]:
+        print(f"  {short[name]}: mean 1 - cosine falls by {gain:.5f} when left fp32")
+    print("\n| operators left fp32 | pooled cosine mean | worst | landmark error px mean | "
+          "worst | img/s | vs fp32 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    last = full
+    for k in keep:
+        excluded = [name for _, name in gains[:k]]
+        last = tmp / f"mixed-{k}.onnx"
+        static_qdq(src, last, cal, excluded, method=CalibrationMethod.Percentile, cache=cache)
+        label = ", ".join(short[e] for e in excluded) or "none"
+        compare(f"{k}: {label}", session(str(last)), x, ref, fp32_speed)
+    return last
 
 
 def main():
@@ -255,5 +306,29 @@ def main():
         shutil.copy(tmp / "bounded-qdq.onnx", out_path)
 
 
+def main_mixed():
+    """`--mixed`: only the mixed-precision table, on the bounded, bias-corrected network."""
+    args = [a for a in sys.argv[1:] if a != "--mixed"]
+    images_dir, n = args[0], int(args[1]) if len(args) > 1 else 256
+    cal_n = int(args[2]) if len(args) > 2 else 128
+    out_path = args[3] if len(args) > 3 else None
+    files = sorted(glob.glob(f"{images_dir}/*.jpg"))
+    sel_n = 64
+    assert len(files) >= n + sel_n + cal_n, f"need {n + sel_n + cal_n} photos in {images_dir}"
+    x, sel, cal = load(files[:n]), load(files[n:n + sel_n]), load(files[-cal_n:])
+    fp32 = session(MODEL)
+    ref = fp32.run(None, {"image": x})
+    fp32_speed = throughput(fp32, x)
+    print(f"fp32: {fp32_speed:.1f} img/s", flush=True)
+    tmp = Path(tempfile.mkdtemp())
+    onnx.save(version_converter.convert_version(onnx.load(MODEL), 13), tmp / "op13.onnx")
+    quant_pre_process(tmp / "op13.onnx", tmp / "pre.onnx", skip_symbolic_shape=True)
+    bounded, _ = equalise(onnx.load(tmp / "pre.onnx"), cal, bounded=True)
+    onnx.save(bias_correct(bounded, cal), tmp / "corrected.onnx")
+    last = mixed_precision(tmp / "corrected.onnx", tmp, cal, sel, x, ref, fp32_speed)
+    if out_path:
+        shutil.copy(last, out_path)
+
+
 if __name__ == "__main__":
-    main()
+    main_mixed() if "--mixed" in sys.argv else main()
