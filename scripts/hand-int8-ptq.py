@@ -53,6 +53,11 @@ SIDE = 224
 POOLED, LANDMARKS = 4, 0
 
 
+def photos(images_dir):
+    """The JPEG photos of a folder, or the PNG crops `write_aligned_crops` writes, by name."""
+    return sorted(glob.glob(f"{images_dir}/*.jpg") + glob.glob(f"{images_dir}/*.png"))
+
+
 def load(files):
     def one(f):
         im = Image.open(f).convert("RGB").resize((SIDE, SIDE), Image.BILINEAR)
@@ -244,7 +249,7 @@ def main():
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 64
     cal_n = int(sys.argv[3]) if len(sys.argv) > 3 else 128
     out_path = sys.argv[4] if len(sys.argv) > 4 else None
-    files = sorted(glob.glob(f"{images_dir}/*.jpg"))
+    files = photos(images_dir)
     assert len(files) >= n + cal_n, f"need {n + cal_n} photos in {images_dir}"
     x, cal = load(files[:n]), load(files[-cal_n:])
     fp32 = session(MODEL)
@@ -312,7 +317,7 @@ def main_mixed():
     images_dir, n = args[0], int(args[1]) if len(args) > 1 else 256
     cal_n = int(args[2]) if len(args) > 2 else 128
     out_path = args[3] if len(args) > 3 else None
-    files = sorted(glob.glob(f"{images_dir}/*.jpg"))
+    files = photos(images_dir)
     sel_n = 64
     assert len(files) >= n + sel_n + cal_n, f"need {n + sel_n + cal_n} photos in {images_dir}"
     x, sel, cal = load(files[:n]), load(files[n:n + sel_n]), load(files[-cal_n:])

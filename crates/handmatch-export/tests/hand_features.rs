@@ -456,7 +456,7 @@ fn every_group_with_test_time_views_is_the_same_in_extraction_and_in_the_artefac
 
 #[test]
 fn alignment_runs_the_detection_graph_alone_and_finds_what_the_whole_graph_finds() {
-    use handmatch_core::embed::detection_graph::detection_graph;
+    use handmatch_core::embed::output_graph::graph_for_outputs;
     use handmatch_core::embed::runtime::open_session;
     use handmatch_core::embed::session::{run_detection, LANDMARKS_NAME, PRESENCE_NAME};
     use handmatch_core::embed::EmbeddingSession;
@@ -486,7 +486,7 @@ fn alignment_runs_the_detection_graph_alone_and_finds_what_the_whole_graph_finds
     artefact.save(&path).unwrap();
 
     let bytes = std::fs::read(&path).unwrap();
-    let cut = detection_graph(&bytes, &[PRESENCE_NAME, LANDMARKS_NAME])
+    let cut = graph_for_outputs(&bytes, &[PRESENCE_NAME, LANDMARKS_NAME])
         .unwrap()
         .expect("a hand artefact can be cut");
     let whole = ModelProto::decode(bytes.as_slice()).unwrap().graph.unwrap();
@@ -533,4 +533,132 @@ fn alignment_runs_the_detection_graph_alone_and_finds_what_the_whole_graph_finds
             }
         }
     }
+}
+
+/// The hand network at `DEFAULT_MODEL` with every float weight scaled by `factor`, written
+/// to `path`: another version of the same network, as an int8 one would be.
+fn scaled_hand_network(factor: f32, path: &std::path::Path) {
+    use handmatch_export::onnx::graph::float_values;
+    use handmatch_export::onnx::proto::ModelProto;
+    use prost::Message;
+
+    let bytes = std::fs::read(repo_file(handmatch_export::backbone::hand::DEFAULT_MODEL))
+        .expect("run scripts/setup.sh");
+    let mut model = ModelProto::decode(bytes.as_slice()).unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    for t in &mut graph.initializer {
+        if t.data_type() == DataType::Float as i32 && t.dims.len() == 4 {
+            let scaled: Vec<f32> = float_values(t).iter().map(|v| v * factor).collect();
+            t.raw_data = Some(scaled.iter().flat_map(|v| v.to_le_bytes()).collect());
+            t.float_data.clear();
+        }
+    }
+    std::fs::write(path, model.encode_to_vec()).unwrap();
+}
+
+#[test]
+fn an_embedding_network_computes_the_features_while_the_original_aligns_and_runs_apart() {
+    use handmatch_core::embed::output_graph::graph_for_outputs;
+    use handmatch_core::embed::session::{LANDMARKS_NAME, OUTPUT_NAME, PRESENCE_NAME};
+    use handmatch_core::embed::EmbeddingSession;
+    use handmatch_core::hand::HandDetector;
+    use handmatch_core::onnx_proto::ModelProto;
+    use handmatch_export::artefact::{artefact_model, HeadSource};
+    use handmatch_export::backbone::{Backbone, BackboneRef, HandModel, Tta};
+    use prost::Message;
+    use std::collections::HashSet;
+
+    let dir = tempfile::tempdir().unwrap();
+    let original = repo_file(handmatch_export::backbone::hand::DEFAULT_MODEL);
+    let scaled = dir.path().join("scaled.onnx");
+    scaled_hand_network(1.05, &scaled);
+    let export = |embedding: Option<&std::path::Path>, name: &str| {
+        let mut hand = HandModel::open(&original)
+            .expect("run scripts/setup.sh")
+            .with_features("geometry,trunk,local".parse().unwrap());
+        if let Some(network) = embedding {
+            hand = hand.with_embedding_network(network).unwrap();
+        }
+        let tta = Tta::none();
+        let backbone = Backbone {
+            source: BackboneRef::Hand(&hand),
+            tta: &tta,
+        };
+        let head = HeadSource::Random {
+            hidden: 64,
+            embedding_dim: 16,
+            seed: 5,
+        };
+        let (artefact, meta) = artefact_model(backbone, S, head, None).unwrap();
+        let path = dir.path().join(name);
+        artefact.save(&path).unwrap();
+        (path, meta.backbone)
+    };
+    let (plain, _) = export(None, "plain.onnx");
+    let (same, _) = export(Some(&original), "same.onnx");
+    let (other, described) = export(Some(&scaled), "other.onnx");
+    assert!(described.contains(",embedding-network="), "{described}");
+
+    let photo = image::open(repo_file("scripts/hand-landmarks/fixture-hand.png"))
+        .unwrap()
+        .to_rgb8();
+    let crop = image::imageops::resize(&photo, S as u32, S as u32, image::imageops::Triangle);
+    let open = |p: &std::path::Path| EmbeddingSession::open(p, &RuntimeOptions::default());
+    let mut plain_session = open(&plain).unwrap();
+    let aligner = plain_session.hand_aligner().unwrap();
+    let aligned = aligner
+        .align(&mut plain_session, &[&photo])
+        .unwrap()
+        .remove(0);
+    let aligned = aligned.expect("the fixture's hand is found");
+    let embed = |p: &std::path::Path| open(p).unwrap().embed_crops(&[&aligned.crop]).unwrap();
+    let want = embed(&plain);
+
+    // The same network as the embedding network: the same embedding.
+    for (g, w) in embed(&same).iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-5, "{g} vs {w}");
+    }
+    // Another network computes the features...
+    let got = embed(&other);
+    let largest = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0, f32::max);
+    assert!(largest > 1e-3, "the embedding did not change ({largest})");
+    // ...while alignment still sees what the original sees.
+    let mut other_session = open(&other).unwrap();
+    let seen = other_session.detect(&[&crop, &aligned.crop]).unwrap();
+    let expected = plain_session.detect(&[&crop, &aligned.crop]).unwrap();
+    for (s, e) in seen.iter().zip(&expected) {
+        assert!((s.presence - e.presence).abs() <= 1e-5, "{s:?} vs {e:?}");
+        for (a, b) in s.points.iter().zip(&e.points) {
+            for k in 0..a.len() {
+                assert!((a[k] - b[k]).abs() <= 1e-3, "{s:?} vs {e:?}");
+            }
+        }
+    }
+
+    // The embedding's graph holds the other network alone: it shares with the alignment's
+    // graph only the input's normalisation, where the plain artefact shares its network.
+    let shared = |p: &std::path::Path| {
+        let bytes = std::fs::read(p).unwrap();
+        let names = |outputs: &[&str]| -> HashSet<String> {
+            let cut = graph_for_outputs(&bytes, outputs).unwrap().unwrap();
+            let graph = ModelProto::decode(cut.as_slice()).unwrap().graph.unwrap();
+            graph.node.iter().map(|n| n.output[0].clone()).collect()
+        };
+        let detection = names(&[PRESENCE_NAME, LANDMARKS_NAME]);
+        (
+            names(&[OUTPUT_NAME]).intersection(&detection).count(),
+            detection.len(),
+        )
+    };
+    let (plain_shared, detection_nodes) = shared(&plain);
+    let (other_shared, _) = shared(&other);
+    assert!(
+        plain_shared * 2 > detection_nodes,
+        "{plain_shared} of {detection_nodes}"
+    );
+    assert!(other_shared <= 8, "{other_shared} nodes run for both");
 }

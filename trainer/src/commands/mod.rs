@@ -67,6 +67,11 @@ pub struct BackboneArgs {
     /// The hand landmark model that `import-hand-landmarks` writes.
     #[arg(long, env = "HANDMATCH_HAND_MODEL", default_value = handmatch_export::backbone::hand::DEFAULT_MODEL)]
     pub hand_model: PathBuf,
+    /// Another version of the hand model that computes the features (an int8 one written by
+    /// `scripts/hand-int8-ptq.py`, say); alignment keeps `--hand-model`, and a session that
+    /// embeds runs this network alone.
+    #[arg(long, env = "HANDMATCH_HAND_EMBEDDING_MODEL")]
+    pub hand_embedding_model: Option<PathBuf>,
     /// The hand model's feature groups, comma-separated: geometry (landmark distances and
     /// bone angles), trunk (pooled network features), shape (silhouette finger widths and
     /// bone lengths), and the network's own maps read at points of the hand: local (14 × 14
@@ -92,8 +97,13 @@ impl BackboneArgs {
             self.hand_model.clone(),
         )
         .map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            self.hand_embedding_model.is_none() || spec.hand_model.is_some(),
+            "--hand-embedding-model needs a hand backbone (--backbone hand-landmarks)"
+        );
         Ok(handmatch_export::backbone::BackboneSpec {
             hand_features: self.hand_features.clone(),
+            hand_embedding: self.hand_embedding_model.clone(),
             tta: self.tta.clone(),
             ..spec
         })

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::runtime::{open_session, RuntimeError, RuntimeOptions, SessionSharing};
-use super::session::{open_detector, run_detection, LANDMARKS_NAME, PRESENCE_NAME};
+use super::session::{open_detector, open_graph_cut, run_detection, LANDMARKS_NAME, PRESENCE_NAME};
 use crate::hand::{HandDetection, HandDetector};
 use image::RgbImage;
 use ndarray::{Array2, Array4, ArrayView4};
@@ -20,19 +20,24 @@ pub const FEATURES_NAME: &str = "features";
 
 pub struct BackboneSession {
     session: Session,
-    /// Hand backbones: the landmark outputs' graph alone (see `detection_graph`).
+    /// Hand backbones: the landmark outputs' graph alone (see `output_graph`).
     detector: Option<Session>,
 }
 
 impl BackboneSession {
     pub fn open(path: &Path, opts: &RuntimeOptions) -> Result<Self, RuntimeError> {
-        let (session, _) = open_session(path, opts)?;
+        let (mut session, _) = open_session(path, opts)?;
         let has = |name: &str| session.outputs().iter().any(|o| o.name() == name);
         let detector = if has(PRESENCE_NAME) && has(LANDMARKS_NAME) {
             open_detector(path, opts, &SessionSharing::default())?
         } else {
             None
         };
+        if detector.is_some() {
+            // Features alone: a separate embedding network then runs without the original.
+            let cut = open_graph_cut(path, opts, &SessionSharing::default(), &[FEATURES_NAME])?;
+            session = cut.unwrap_or(session);
+        }
         Ok(Self { session, detector })
     }
 

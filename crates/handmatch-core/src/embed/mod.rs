@@ -3,9 +3,9 @@
 
 pub mod backbone_session;
 pub mod decode;
-pub mod detection_graph;
 pub mod jpeg_scaled;
 pub mod metadata;
+pub mod output_graph;
 pub mod pool;
 pub mod preprocess;
 pub mod queue;

@@ -24,8 +24,12 @@ pub enum RuntimeError {
     Load { path: PathBuf, reason: String },
     #[error("ONNX Runtime: {0}")]
     Ort(#[from] ort::Error),
-    #[error("{path}: cannot read its hand detection graph: {reason}")]
-    DetectionGraph { path: PathBuf, reason: String },
+    #[error("{path}: cannot cut its graph to {outputs}: {reason}")]
+    GraphCut {
+        path: PathBuf,
+        outputs: String,
+        reason: String,
+    },
     #[error("ONNX Runtime was already loaded from {loaded}; cannot switch to {requested} in the same process")]
     AlreadyLoaded { loaded: PathBuf, requested: PathBuf },
 }

@@ -12,8 +12,8 @@ use ort::value::TensorRef;
 use crate::hand::landmarks::detections_from;
 use crate::hand::{AlignError, HandAligner, HandDetection, HandDetector, LANDMARK_INPUT};
 
-use super::detection_graph::detection_graph;
 use super::metadata::{ArtefactMetadata, MetadataError, Precision};
+use super::output_graph::graph_for_outputs;
 use super::runtime::{
     open_model, open_shared_session, ExecutionProviderKind, ModelSource, RuntimeError,
     RuntimeOptions, SessionSharing,
@@ -55,7 +55,7 @@ pub enum EmbedError {
 pub struct EmbeddingSession {
     session: Session,
     /// Hand models: the graph of the `presence` and `landmarks` outputs alone, which
-    /// alignment runs (see `detection_graph`).
+    /// alignment runs (see `output_graph`).
     detector: Option<Session>,
     metadata: ArtefactMetadata,
     provider: ExecutionProviderKind,
@@ -115,13 +115,12 @@ impl EmbeddingSession {
             None => None,
         };
         if detector.is_some() {
-            // Two sessions now take turns on the same cores: the whole graph's threads must
-            // not spin while the detector runs either (measured: 15 % slower photos).
-            let yielding = SessionSharing {
-                yield_when_idle: true,
-                ..*sharing
-            };
-            session = open_shared_session(path, opts, &yielding)?.0;
+            // Two sessions now take turns on the same cores: the embedding's threads must not
+            // spin while the detector runs either (measured: 15 % slower photos). It runs the
+            // graph cut to the embedding, so a separate embedding network runs alone.
+            if let Some(cut) = open_graph_cut(path, opts, sharing, &[OUTPUT_NAME])? {
+                session = cut;
+            }
         }
         tracing::info!(
             model_id = %metadata.model_id,
@@ -281,17 +280,27 @@ pub fn open_detector(
     opts: &RuntimeOptions,
     sharing: &SessionSharing,
 ) -> Result<Option<Session>, RuntimeError> {
-    let failed = |reason: String| RuntimeError::DetectionGraph {
+    open_graph_cut(path, opts, sharing, &[PRESENCE_NAME, LANDMARKS_NAME])
+}
+
+/// A session over `path`'s graph cut to `outputs` (`output_graph`), its threads not
+/// spinning while idle (it takes turns with another session over the same artefact on the
+/// same cores); `None` when the graph cannot be cut.
+pub fn open_graph_cut(
+    path: &Path,
+    opts: &RuntimeOptions,
+    sharing: &SessionSharing,
+    outputs: &[&str],
+) -> Result<Option<Session>, RuntimeError> {
+    let failed = |reason: String| RuntimeError::GraphCut {
         path: path.into(),
+        outputs: outputs.join(", "),
         reason,
     };
     let bytes = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
-    let Some(graph) = detection_graph(&bytes, &[PRESENCE_NAME, LANDMARKS_NAME])
-        .map_err(|e| failed(e.to_string()))?
-    else {
+    let Some(graph) = graph_for_outputs(&bytes, outputs).map_err(|e| failed(e.to_string()))? else {
         return Ok(None);
     };
-    // Its threads must not spin on the cores the whole graph's session is about to use.
     let sharing = SessionSharing {
         yield_when_idle: true,
         ..*sharing

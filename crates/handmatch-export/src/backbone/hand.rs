@@ -50,10 +50,15 @@ pub struct HandModel {
     /// A fine-tuned copy of the same network whose trunk (pooled feature and maps) the
     /// features read; presence and landmarks always come from the original weights, so
     /// alignment still finds the hand.
-    trunk: Option<TunedTrunk>,
+    trunk: Option<NetworkCopy>,
+    /// Another version of the network (an int8 one, say) that computes every feature,
+    /// landmarks read by the features included; the original still gives the artefact's
+    /// presence and landmarks, so alignment is the original's. A session that computes
+    /// only the embedding then runs this network alone (`embed::output_graph`).
+    embedding: Option<NetworkCopy>,
 }
 
-struct TunedTrunk {
+struct NetworkCopy {
     graph: GraphProto,
     sha256: String,
 }
@@ -75,6 +80,7 @@ impl HandModel {
             sha256,
             features: HandFeatureSet::default(),
             trunk: None,
+            embedding: None,
         })
     }
 
@@ -98,7 +104,15 @@ impl HandModel {
                 ),
             });
         }
-        self.trunk = Some(TunedTrunk { graph, sha256 });
+        self.trunk = Some(NetworkCopy { graph, sha256 });
+        Ok(self)
+    }
+
+    /// The same features computed by the network at `path` (any version of it with the
+    /// same input, outputs and maps: `scripts/hand-int8-ptq.py` writes an int8 one).
+    pub fn with_embedding_network(mut self, path: &Path) -> Result<Self> {
+        let (graph, sha256) = read_network(path)?;
+        self.embedding = Some(NetworkCopy { graph, sha256 });
         Ok(self)
     }
 }
@@ -162,6 +176,10 @@ impl HandModel {
         let trunk = self.trunk.as_ref().map_or(String::new(), |t| {
             format!(",tuned-trunk={}", &t.sha256[..16])
         });
+        let trunk = match &self.embedding {
+            Some(e) => format!("{trunk},embedding-network={}", &e.sha256[..16]),
+            None => trunk,
+        };
         format!(
             "hand-landmarks(mediapipe-hand_landmark_full,sha256={}{trunk},features={})",
             &self.sha256[..16],
@@ -181,21 +199,32 @@ pub fn build(
 ) -> Result<HandBranch> {
     check_size(image_size)?;
     let (unit, out) = splice(g, model, pixels, prefix);
-    let landmarks = &out["landmarks"];
-    // The features read the fine-tuned copy's tensors when there is one.
+    // The features read the embedding network when there is one, and the fine-tuned
+    // copy's trunk when there is one.
+    let embedding_prefix = format!("{prefix}_embedding");
+    let (feature_out, feature_prefix) = match &model.embedding {
+        Some(e) => (
+            g.splice(&e.graph, &embedding_prefix, &[(INPUT, &unit)]),
+            embedding_prefix.as_str(),
+        ),
+        None => (out.clone(), prefix),
+    };
+    let landmarks = &feature_out["landmarks"];
     let trunk_prefix = format!("{prefix}_tuned");
     let (trunk_out, map_prefix) = match &model.trunk {
         Some(t) => (
             g.splice(&t.graph, &trunk_prefix, &[(INPUT, &unit)]),
             trunk_prefix.as_str(),
         ),
-        None => (out.clone(), prefix),
+        None => (feature_out.clone(), feature_prefix),
     };
     let mut parts = Vec::new();
     let mut layout = Vec::new();
     for group in model.features.groups() {
         let (value, width) = match group {
-            HandFeatureGroup::Geometry => (geometry(g, &out["world_landmarks"]), GEOMETRY_DIM),
+            HandFeatureGroup::Geometry => {
+                (geometry(g, &feature_out["world_landmarks"]), GEOMETRY_DIM)
+            }
             HandFeatureGroup::Trunk => (
                 g.reshape(&trunk_out["pooled"], &[-1, POOLED_DIM as i64]),
                 POOLED_DIM,
@@ -232,7 +261,7 @@ pub fn build(
             layout,
         },
         presence: out["presence"].clone(),
-        landmarks: landmarks.clone(),
+        landmarks: out["landmarks"].clone(),
     })
 }
 

@@ -21,6 +21,9 @@ pub struct BackboneSpec {
     /// A fine-tuned copy of the hand model whose trunk the features read (alignment keeps
     /// the original weights).
     pub hand_trunk: Option<PathBuf>,
+    /// Another version of the hand model (an int8 one, say) that computes every feature;
+    /// alignment and the artefact's `presence` and `landmarks` keep the original.
+    pub hand_embedding: Option<PathBuf>,
     /// Test-time views the features are averaged over.
     pub tta: Tta,
 }
@@ -38,6 +41,7 @@ impl BackboneSpec {
             hand_model: None,
             hand_features: HandFeatureSet::default(),
             hand_trunk: None,
+            hand_embedding: None,
             tta: Tta::none(),
         }
     }
@@ -48,6 +52,7 @@ impl BackboneSpec {
             hand_model: Some(hand_model.into()),
             hand_features: HandFeatureSet::default(),
             hand_trunk: None,
+            hand_embedding: None,
             tta: Tta::none(),
         }
     }
@@ -80,6 +85,7 @@ impl BackboneSpec {
             hand_model: hand.then_some(hand_model),
             hand_features: HandFeatureSet::default(),
             hand_trunk: None,
+            hand_embedding: None,
             tta: Tta::none(),
         })
     }
@@ -106,9 +112,15 @@ impl BackboneSpec {
 impl BackboneSpec {
     fn open_hand(&self, path: &std::path::Path) -> Result<HandModel> {
         let hand = HandModel::open(path)?.with_features(self.hand_features.clone());
-        match &self.hand_trunk {
-            Some(trunk) => hand.with_trunk(trunk),
-            None => Ok(hand),
+        match (&self.hand_trunk, &self.hand_embedding) {
+            (Some(_), Some(_)) => Err(ExportError::Argument {
+                field: "hand-embedding-model".into(),
+                reason: "a fine-tuned trunk and another embedding network cannot be combined"
+                    .into(),
+            }),
+            (Some(trunk), None) => hand.with_trunk(trunk),
+            (None, Some(network)) => hand.with_embedding_network(network),
+            (None, None) => Ok(hand),
         }
     }
 }

@@ -11,14 +11,15 @@
 //! by the tests through the optimised graph). LayerNorm, softmax, GELU and the attention
 //! products of two activations stay fp32; so do the convolutions and the spliced hand
 //! landmark network, whose keypoints alignment relies on. ONNX Runtime's own convolution
-//! quantisers (dynamic `ConvInteger`, static QDQ) were measured on that network with real
-//! photos and lose the hand (worst pooled cosine 0.47–0.82, landmarks off by 6.6–41 px;
-//! `scripts/hand-int8-ptq.py`, docs/performance.md). With activation channels equalised
-//! under the unchanged ReLU6 bound and the biases corrected, that script keeps int8's speed
-//! and a mean pooled cosine of 0.998 (worst 0.98), and heads fitted on that network
-//! (`--hand-model`) recognise as well as fp32; but the recipe's whitening heads turn the
-//! remaining difference into an embedding cosine near 0.57 against the fp32 artefact, so
-//! no hand artefact could pass this module's gate, and there is no convolution path.
+//! quantisers (dynamic `ConvInteger`, static QDQ) were measured on that network with whole
+//! photos squeezed to its input and lose the hand (worst pooled cosine 0.47–0.82;
+//! `scripts/hand-int8-ptq.py`, docs/performance.md). On the aligned crops it sees in an
+//! artefact, static QDQ keeps a worst pooled cosine of 0.996, 0.9996 after that script's
+//! equalisation and bias correction, and such a network is used through the trainer's
+//! `--hand-embedding-model` (alignment keeps the fp32 network); heads fitted on it recognise
+//! as well as fp32. But the recipe's whitening heads turn the remaining difference into an
+//! embedding cosine near 0.66 against the fp32 artefact, so no recipe artefact could pass
+//! this module's gate, and this module has no convolution path.
 //!
 //! The head's products stay fp32 too. A head reads raw features: the standardisation it
 //! was fitted with is folded into its first product, so that product's input mixes

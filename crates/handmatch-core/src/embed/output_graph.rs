@@ -1,9 +1,12 @@
-//! A hand graph cut down to what its `presence` and `landmarks` outputs need.
+//! A graph cut down to what some of its outputs need.
 //!
 //! ONNX Runtime runs every node of a graph on every run, whichever outputs are asked for:
 //! aligning four rotations of a photo through the whole artefact also ran its embedding
 //! branch four times (the recipe's artefact: 56 ms of a 76 ms photo, measured in
-//! docs/performance.md). Sessions therefore align through this smaller graph.
+//! docs/performance.md). Sessions of hand models therefore align through the graph cut to
+//! `presence` and `landmarks`, and embed through the graph cut to the embedding (or
+//! features): when the features come from another version of the hand network (an int8
+//! one), the original that alignment uses is then not run again.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,7 +17,7 @@ use crate::onnx_proto::{attribute_proto::AttributeType, ModelProto, NodeProto};
 /// `model` (an encoded ONNX model) with only the nodes, initialisers and inputs that
 /// `outputs` depend on, encoded again; `None` when the graph lacks one of `outputs` or
 /// holds a node with a subgraph (whose outer-scope reads this does not follow).
-pub fn detection_graph(model: &[u8], outputs: &[&str]) -> Result<Option<Vec<u8>>, DecodeError> {
+pub fn graph_for_outputs(model: &[u8], outputs: &[&str]) -> Result<Option<Vec<u8>>, DecodeError> {
     let mut model = ModelProto::decode(model).map_err(DecodeError)?;
     let Some(graph) = model.graph.as_mut() else {
         return Ok(None);
@@ -126,7 +129,7 @@ mod tests {
 
     #[test]
     fn keeps_only_what_the_detection_outputs_read() {
-        let bytes = detection_graph(&artefact(), &["presence", "landmarks"])
+        let bytes = graph_for_outputs(&artefact(), &["presence", "landmarks"])
             .unwrap()
             .expect("both outputs exist");
         let graph = ModelProto::decode(bytes.as_slice()).unwrap().graph.unwrap();
@@ -146,7 +149,7 @@ mod tests {
 
     #[test]
     fn declines_graphs_it_cannot_cut() {
-        assert!(detection_graph(&artefact(), &["presence", "keypoints"])
+        assert!(graph_for_outputs(&artefact(), &["presence", "keypoints"])
             .unwrap()
             .is_none());
         let mut model = ModelProto::decode(artefact().as_slice()).unwrap();
@@ -156,9 +159,9 @@ mod tests {
             r#type: Some(AttributeType::Graph as i32),
             ..Default::default()
         });
-        assert!(detection_graph(&model.encode_to_vec(), &["presence"])
+        assert!(graph_for_outputs(&model.encode_to_vec(), &["presence"])
             .unwrap()
             .is_none());
-        assert!(detection_graph(b"not onnx", &["presence"]).is_err());
+        assert!(graph_for_outputs(b"not onnx", &["presence"]).is_err());
     }
 }
