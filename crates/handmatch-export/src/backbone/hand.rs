@@ -173,15 +173,14 @@ impl HandModel {
     }
 
     pub fn description(&self) -> String {
-        let trunk = self.trunk.as_ref().map_or(String::new(), |t| {
+        let tuned = self.trunk.as_ref().map_or(String::new(), |t| {
             format!(",tuned-trunk={}", &t.sha256[..16])
         });
-        let trunk = match &self.embedding {
-            Some(e) => format!("{trunk},embedding-network={}", &e.sha256[..16]),
-            None => trunk,
-        };
+        let embedding = self.embedding.as_ref().map_or(String::new(), |e| {
+            format!(",embedding-network={}", &e.sha256[..16])
+        });
         format!(
-            "hand-landmarks(mediapipe-hand_landmark_full,sha256={}{trunk},features={})",
+            "hand-landmarks(mediapipe-hand_landmark_full,sha256={}{tuned}{embedding},features={})",
             &self.sha256[..16],
             self.features
         )
