@@ -92,10 +92,14 @@ def throughput(s, images, seconds=4.0):
     return n / (time.time() - start)
 
 
+def cosines(a, b):
+    """Row-wise cosine between two batches of vectors."""
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
 def compare(name, s, x, ref, fp32_speed):
     out = s.run(None, {"image": x})
-    a, b = ref[POOLED], out[POOLED]
-    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    cos = cosines(ref[POOLED], out[POOLED])
     err = np.abs(ref[LANDMARKS] - out[LANDMARKS]).reshape(len(x), 21, 3)[:, :, :2]
     speed = throughput(s, x)
     print(
@@ -201,9 +205,7 @@ def static_qdq(src, out, cal, excluded=(), ops=None, method=CalibrationMethod.Mi
 
 
 def pooled_cosines(s, x, ref):
-    out = s.run(None, {"image": x})[POOLED]
-    a = ref[POOLED]
-    return (a * out).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(out, axis=1)
+    return cosines(ref[POOLED], s.run(None, {"image": x})[POOLED])
 
 
 def mixed_precision(src, tmp, cal, sel, x, ref, fp32_speed, keep=(0, 1, 2, 4, 8, 12)):

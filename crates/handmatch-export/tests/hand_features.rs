@@ -462,28 +462,16 @@ fn alignment_runs_the_detection_graph_alone_and_finds_what_the_whole_graph_finds
     use handmatch_core::embed::EmbeddingSession;
     use handmatch_core::hand::HandDetector;
     use handmatch_core::onnx_proto::ModelProto;
-    use handmatch_export::artefact::{artefact_model, HeadSource};
-    use handmatch_export::backbone::{Backbone, BackboneRef, HandModel, Tta};
+    use handmatch_export::backbone::HandModel;
     use ort::value::TensorRef;
     use prost::Message;
 
     let hand = HandModel::open(&repo_file(handmatch_export::backbone::hand::DEFAULT_MODEL))
         .expect("run scripts/setup.sh")
         .with_features("geometry,trunk,local".parse().unwrap());
-    let tta: Tta = "flip,shift".parse().unwrap();
-    let backbone = Backbone {
-        source: BackboneRef::Hand(&hand),
-        tta: &tta,
-    };
-    let head = HeadSource::Random {
-        hidden: 64,
-        embedding_dim: 16,
-        seed: 5,
-    };
-    let (artefact, _) = artefact_model(backbone, S, head, None).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.onnx");
-    artefact.save(&path).unwrap();
+    random_head_artefact(&hand, &"flip,shift".parse().unwrap(), &path);
 
     let bytes = std::fs::read(&path).unwrap();
     let cut = graph_for_outputs(&bytes, &[PRESENCE_NAME, LANDMARKS_NAME])
@@ -535,6 +523,30 @@ fn alignment_runs_the_detection_graph_alone_and_finds_what_the_whole_graph_finds
     }
 }
 
+/// Writes `hand`'s artefact with a small random head (the same for every call) to `path`;
+/// returns its backbone's description.
+fn random_head_artefact(
+    hand: &handmatch_export::backbone::HandModel,
+    tta: &handmatch_export::backbone::Tta,
+    path: &std::path::Path,
+) -> String {
+    use handmatch_export::artefact::{artefact_model, HeadSource};
+    use handmatch_export::backbone::{Backbone, BackboneRef};
+
+    let backbone = Backbone {
+        source: BackboneRef::Hand(hand),
+        tta,
+    };
+    let head = HeadSource::Random {
+        hidden: 64,
+        embedding_dim: 16,
+        seed: 5,
+    };
+    let (artefact, meta) = artefact_model(backbone, S, head, None).unwrap();
+    artefact.save(path).unwrap();
+    meta.backbone
+}
+
 /// The hand network at `DEFAULT_MODEL` with every float weight scaled by `factor`, written
 /// to `path`: another version of the same network, as an int8 one would be.
 fn scaled_hand_network(factor: f32, path: &std::path::Path) {
@@ -563,8 +575,7 @@ fn an_embedding_network_computes_the_features_while_the_original_aligns_and_runs
     use handmatch_core::embed::EmbeddingSession;
     use handmatch_core::hand::HandDetector;
     use handmatch_core::onnx_proto::ModelProto;
-    use handmatch_export::artefact::{artefact_model, HeadSource};
-    use handmatch_export::backbone::{Backbone, BackboneRef, HandModel, Tta};
+    use handmatch_export::backbone::{HandModel, Tta};
     use prost::Message;
     use std::collections::HashSet;
 
@@ -579,20 +590,9 @@ fn an_embedding_network_computes_the_features_while_the_original_aligns_and_runs
         if let Some(network) = embedding {
             hand = hand.with_embedding_network(network).unwrap();
         }
-        let tta = Tta::none();
-        let backbone = Backbone {
-            source: BackboneRef::Hand(&hand),
-            tta: &tta,
-        };
-        let head = HeadSource::Random {
-            hidden: 64,
-            embedding_dim: 16,
-            seed: 5,
-        };
-        let (artefact, meta) = artefact_model(backbone, S, head, None).unwrap();
         let path = dir.path().join(name);
-        artefact.save(&path).unwrap();
-        (path, meta.backbone)
+        let described = random_head_artefact(&hand, &Tta::none(), &path);
+        (path, described)
     };
     let (plain, _) = export(None, "plain.onnx");
     let (same, _) = export(Some(&original), "same.onnx");

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::runtime::{open_session, RuntimeError, RuntimeOptions, SessionSharing};
-use super::session::{open_detector, open_graph_cut, run_detection, LANDMARKS_NAME, PRESENCE_NAME};
+use super::session::{open_hand_cuts, run_detection, LANDMARKS_NAME, PRESENCE_NAME};
 use crate::hand::{HandDetection, HandDetector};
 use image::RgbImage;
 use ndarray::{Array2, Array4, ArrayView4};
@@ -20,25 +20,29 @@ pub const FEATURES_NAME: &str = "features";
 
 pub struct BackboneSession {
     session: Session,
-    /// Hand backbones: the landmark outputs' graph alone (see `output_graph`).
+    /// Hand backbones: the landmark outputs' graph alone, `session` then being the graph
+    /// cut to the features (see `open_hand_cuts`).
     detector: Option<Session>,
 }
 
 impl BackboneSession {
     pub fn open(path: &Path, opts: &RuntimeOptions) -> Result<Self, RuntimeError> {
-        let (mut session, _) = open_session(path, opts)?;
+        let (session, _) = open_session(path, opts)?;
         let has = |name: &str| session.outputs().iter().any(|o| o.name() == name);
-        let detector = if has(PRESENCE_NAME) && has(LANDMARKS_NAME) {
-            open_detector(path, opts, &SessionSharing::default())?
-        } else {
-            None
-        };
-        if detector.is_some() {
-            // Features alone: a separate embedding network then runs without the original.
-            let cut = open_graph_cut(path, opts, &SessionSharing::default(), &[FEATURES_NAME])?;
-            session = cut.unwrap_or(session);
+        if has(PRESENCE_NAME) && has(LANDMARKS_NAME) {
+            let sharing = SessionSharing::default();
+            if let Some((detector, features)) = open_hand_cuts(path, opts, &sharing, FEATURES_NAME)?
+            {
+                return Ok(Self {
+                    session: features,
+                    detector: Some(detector),
+                });
+            }
         }
-        Ok(Self { session, detector })
+        Ok(Self {
+            session,
+            detector: None,
+        })
     }
 
     /// A value of the graph's `metadata_props` (e.g. the backbone's model id).

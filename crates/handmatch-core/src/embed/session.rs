@@ -110,16 +110,15 @@ impl EmbeddingSession {
                 });
             }
         }
-        let detector = match metadata.hand_alignment {
-            Some(_) => open_detector(path, opts, sharing)?,
-            None => None,
-        };
-        if detector.is_some() {
-            // Two sessions now take turns on the same cores: the embedding's threads must not
-            // spin while the detector runs either (measured: 15 % slower photos). It runs the
-            // graph cut to the embedding, so a separate embedding network runs alone.
-            if let Some(cut) = open_graph_cut(path, opts, sharing, &[OUTPUT_NAME])? {
-                session = cut;
+        // Hand models align through one cut of the graph and embed through another, so a
+        // separate embedding network (an int8 one) runs without the network that aligns.
+        let mut detector = None;
+        if metadata.hand_alignment.is_some() {
+            if let Some((cut_detector, cut_main)) =
+                open_hand_cuts(path, opts, sharing, OUTPUT_NAME)?
+            {
+                detector = Some(cut_detector);
+                session = cut_main;
             }
         }
         tracing::info!(
@@ -273,41 +272,35 @@ impl HandDetector for EmbeddingSession {
     }
 }
 
-/// A session over `path`'s detection graph (`presence` and `landmarks` alone), when the
-/// graph has both outputs and can be cut; `None` leaves detection to the whole graph.
-pub fn open_detector(
+/// A hand graph's two sessions over `path`, each on its own cut of the graph (read once,
+/// `output_graph`): the detector (`presence` and `landmarks`) and the session of `output`
+/// alone. Their threads do not spin while idle, since they take turns on the same cores
+/// (measured: 15 % slower photos when one spun). `None` when the graph cannot be cut, which
+/// leaves both jobs to the whole graph.
+pub fn open_hand_cuts(
     path: &Path,
     opts: &RuntimeOptions,
     sharing: &SessionSharing,
-) -> Result<Option<Session>, RuntimeError> {
-    open_graph_cut(path, opts, sharing, &[PRESENCE_NAME, LANDMARKS_NAME])
-}
-
-/// A session over `path`'s graph cut to `outputs` (`output_graph`), its threads not
-/// spinning while idle (it takes turns with another session over the same artefact on the
-/// same cores); `None` when the graph cannot be cut.
-pub fn open_graph_cut(
-    path: &Path,
-    opts: &RuntimeOptions,
-    sharing: &SessionSharing,
-    outputs: &[&str],
-) -> Result<Option<Session>, RuntimeError> {
+    output: &str,
+) -> Result<Option<(Session, Session)>, RuntimeError> {
     let failed = |reason: String| RuntimeError::GraphCut {
         path: path.into(),
-        outputs: outputs.join(", "),
+        outputs: format!("{PRESENCE_NAME} and {LANDMARKS_NAME}, and to {output}"),
         reason,
     };
     let bytes = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
-    let Some(graph) = graph_for_outputs(&bytes, outputs).map_err(|e| failed(e.to_string()))? else {
+    let cut =
+        |outputs: &[&str]| graph_for_outputs(&bytes, outputs).map_err(|e| failed(e.to_string()));
+    let (Some(detection), Some(main)) = (cut(&[PRESENCE_NAME, LANDMARKS_NAME])?, cut(&[output])?)
+    else {
         return Ok(None);
     };
     let sharing = SessionSharing {
         yield_when_idle: true,
         ..*sharing
     };
-    Ok(Some(
-        open_model(ModelSource::Bytes(&graph), opts, &sharing)?.0,
-    ))
+    let open = |graph: &[u8]| open_model(ModelSource::Bytes(graph), opts, &sharing);
+    Ok(Some((open(&detection)?.0, open(&main)?.0)))
 }
 
 /// Runs only a hand graph's `presence` and `landmarks` outputs (the artefact's or the
