@@ -4,7 +4,7 @@
 //! `HANDMATCH_BENCH_JPEG=FILE` aligns your own photo; the default is a synthetic hand at
 //! 640 x 480. `HANDMATCH_BENCH_ARTEFACTS=A.onnx,B.onnx` also times the whole embedding of
 //! that photo through each of those artefacts, in the same run (say, one built on the
-//! fp32 hand network and one on an int8 network from `scripts/hand-int8-ptq.py`).
+//! fp32 hand network and one on an int8 network from `handmatch-train quantize-hand`).
 //!
 //! cargo bench -p handmatch-export --bench alignment
 

@@ -28,7 +28,7 @@ use handmatch_core::hand::LANDMARK_INPUT;
 
 /// Where `import-hand-landmarks` puts the model, relative to the repository.
 pub const DEFAULT_MODEL: &str = "models/hand-landmarks/hand_landmark_full.onnx";
-const INPUT: &str = "image";
+pub const INPUT: &str = "image";
 const OUTPUTS: [&str; 5] = [
     "landmarks",
     "presence",
@@ -109,7 +109,7 @@ impl HandModel {
     }
 
     /// The same features computed by the network at `path` (any version of it with the
-    /// same input, outputs and maps: `scripts/hand-int8-ptq.py` writes an int8 one).
+    /// same input, outputs and maps: `handmatch-train quantize-hand` writes an int8 one).
     pub fn with_embedding_network(mut self, path: &Path) -> Result<Self> {
         let (graph, sha256) = read_network(path)?;
         self.embedding = Some(NetworkCopy { graph, sha256 });

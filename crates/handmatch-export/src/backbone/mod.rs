@@ -7,6 +7,7 @@ pub mod dinov2;
 pub mod features;
 pub mod hand;
 pub mod hand_features;
+pub mod hand_int8;
 pub mod interpolate;
 pub mod landmark_samples;
 pub mod layers;

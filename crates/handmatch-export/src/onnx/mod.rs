@@ -1,9 +1,11 @@
 //! Writing ONNX graphs: the generated protobuf types, a small graph builder and the
 //! model file writer.
 
+pub mod conv_int8;
 pub mod graph;
 pub mod half_precision;
 pub mod model;
+pub mod optimised;
 pub mod quantize;
 
 #[allow(clippy::all, missing_docs)]

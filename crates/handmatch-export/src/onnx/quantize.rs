@@ -10,17 +10,10 @@
 //! the pattern ONNX Runtime's CPU provider fuses into one `DynamicQuantizeMatMul` (checked
 //! by the tests through the optimised graph). LayerNorm, softmax, GELU and the attention
 //! products of two activations stay fp32; so do the convolutions and the spliced hand
-//! landmark network, whose keypoints alignment relies on. ONNX Runtime's own convolution
-//! quantisers (dynamic `ConvInteger`, static QDQ) were measured on that network with whole
-//! photos squeezed to its input and lose the hand (worst pooled cosine 0.47–0.82;
-//! `scripts/hand-int8-ptq.py`, docs/performance.md). On the aligned crops it sees in an
-//! artefact, static QDQ keeps a worst pooled cosine of 0.996, 0.9996 after that script's
-//! equalisation and bias correction, and such a network is used through the trainer's
-//! `--hand-embedding-model` (alignment keeps the fp32 network); heads fitted on it recognise
-//! as well as fp32. With its Gemm heads (the landmarks) left fp32, the default hand artefact
-//! on it keeps a worst embedding cosine of 0.998 against fp32, but the recipe's whitening
-//! heads turn the remaining difference into a worst of 0.925; this module has no
-//! convolution path of its own.
+//! landmark network, whose keypoints alignment relies on. Convolutions need calibrated
+//! static quantisation instead (`onnx::conv_int8`; the trainer's `quantize-hand` writes the
+//! hand network that way, and an artefact computes its features with it while alignment
+//! keeps fp32).
 //!
 //! The head's products stay fp32 too. A head reads raw features: the standardisation it
 //! was fitted with is folded into its first product, so that product's input mixes
@@ -34,7 +27,8 @@
 use std::collections::HashMap;
 
 use super::proto::{tensor_proto::DataType, GraphProto, NodeProto, TensorProto};
-use crate::onnx::graph::{float_values, Attr, HEAD_WEIGHT_PREFIX};
+use crate::onnx::conv_int8::weights::{quantise_value, symmetric_scale};
+use crate::onnx::graph::{float_values, raw_tensor, Attr, HEAD_WEIGHT_PREFIX};
 
 /// Weights are symmetric per output column, in ±63 by default: on CPUs without VNNI the
 /// u8 × s8 products are summed in pairs into 16 bits (`vpmaddubsw`), which saturates for
@@ -148,21 +142,16 @@ fn quantizable_weight(
 fn quantize_columns(t: &TensorProto, weight_max: i8) -> (Vec<i8>, Vec<f32>) {
     let (k, n) = (t.dims[0] as usize, t.dims[1] as usize);
     let w = float_values(t);
-    let qmax = weight_max as f32;
     let scales: Vec<f32> = (0..n)
         .map(|c| {
             let amax = (0..k).map(|r| w[r * n + c].abs()).fold(0.0f32, f32::max);
-            if amax > 0.0 {
-                amax / qmax
-            } else {
-                1.0
-            }
+            symmetric_scale(amax, weight_max)
         })
         .collect();
     let q = w
         .iter()
         .enumerate()
-        .map(|(i, v)| (v / scales[i % n]).round().clamp(-qmax, qmax) as i8)
+        .map(|(i, v)| quantise_value(*v, scales[i % n], weight_max))
         .collect();
     (q, scales)
 }
@@ -207,14 +196,14 @@ impl Rewriter {
             }
         };
         let w_q = self.name(&base, "w_q");
-        self.initializers.push(tensor(
+        self.initializers.push(raw_tensor(
             &w_q,
             shape,
             DataType::Int8,
             q.iter().map(|v| *v as u8).collect(),
         ));
         let w_scale = self.name(&base, "w_scale");
-        self.initializers.push(tensor(
+        self.initializers.push(raw_tensor(
             &w_scale,
             &[scales.len() as i64],
             DataType::Float,
@@ -268,16 +257,6 @@ fn node_of(
             .into_iter()
             .map(|(n, a)| super::graph::attribute(n, a))
             .collect(),
-        ..Default::default()
-    }
-}
-
-fn tensor(name: &str, dims: &[i64], data_type: DataType, raw: Vec<u8>) -> TensorProto {
-    TensorProto {
-        name: Some(name.to_string()),
-        dims: dims.to_vec(),
-        data_type: Some(data_type as i32),
-        raw_data: Some(raw),
         ..Default::default()
     }
 }
