@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Can the hand landmark network's convolutions be quantised to int8 without losing the
 hand? ONNX Runtime's own post-training quantisers on the imported network, against fp32, on
-real photos (docs/performance.md, "int8 and the hand landmark network").
+real photos (docs/performance.md, "int8 and the hand landmark network"). A probe: the
+network an artefact uses comes from `handmatch-train quantize-hand`, our own quantiser of
+the same method (bounded equalisation, bias correction, static QDQ), no Python needed.
 
 Variants: dynamic (ConvInteger, u8 or s8 weights, per channel) and static QDQ (u8
 activations calibrated on CAL images, s8 weights per channel, MinMax or 99.99th

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use handmatch_core::embed::{ArtefactMetadata, RuntimeOptions};
+use handmatch_export::backbone::BackboneSpec;
 use handmatch_export::onnx::quantize::QuantizeOptions;
 use handmatch_export::onnx::ModelFile;
 use handmatch_export::precision::{fp16_summary, int8_summary, record_gate, to_fp16, to_int8};
@@ -39,11 +40,32 @@ pub struct PrecisionArgs {
     pub calibration: Option<PathBuf>,
 }
 
+/// With `--precision int8`, a hand backbone's features may come from the int8 network that
+/// `quantize-hand` writes (`--hand-embedding-model`): then the gate compares the artefact
+/// with the same artefact on the fp32 network, which `build` makes from the spec without
+/// it. `None` in every other case (the gate compares with the model as built).
+pub fn hand_fp32_reference(
+    spec: &BackboneSpec,
+    precision: &PrecisionArgs,
+    build: impl FnOnce(&BackboneSpec) -> anyhow::Result<ModelFile>,
+) -> anyhow::Result<Option<ModelFile>> {
+    if precision.precision != Some(Reduced::Int8) || spec.hand_embedding.is_none() {
+        return Ok(None);
+    }
+    let fp32 = BackboneSpec {
+        hand_embedding: None,
+        ..spec.clone()
+    };
+    build(&fp32).map(Some)
+}
+
 /// Writes `model` to `out` (atomically); with `--precision int8|fp16`, the gated artefact in
-/// that precision. Returns the metadata written.
+/// that precision, compared with `fp32_reference` (`hand_fp32_reference`) or else with
+/// `model` as given. Returns the metadata written.
 pub fn write_artefact(
     mut model: ModelFile,
     mut meta: ArtefactMetadata,
+    fp32_reference: Option<ModelFile>,
     out: &Path,
     precision: &PrecisionArgs,
     runtime: &RuntimeOptions,
@@ -61,12 +83,13 @@ pub fn write_artefact(
     let scratch = tempfile::tempdir().context("a scratch folder for the quality gate")?;
     let fp32 = scratch.path().join("fp32.onnx");
     let candidate = scratch.path().join("candidate.onnx");
-    model
-        .clone()
+    let int8_network = fp32_reference.is_some();
+    fp32_reference
+        .unwrap_or_else(|| model.clone())
         .save(&fp32)
         .context("writing the fp32 reference")?;
     let (summary, done) = match reduced {
-        Reduced::Int8 => int8(&mut model, &mut meta)?,
+        Reduced::Int8 => int8(&mut model, &mut meta, int8_network)?,
         Reduced::Fp16 => fp16(&mut model, &mut meta)?,
     };
     model
@@ -85,20 +108,23 @@ pub fn write_artefact(
     Ok(meta)
 }
 
-/// The int8 rewrite: its metadata summary and a line saying what it did.
+/// The int8 rewrite: its metadata summary and a line saying what it did. `int8_network`:
+/// the hand network computing the features is already int8 (`quantize-hand`).
 fn int8(
     model: &mut ModelFile,
     meta: &mut ArtefactMetadata,
+    int8_network: bool,
 ) -> anyhow::Result<(serde_json::Value, String)> {
     let quantized = to_int8(model, meta, QuantizeOptions::default());
     anyhow::ensure!(
-        quantized.matmuls > 0,
+        quantized.matmuls > 0 || int8_network,
         "--precision int8: this artefact has no matrix product to quantise ({} in its head, \
-         which stays fp32; convolutions, such as the hand landmark network's, are not \
-         quantised); export it without --precision",
+         which stays fp32). A hand landmark network's convolutions are quantised by \
+         `handmatch-train quantize-hand --data DIR --out NET`: pass NET as \
+         --hand-embedding-model",
         quantized.head_matmuls_kept
     );
-    let done = format!(
+    let mut done = format!(
         "int8: {} matrix products quantised ({:.1} MB of fp32 weights → {:.1} MB; the head's {} \
          stay fp32)",
         quantized.matmuls,
@@ -106,7 +132,13 @@ fn int8(
         quantized.int8_bytes as f64 / 1e6,
         quantized.head_matmuls_kept,
     );
-    Ok((int8_summary(&quantized), done))
+    let mut summary = int8_summary(&quantized);
+    if int8_network {
+        done.push_str("; the hand network's features come from its int8 version");
+        summary["hand_network"] =
+            "static int8 (handmatch-train quantize-hand); alignment fp32".into();
+    }
+    Ok((summary, done))
 }
 
 /// The fp16 conversion: its metadata summary and a line saying what it did.

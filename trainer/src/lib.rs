@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod extract;
 pub mod finetune;
 pub mod fit;
+pub mod hand_int8;
 pub mod lda;
 pub mod pipeline;
 pub mod recipe;

@@ -46,6 +46,9 @@ enum Command {
     ImportHandLandmarks,
     /// Draw hands before and after alignment, with their landmarks, into one PNG.
     AlignSheet(commands::align_sheet::AlignSheetArgs),
+    /// Write the hand landmark network in static int8, calibrated on aligned crops of a
+    /// dataset's hands, for `--hand-embedding-model`.
+    QuantizeHand(commands::quantize_hand::QuantizeHandArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,6 +73,7 @@ fn main() -> anyhow::Result<()> {
         Command::Cv(a) => commands::cv::run(a),
         Command::ImportHandLandmarks => commands::import_hand_landmarks::run(),
         Command::AlignSheet(a) => commands::align_sheet::run(a),
+        Command::QuantizeHand(a) => commands::quantize_hand::run(a),
     }
 }
 

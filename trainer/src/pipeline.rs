@@ -13,7 +13,7 @@ use handmatch_core::hand_image::HandImage;
 use handmatch_core::report::plot::{line_chart, Series};
 use handmatch_core::training_summary::{SplitSummary, TrainingSummary, ValidationSummary};
 
-use crate::artefact_writer::{write_artefact, PrecisionArgs};
+use crate::artefact_writer::{hand_fp32_reference, write_artefact, PrecisionArgs};
 use crate::extract::{extract, ExtractOptions, FeatureCache};
 use crate::finetune::{fine_tune, AlignedCrops, BackboneSource, FineTuneConfig, FineTuneJob};
 use crate::training::FitConfig;
@@ -347,14 +347,25 @@ fn export_trained(
         open_set: outcome.operating_points.clone(),
         selection: selection.map(Selection::summary),
     };
-    let open = trained.spec.open()?;
-    let (model, meta) = artefact_model(
-        open.as_ref(),
-        job.image_size,
-        HeadSource::Trained(Box::new(outcome.head.clone())),
-        Some(training),
-    )?;
+    let build = |spec: &BackboneSpec, training| -> anyhow::Result<_> {
+        let head = HeadSource::Trained(Box::new(outcome.head.clone()));
+        Ok(artefact_model(
+            spec.open()?.as_ref(),
+            job.image_size,
+            head,
+            training,
+        )?)
+    };
+    let reference = hand_fp32_reference(trained.spec, &job.precision, |s| Ok(build(s, None)?.0))?;
+    let (model, meta) = build(trained.spec, Some(training))?;
     let model_path = job.out.join("model.onnx");
-    write_artefact(model, meta, &model_path, &job.precision, &job.runtime)?;
+    write_artefact(
+        model,
+        meta,
+        reference,
+        &model_path,
+        &job.precision,
+        &job.runtime,
+    )?;
     Ok(model_path)
 }

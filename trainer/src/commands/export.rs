@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 use handmatch_export::artefact::{artefact_model, HeadSource};
+use handmatch_export::backbone::BackboneSpec;
 use handmatch_export::head::{Head, DEFAULT_HIDDEN};
-use handmatch_trainer::artefact_writer::{write_artefact, PrecisionArgs};
+use handmatch_export::onnx::ModelFile;
+use handmatch_trainer::artefact_writer::{hand_fp32_reference, write_artefact, PrecisionArgs};
 
 use super::BackboneArgs;
 
@@ -41,17 +43,33 @@ pub struct ExportArgs {
 }
 
 pub fn run(a: ExportArgs) -> anyhow::Result<()> {
-    let open = a.backbone.spec()?.open()?;
-    let head = match &a.head {
-        Some(path) => HeadSource::Trained(Box::new(Head::load(path)?)),
-        None => HeadSource::Random {
-            hidden: a.head_hidden,
-            embedding_dim: a.embedding_dim,
-            seed: a.seed,
-        },
+    let spec = a.backbone.spec()?;
+    let build = |spec: &BackboneSpec| -> anyhow::Result<_> {
+        let head = match &a.head {
+            Some(path) => HeadSource::Trained(Box::new(Head::load(path)?)),
+            None => HeadSource::Random {
+                hidden: a.head_hidden,
+                embedding_dim: a.embedding_dim,
+                seed: a.seed,
+            },
+        };
+        Ok(artefact_model(
+            spec.open()?.as_ref(),
+            a.backbone.image_size,
+            head,
+            None,
+        )?)
     };
-    let (model, meta) = artefact_model(open.as_ref(), a.backbone.image_size, head, None)?;
-    let meta = write_artefact(model, meta, &a.out, &a.precision, &a.runtime.options())?;
+    let reference = hand_fp32_reference(&spec, &a.precision, |s| Ok(build(s)?.0))?;
+    let (model, meta): (ModelFile, _) = build(&spec)?;
+    let meta = write_artefact(
+        model,
+        meta,
+        reference,
+        &a.out,
+        &a.precision,
+        &a.runtime.options(),
+    )?;
     println!(
         "wrote {} (model_id {}, {}, {}, {}px → {}-d)",
         a.out.display(),

@@ -12,6 +12,7 @@ pub mod fit;
 pub mod import_hand_landmarks;
 pub mod init_random;
 pub mod matrix;
+pub mod quantize_hand;
 pub mod split;
 pub mod synth;
 
@@ -68,7 +69,7 @@ pub struct BackboneArgs {
     #[arg(long, env = "HANDMATCH_HAND_MODEL", default_value = handmatch_export::backbone::hand::DEFAULT_MODEL)]
     pub hand_model: PathBuf,
     /// Another version of the hand model that computes the features (an int8 one written by
-    /// `scripts/hand-int8-ptq.py`, say); alignment keeps `--hand-model`, and a session that
+    /// `quantize-hand`, say); alignment keeps `--hand-model`, and a session that
     /// embeds runs this network alone.
     #[arg(long, env = "HANDMATCH_HAND_EMBEDDING_MODEL")]
     pub hand_embedding_model: Option<PathBuf>,
