@@ -313,3 +313,31 @@ fn a_missing_range_is_refused_naming_the_value() {
         "{err}"
     );
 }
+
+#[test]
+fn convolutions_sharing_a_weight_stay_fp32_and_the_graph_still_runs() {
+    let mut model = network(1);
+    let graph = model.graph.as_mut().unwrap();
+    // A second projection reading the first one's weights and bias.
+    graph.node.push(node(
+        "Conv",
+        "proj_again",
+        &["residual", "proj.w", "proj.b"],
+        vec![ints("kernel_shape", &[1, 1])],
+    ));
+    graph.output.push(float_of_any_shape("proj_again"));
+    let opts = ConvInt8Options {
+        qdq: QdqOptions {
+            weight_max: 127,
+            keep_fp32: vec!["stem".into()],
+        },
+        keep_values: vec!["residual".into()],
+        corrections: true,
+    };
+    let report =
+        quantise_network(&mut model, &inputs(2, 2), &opts, &RuntimeOptions::default()).unwrap();
+    // dw and expand; proj and proj_again share theirs.
+    assert_eq!(report.qdq.convs, 2, "{report:?}");
+    let [pooled, residual] = run(&model, &inputs(1, 5)[0]);
+    assert!(pooled.iter().chain(residual.iter()).all(|v| v.is_finite()));
+}

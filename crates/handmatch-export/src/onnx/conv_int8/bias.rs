@@ -8,29 +8,26 @@ use std::collections::HashMap;
 
 use super::equalise::uncalibrated;
 use super::graph_index::{conv_groups, GraphIndex};
+use super::qdq::quantised_nodes;
 use super::stats::TensorStats;
 use super::weights::rounded_per_channel;
 use crate::error::Result;
 use crate::onnx::proto::GraphProto;
 
-/// The convolutions (node indices) to correct: those with a bias, quantised (not named in
-/// `keep_fp32`), reading a value computed inside the graph.
+/// The convolutions (node indices) to correct: those `qdq` quantises, with a bias, reading a
+/// value computed inside the graph.
 pub fn corrected_convs(graph: &GraphProto, keep_fp32: &[String]) -> Vec<usize> {
     let index = GraphIndex::of(graph);
     let graph_inputs: Vec<&str> = graph.input.iter().map(|v| v.name()).collect();
-    graph
-        .node
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| {
+    quantised_nodes(graph, keep_fp32)
+        .into_iter()
+        .filter(|&i| {
+            let n = &graph.node[i];
             n.op_type() == "Conv"
                 && n.input.len() == 3
-                && !keep_fp32.iter().any(|k| k == n.name())
                 && !graph_inputs.contains(&n.input[0].as_str())
-                && index.float_weight(graph, &n.input[1]).is_some()
                 && index.float_weight(graph, &n.input[2]).is_some()
         })
-        .map(|(i, _)| i)
         .collect()
 }
 

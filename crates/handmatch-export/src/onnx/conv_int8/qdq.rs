@@ -37,16 +37,22 @@ pub struct QdqReport {
     pub int8_weight_bytes: usize,
 }
 
-/// The nodes `quantise` turns int8: convolutions with constant float weights and additions
-/// of two computed values, minus those kept fp32.
-fn quantised_nodes(graph: &GraphProto, index: &GraphIndex, keep_fp32: &[String]) -> Vec<usize> {
+/// The nodes `quantise` turns int8: convolutions with constant float weights of their own
+/// (a weight or bias shared with another node stays fp32: its int8 copy is named after it)
+/// and additions of two computed values, minus those kept fp32.
+pub fn quantised_nodes(graph: &GraphProto, keep_fp32: &[String]) -> Vec<usize> {
+    let index = GraphIndex::of(graph);
     graph
         .node
         .iter()
         .enumerate()
         .filter(|(_, n)| !keep_fp32.iter().any(|k| k == n.name()))
         .filter(|(_, n)| match n.op_type() {
-            "Conv" => n.input.len() >= 2 && index.float_weight(graph, &n.input[1]).is_some(),
+            "Conv" => {
+                n.input.len() >= 2
+                    && index.float_weight(graph, &n.input[1]).is_some()
+                    && n.input[1..].iter().all(|w| index.readers_of(w).len() == 1)
+            }
             "Add" => {
                 n.input.len() == 2 && n.input.iter().all(|i| !index.initializer.contains_key(i))
             }
@@ -60,7 +66,7 @@ fn quantised_nodes(graph: &GraphProto, index: &GraphIndex, keep_fp32: &[String])
 pub fn quantised_values(graph: &GraphProto, keep_fp32: &[String]) -> Vec<String> {
     let index = GraphIndex::of(graph);
     let mut values = Vec::new();
-    for i in quantised_nodes(graph, &index, keep_fp32) {
+    for i in quantised_nodes(graph, keep_fp32) {
         let n = &graph.node[i];
         let inputs = if n.op_type() == "Conv" {
             &n.input[..1]
@@ -94,7 +100,7 @@ pub fn quantise(
     opts: &QdqOptions,
 ) -> Result<QdqReport> {
     let index = GraphIndex::of(graph);
-    let nodes = quantised_nodes(graph, &index, &opts.keep_fp32);
+    let nodes = quantised_nodes(graph, &opts.keep_fp32);
     let mut rewrite = Rewrite::default();
     for value in quantised_values(graph, &opts.keep_fp32) {
         let stats = ranges.get(&value).ok_or_else(|| uncalibrated(&value))?;
