@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 
-use super::equalise::uncalibrated;
 use super::graph_index::{conv_groups, GraphIndex};
 use super::qdq::quantised_nodes;
+use super::stats::uncalibrated;
 use super::stats::TensorStats;
 use super::weights::rounded_per_channel;
 use crate::error::Result;

@@ -12,8 +12,9 @@
 use std::collections::HashMap;
 
 use super::graph_index::{conv_groups, GraphIndex};
+use super::stats::uncalibrated;
 use super::stats::TensorStats;
-use crate::error::{ExportError, Result};
+use crate::error::Result;
 use crate::onnx::proto::GraphProto;
 
 /// How far each channel's range is moved toward its weights' (SmoothQuant's α).
@@ -153,13 +154,6 @@ fn b_out_channels(graph: &GraphProto, index: &GraphIndex, weight: &str) -> usize
     index
         .float_weight(graph, weight)
         .map_or(1, |t| t.dims[0] as usize)
-}
-
-pub(super) fn uncalibrated(value: &str) -> ExportError {
-    ExportError::Argument {
-        field: "calibration".into(),
-        reason: format!("no statistics for `{value}`"),
-    }
 }
 
 /// The largest weight magnitude reading each input channel.

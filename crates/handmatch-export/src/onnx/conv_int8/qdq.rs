@@ -9,8 +9,8 @@
 
 use std::collections::HashMap;
 
-use super::equalise::uncalibrated;
 use super::graph_index::GraphIndex;
+use super::stats::uncalibrated;
 use super::stats::TensorStats;
 use super::weights::quantise_per_channel;
 use crate::error::Result;

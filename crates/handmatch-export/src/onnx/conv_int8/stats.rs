@@ -1,5 +1,7 @@
 use ndarray::{ArrayViewD, Axis};
 
+use crate::error::ExportError;
+
 /// What calibration saw of one tensor `[N, C, ...]` over every batch: its range, and each
 /// channel's largest value and mean.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -54,6 +56,14 @@ impl TensorStats {
     pub fn channel_mean(&self) -> Vec<f32> {
         let n = self.per_channel.max(1) as f64;
         self.channel_sum.iter().map(|s| (s / n) as f32).collect()
+    }
+}
+
+/// The error of a step that needs statistics calibration did not gather for `value`.
+pub(super) fn uncalibrated(value: &str) -> ExportError {
+    ExportError::Argument {
+        field: "calibration".into(),
+        reason: format!("no statistics for `{value}`"),
     }
 }
 
